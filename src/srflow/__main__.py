@@ -1,0 +1,3 @@
+from srflow.cli.main import main
+
+raise SystemExit(main())

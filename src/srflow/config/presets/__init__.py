@@ -1,0 +1,33 @@
+"""Named YAML presets shipped with the package (``srflow_df2k_x4``, ``tiny``, ...)."""
+
+from __future__ import annotations
+
+from importlib import resources
+from pathlib import Path
+
+import yaml
+
+from srflow.config.loading import ConfigError, from_dict
+from srflow.config.schema import ModelConfig
+
+
+def preset_names() -> list[str]:
+    """Names of the shipped presets."""
+    return sorted(
+        Path(p.name).stem
+        for p in resources.files(__package__).iterdir()
+        if p.name.endswith(".yaml")
+    )
+
+
+def preset_path(name: str) -> Path:
+    """Path of a shipped preset file."""
+    if name not in preset_names():
+        raise ConfigError(f"unknown preset {name!r}; available: {', '.join(preset_names())}")
+    return Path(str(resources.files(__package__) / f"{name}.yaml"))
+
+
+def load_preset(name: str) -> ModelConfig:
+    """The model configuration of a shipped preset."""
+    data = yaml.safe_load(preset_path(name).read_text())
+    return from_dict(ModelConfig, data["model"], path="model")

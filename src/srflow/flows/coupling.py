@@ -1,0 +1,105 @@
+"""Conditional affine layers of SRFlow (Lugmayr et al., ECCV 2020, Sec. 3.3)."""
+
+from __future__ import annotations
+
+import torch
+from torch import Tensor
+
+from srflow.flows.base import FlowLayer, sum_except_batch
+from srflow.flows.nets import conditioning_subnet
+
+
+def _shift_and_scale(h: Tensor, eps: float) -> tuple[Tensor, Tensor]:
+    """Interleaved split of a sub-network output: even channels shift, odd channels scale.
+
+    The scale is ``sigmoid(raw + 2) + eps``, in ``(eps, 1 + eps)``.
+    """
+    return h[:, 0::2], torch.sigmoid(h[:, 1::2] + 2.0) + eps
+
+
+class AffineInjector(FlowLayer):
+    r"""Affine map of all channels whose parameters depend only on the conditioning:
+    :math:`y = (x + t(c)) \odot s(c)`, ``log|det| = \sum \log s(c)``.
+
+    Args:
+        channels: channels of ``x``.
+        cond_channels: channels of the conditioning tensor (same spatial size as ``x``).
+        hidden_channels: width of the sub-network.
+        eps: lower bound added to the sigmoid scale.
+        generator: random source for the sub-network's initial weights.
+
+    Example:
+        >>> layer = AffineInjector(4, 6, 8)
+        >>> x, c = torch.randn(2, 4, 3, 3), torch.randn(2, 6, 3, 3)
+        >>> y, logdet = layer(x, c)
+        >>> torch.allclose(layer.inverse(y, c)[0], x, atol=1e-6)
+        True
+    """
+
+    def __init__(
+        self,
+        channels: int,
+        cond_channels: int,
+        hidden_channels: int,
+        eps: float = 1e-4,
+        generator: torch.Generator | None = None,
+    ) -> None:
+        super().__init__()
+        self.eps = eps
+        self.net = conditioning_subnet(cond_channels, 2 * channels, hidden_channels, generator)
+
+    def forward(self, x: Tensor, cond: Tensor | None = None) -> tuple[Tensor, Tensor]:
+        assert cond is not None, "AffineInjector needs a conditioning tensor"
+        shift, scale = _shift_and_scale(self.net(cond), self.eps)
+        return (x + shift) * scale, sum_except_batch(torch.log(scale))
+
+    def inverse(self, y: Tensor, cond: Tensor | None = None) -> tuple[Tensor, Tensor]:
+        assert cond is not None, "AffineInjector needs a conditioning tensor"
+        shift, scale = _shift_and_scale(self.net(cond), self.eps)
+        return y / scale - shift, -sum_except_batch(torch.log(scale))
+
+
+class ConditionalAffineCoupling(FlowLayer):
+    r"""Affine coupling conditioned on the first half of the channels and on ``cond``:
+    ``x1`` (the first ``C // 2`` channels) passes through and
+    :math:`y_2 = (x_2 + t(x_1, c)) \odot s(x_1, c)` (RealNVP/Glow with SRFlow's conditioning).
+
+    Example:
+        >>> layer = ConditionalAffineCoupling(4, 6, 8)
+        >>> x, c = torch.randn(2, 4, 3, 3), torch.randn(2, 6, 3, 3)
+        >>> y, logdet = layer(x, c)
+        >>> torch.equal(y[:, :2], x[:, :2])
+        True
+    """
+
+    def __init__(
+        self,
+        channels: int,
+        cond_channels: int,
+        hidden_channels: int,
+        eps: float = 1e-4,
+        generator: torch.Generator | None = None,
+    ) -> None:
+        super().__init__()
+        self.eps = eps
+        self.passive = channels // 2
+        active = channels - self.passive
+        self.net = conditioning_subnet(
+            self.passive + cond_channels, 2 * active, hidden_channels, generator
+        )
+
+    def _params(self, x1: Tensor, cond: Tensor | None) -> tuple[Tensor, Tensor]:
+        assert cond is not None, "ConditionalAffineCoupling needs a conditioning tensor"
+        return _shift_and_scale(self.net(torch.cat([x1, cond], dim=1)), self.eps)
+
+    def forward(self, x: Tensor, cond: Tensor | None = None) -> tuple[Tensor, Tensor]:
+        x1, x2 = x[:, : self.passive], x[:, self.passive :]
+        shift, scale = self._params(x1, cond)
+        y2 = (x2 + shift) * scale
+        return torch.cat([x1, y2], dim=1), sum_except_batch(torch.log(scale))
+
+    def inverse(self, y: Tensor, cond: Tensor | None = None) -> tuple[Tensor, Tensor]:
+        y1, y2 = y[:, : self.passive], y[:, self.passive :]
+        shift, scale = self._params(y1, cond)
+        x2 = y2 / scale - shift
+        return torch.cat([y1, x2], dim=1), -sum_except_batch(torch.log(scale))

@@ -1,0 +1,102 @@
+"""Our model checkpoint format: safetensors weights with the model config in the metadata.
+
+A checkpoint rebuilds its own model: ``load_model(path)`` needs no other argument. Original
+SRFlow ``.pth`` files are recognised and loaded through :mod:`srflow.compat`.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from pathlib import Path
+
+import torch
+from safetensors import SafetensorError
+from safetensors.torch import load_file, save_file
+
+from srflow.compat.official import (
+    CheckpointError,
+    load_official,
+    load_state_dict_strict,
+    read_torch_state_dict,
+)
+from srflow.compat.official_keys import is_official_layout
+from srflow.config.loading import ConfigError, from_dict, to_dict
+from srflow.config.schema import ModelConfig
+from srflow.models.srflow import SRFlow
+
+FORMAT = "srflow-model/1"
+
+
+def save_model(model: SRFlow, path: str | Path, *, dtype: torch.dtype | None = None) -> Path:
+    """Write ``model`` (weights, optionally cast to ``dtype``, plus config) atomically."""
+    path = Path(path)
+    tensors = {
+        k: (v.to(dtype) if dtype is not None and v.is_floating_point() else v).contiguous().cpu()
+        for k, v in model.state_dict().items()
+    }
+    metadata = {"format": FORMAT, "config": json.dumps(to_dict(model.config))}
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    os.close(fd)
+    try:
+        save_file(tensors, tmp, metadata=metadata)
+        os.replace(tmp, path)
+    finally:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+    return path
+
+
+def read_model_config(path: str | Path) -> ModelConfig:
+    """The config stored in one of our checkpoints."""
+    from safetensors import safe_open
+
+    path = Path(path)
+    try:
+        with safe_open(str(path), framework="pt") as f:
+            metadata = f.metadata() or {}
+    except (SafetensorError, OSError) as exc:
+        raise CheckpointError(f"{path}: not a readable safetensors file ({exc})") from None
+    if metadata.get("format") != FORMAT or "config" not in metadata:
+        raise CheckpointError(f"{path}: safetensors file without an srflow model config")
+    try:
+        return from_dict(ModelConfig, json.loads(metadata["config"]), path="config")
+    except (ConfigError, json.JSONDecodeError) as exc:
+        raise CheckpointError(f"{path}: invalid model config ({exc})") from None
+
+
+def load_model(path: str | Path, *, device: torch.device | str = "cpu") -> SRFlow:
+    """Load one of our ``.safetensors`` checkpoints or an original SRFlow ``.pth``.
+
+    Returns the model in eval mode (float32, on ``device``).
+
+    Raises:
+        CheckpointError: one line naming the file and the problem.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise CheckpointError(f"{path}: no such model file")
+    if path.suffix == ".safetensors":
+        config = read_model_config(path)
+        model = SRFlow(config)
+        try:
+            state = load_file(str(path))
+        except (SafetensorError, OSError) as exc:
+            raise CheckpointError(f"{path}: cannot read weights ({exc})") from None
+        load_state_dict_strict(model, {k: v.float() for k, v in state.items()}, str(path))
+        return model.eval().to(device)
+    state = read_torch_state_dict(path)
+    if is_official_layout(state):
+        return load_official(state, source_name=str(path)).to(device)
+    raise CheckpointError(f"{path}: not an srflow checkpoint nor an original SRFlow state dict")
+
+
+def convert_official_checkpoint(
+    source: str | Path, target: str | Path, *, stacked_blocks: tuple[int, ...] | None = None
+) -> Path:
+    """Convert an original ``.pth`` into our safetensors format (weights bit-identical)."""
+    state = read_torch_state_dict(source)
+    model = load_official(state, stacked_blocks=stacked_blocks, source_name=str(source))
+    return save_model(model, target)

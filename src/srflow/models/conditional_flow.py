@@ -1,0 +1,133 @@
+"""Multi-level conditional Glow: per level squeeze -> transitional steps -> K steps -> split."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+from torch import Tensor, nn
+
+from srflow.config.schema import FlowConfig
+from srflow.flows.split import SplitPrior
+from srflow.flows.squeeze import Squeeze2d
+from srflow.flows.step import FlowStep
+
+
+@dataclass(frozen=True)
+class FlowPass:
+    """Result of running the flow in either direction.
+
+    Attributes:
+        output: latents (encode: split latents level by level, then the top latent) or the
+            reconstructed image (decode).
+        logdet: ``(B,)`` sum of the layers' log-determinants in the direction run.
+        split_log_prob: ``(B,)`` log-density of the factored-out tensors under their priors.
+    """
+
+    output: list[Tensor] | Tensor
+    logdet: Tensor
+    split_log_prob: Tensor
+
+
+class ConditionalFlow(nn.Module):
+    """SRFlow's flow network (``FlowUpsamplerNet``) as an ordered list of layers.
+
+    ``layers`` keeps the original layer order and numbering, so parameters line up with the
+    original checkpoints: for each level a :class:`Squeeze2d`, ``transitional_steps``
+    unconditional :class:`FlowStep`\\ s, ``steps_per_level`` conditional ones, then a
+    :class:`SplitPrior` if the level is in ``split_levels``. Level ``l`` is conditioned on
+    ``conds[l - 1]``.
+
+    Args:
+        config: the flow's structure.
+        cond_channels: channels of each conditioning tensor.
+        in_channels: image channels.
+        generator: random source for initial weights.
+    """
+
+    def __init__(
+        self,
+        config: FlowConfig,
+        cond_channels: int,
+        in_channels: int = 3,
+        generator: torch.Generator | None = None,
+    ) -> None:
+        super().__init__()
+        self.config = config
+        self.layers = nn.ModuleList()
+        self.layer_levels: list[int] = []
+        channels = in_channels
+        for level in range(1, config.levels + 1):
+            channels *= 4
+            new: list[nn.Module] = [Squeeze2d()]
+            new += [
+                FlowStep(channels, None, config.hidden_channels, config.affine_eps, generator)
+                for _ in range(config.transitional_steps)
+            ]
+            new += [
+                FlowStep(
+                    channels, cond_channels, config.hidden_channels, config.affine_eps, generator
+                )
+                for _ in range(config.steps_per_level)
+            ]
+            if level in config.split_levels:
+                split = SplitPrior(channels)
+                new.append(split)
+                channels = split.kept
+            self.layers.extend(new)
+            self.layer_levels += [level] * len(new)
+        self.top_channels = channels
+
+    def encode(self, x: Tensor, conds: list[Tensor]) -> FlowPass:
+        """Map an HR image ``(B, C, H, W)`` to its latents."""
+        logdet = x.new_zeros(x.shape[0])
+        split_log_prob = x.new_zeros(x.shape[0])
+        latents = []
+        for layer, level in zip(self.layers, self.layer_levels, strict=True):
+            if isinstance(layer, SplitPrior):
+                x, eps, log_p = layer(x)
+                latents.append(eps)
+                split_log_prob = split_log_prob + log_p
+            else:
+                x, d = layer(x, conds[level - 1])
+                logdet = logdet + d
+        latents.append(x)
+        return FlowPass(latents, logdet, split_log_prob)
+
+    def decode(self, latents: list[Tensor], conds: list[Tensor]) -> FlowPass:
+        """Map latents (in :meth:`encode` order) back to an HR image."""
+        n_splits = sum(isinstance(m, SplitPrior) for m in self.layers)
+        if len(latents) != n_splits + 1:
+            raise ValueError(f"expected {n_splits + 1} latent tensors, got {len(latents)}")
+        x = latents[-1]
+        remaining = list(latents[:-1])
+        logdet = x.new_zeros(x.shape[0])
+        split_log_prob = x.new_zeros(x.shape[0])
+        for layer, level in zip(reversed(self.layers), reversed(self.layer_levels), strict=True):
+            if isinstance(layer, SplitPrior):
+                x, log_p = layer.inverse(x, remaining.pop())
+                split_log_prob = split_log_prob + log_p
+            else:
+                x, d = layer.inverse(x, conds[level - 1])
+                logdet = logdet + d
+        return FlowPass(x, logdet, split_log_prob)
+
+    def latent_shapes(self, batch: int, hr_hw: tuple[int, int]) -> list[tuple[int, ...]]:
+        """Shapes of the latents (encode order) for an HR image of size ``hr_hw``."""
+        h, w = hr_hw
+        shapes = []
+        for layer in self.layers:
+            if isinstance(layer, Squeeze2d):
+                h, w = h // 2, w // 2
+            elif isinstance(layer, SplitPrior):
+                shapes.append((batch, layer.factored, h, w))
+        shapes.append((batch, self.top_channels, h, w))
+        return shapes
+
+    def layer_type_names(self) -> list[str]:
+        """Type of each layer in order: squeeze, transition, step or split."""
+        names = {Squeeze2d: "squeeze", SplitPrior: "split"}
+        return [
+            names.get(type(m), "step" if getattr(m, "is_conditional", False) else "transition")
+            for m in self.layers
+        ]

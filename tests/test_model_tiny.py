@@ -1,0 +1,128 @@
+"""Whole-model properties on the tiny preset."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+from torch.func import jacrev
+
+from srflow.compat import CheckpointError
+from srflow.config.presets import load_preset
+from srflow.flows import data_dependent_init
+from srflow.flows.distributions import gaussian_log_prob
+from srflow.models.checkpoint import load_model, save_model
+from srflow.models.srflow import SRFlow
+
+
+def _tiny(dtype: torch.dtype = torch.float64) -> SRFlow:
+    model = SRFlow(load_preset("tiny"), generator=torch.Generator().manual_seed(1)).to(dtype)
+    with torch.no_grad():  # leave the zero init so that every layer does something
+        for p in model.parameters():
+            p.add_(0.05 * torch.randn_like(p))
+    return model.eval()
+
+
+def test_encode_decode_round_trip_float64() -> None:
+    model = _tiny()
+    hr = torch.rand(2, 3, 16, 24, dtype=torch.float64)
+    lr = torch.rand(2, 3, 4, 6, dtype=torch.float64)
+    enc = model.encode(hr, lr)
+    back, logdet = model.decode(lr, enc.latents)
+    torch.testing.assert_close(back, hr, atol=1e-10, rtol=0)
+    torch.testing.assert_close(logdet, -enc.original_logdet, atol=1e-9, rtol=0)
+
+
+def test_model_log_prob_equals_jacobian_change_of_variables() -> None:
+    """log p(hr) = log|det d latents / d hr| + log N(latents; 0, I), via autograd."""
+    model = _tiny()
+    hr = torch.rand(1, 3, 8, 8, dtype=torch.float64)
+    lr = torch.rand(1, 3, 2, 2, dtype=torch.float64)
+    conds = model.conditioning(lr)
+
+    def to_latents(v: torch.Tensor) -> torch.Tensor:
+        latents = model.flow.encode(v.view(1, 3, 8, 8), conds).output
+        return torch.cat([z.reshape(-1) for z in latents])
+
+    jac = jacrev(to_latents)(hr.reshape(-1))
+    enc = model.encode(hr, lr)
+    flat = torch.cat([z.reshape(1, -1) for z in enc.latents], dim=1)
+    expected = torch.linalg.slogdet(jac)[1] + gaussian_log_prob(flat)
+    torch.testing.assert_close(enc.log_prob, expected, atol=1e-8, rtol=0)
+
+
+@pytest.mark.parametrize("lr_hw", [(2, 2), (4, 6), (6, 4), (8, 10)])
+def test_latent_shapes_match_encode(lr_hw: tuple[int, int]) -> None:
+    model = _tiny(torch.float32)
+    lr = torch.rand(1, 3, *lr_hw)
+    hr = torch.rand(1, 3, lr_hw[0] * 4, lr_hw[1] * 4)
+    assert [tuple(z.shape) for z in model.encode(hr, lr).latents] == model.latent_shapes(lr)
+
+
+def test_sampling_is_deterministic_and_diverse() -> None:
+    # float64, so that batched and one-by-one convolutions agree to rounding
+    model = _tiny(torch.float64)
+    lr = torch.rand(1, 3, 4, 4, dtype=torch.float64)
+    a = model.sample(lr, 0.8, n=3, generator=torch.Generator().manual_seed(7))
+    b = model.sample(lr, 0.8, n=3, generator=torch.Generator().manual_seed(7), batch_size=1)
+    assert a.shape == (3, 1, 3, 16, 16)
+    torch.testing.assert_close(a, b, atol=1e-12, rtol=0)
+    assert (a[0] - a[1]).abs().mean() > 1e-3
+    t0 = model.sample(lr, 0.0, n=2, generator=torch.Generator().manual_seed(1))
+    torch.testing.assert_close(t0[0], t0[1], atol=0, rtol=0)
+
+
+def test_per_level_temperature() -> None:
+    model = _tiny(torch.float32)
+    shapes = model.latent_shapes(torch.rand(1, 3, 4, 4))
+    latents = model.sample_latents(shapes, [0.0, 1.0], torch.Generator().manual_seed(0))
+    assert latents[0].abs().max() == 0 and latents[1].abs().max() > 0
+    with pytest.raises(ValueError, match="one temperature per latent"):
+        model.sample_latents(shapes, [0.5], torch.Generator())
+
+
+def test_one_optimizer_step_lowers_nll() -> None:
+    model = SRFlow(load_preset("tiny"), generator=torch.Generator().manual_seed(0)).train()
+    hr = torch.rand(4, 3, 16, 16)
+    lr = torch.nn.functional.avg_pool2d(hr, 4)
+    with data_dependent_init(model), torch.no_grad():
+        model.nll_bits_per_dim(hr, lr, dequantize=False)
+    opt = torch.optim.Adam(model.parameters(), lr=1e-3)
+    before = model.nll_bits_per_dim(hr, lr, dequantize=False).mean()
+    for _ in range(3):
+        opt.zero_grad()
+        model.nll_bits_per_dim(hr, lr, dequantize=False).mean().backward()
+        opt.step()
+    after = model.nll_bits_per_dim(hr, lr, dequantize=False).mean()
+    assert torch.isfinite(before) and after < before
+
+
+def test_checkpoint_round_trip_rebuilds_from_embedded_config(tmp_path) -> None:
+    model = _tiny(torch.float32)
+    path = save_model(model, tmp_path / "m.safetensors")
+    loaded = load_model(path)
+    assert loaded.config == model.config
+    lr = torch.rand(1, 3, 4, 4)
+    g = torch.Generator()
+    torch.testing.assert_close(
+        loaded.sample(lr, 0.7, generator=g.manual_seed(3)),
+        model.sample(lr, 0.7, generator=g.manual_seed(3)),
+        atol=0, rtol=0,
+    )  # fmt: skip
+
+
+def test_bad_checkpoints_give_one_line_errors(tmp_path) -> None:
+    bad = tmp_path / "broken.safetensors"
+    bad.write_bytes(b"not a model")
+    with pytest.raises(CheckpointError, match="broken.safetensors"):
+        load_model(bad)
+    pth = tmp_path / "other.pth"
+    torch.save({"conv.weight": torch.zeros(1)}, pth)
+    with pytest.raises(CheckpointError, match="not an srflow checkpoint"):
+        load_model(pth)
+    truncated = tmp_path / "cut.safetensors"
+    full = save_model(_tiny(torch.float32), tmp_path / "full.safetensors").read_bytes()
+    truncated.write_bytes(full[: len(full) // 2])
+    with pytest.raises(CheckpointError, match="cut.safetensors"):
+        load_model(truncated)
+    with pytest.raises(CheckpointError, match="no such model file"):
+        load_model(tmp_path / "missing.safetensors")

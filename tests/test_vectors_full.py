@@ -1,0 +1,114 @@
+"""The full published architectures: DF2K 4x against reference vectors, 8x against key layouts."""
+
+from __future__ import annotations
+
+import importlib.util
+import math
+
+import pytest
+import torch
+
+from conftest import SPEC, VECTORS, need_path
+from srflow.compat import detect_official_config, load_official
+from srflow.compat.official import convert_official_state_dict
+from srflow.config.presets import load_preset
+from srflow.models.srflow import SRFlow
+
+F32 = {"atol": 5e-5, "rtol": 1e-4}
+
+
+def _synth_module():
+    path = need_path(VECTORS / "synth_weights.py")
+    spec = importlib.util.spec_from_file_location("synth_weights", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def _read_keys(name: str) -> dict[str, tuple[int, ...]]:
+    synth = _synth_module()
+    return dict(synth.read_keys_tsv(need_path(SPEC / "keys" / f"keys_{name}.tsv")))
+
+
+@pytest.fixture(scope="module")
+def full4x():
+    folder = need_path(VECTORS / "full_DF2K_4X")
+    synth = _synth_module()
+    sd = synth.synth_state_dict(synth.read_keys_tsv(SPEC / "keys" / "keys_DF2K_4X.tsv"))
+    sd.update(torch.load(folder / "actnorm_params.pt"))
+    for line in (folder / "state_dict_checksums.tsv").read_text().splitlines():
+        if line.startswith("#"):
+            continue
+        key, _, total, squares = line.split("\t")
+        if not math.isclose(
+            float(sd[key].double().sum()), float(total), rel_tol=1e-6, abs_tol=1e-6
+        ):
+            pytest.skip("torch's randn stream changed: the full_DF2K_4X weights cannot be rebuilt")
+    return load_official(sd), torch.load(folder / "io.pt")
+
+
+@torch.no_grad()
+def test_full_df2k_4x_matches_reference(full4x) -> None:
+    model, io = full4x
+    assert model.config == load_preset("srflow_df2k_x4")
+    assert sum(p.numel() for p in model.parameters()) + 276576 == io["meta"]["num_params"]
+    enc = model.encode(io["hr"], io["lr"])
+    for ours, ref in zip(enc.latents, io["encode"]["epses"], strict=True):
+        torch.testing.assert_close(ours, ref, **F32)
+    torch.testing.assert_close(enc.original_nll, io["encode"]["nll"], atol=1e-4, rtol=0)
+    torch.testing.assert_close(enc.original_logdet, io["encode"]["logdet"], atol=0, rtol=2e-6)
+    sr, logdet = model.decode(io["lr"], io["encode"]["epses"])
+    torch.testing.assert_close(sr, io["recon"]["sr"], **F32)
+    # a sum of ~1e4-sized terms that nearly cancel: the vectors' README reports 6e-4 absolute
+    torch.testing.assert_close(logdet, io["recon"]["logdet"], atol=6e-4, rtol=2e-6)
+    fixed = io["sample_fixed"]
+    for j in range(len(fixed["heats"])):
+        sr, _ = model.decode(io["lr"], fixed["epses_per_heat"][j])
+        torch.testing.assert_close(sr, fixed["sr"][j], **F32)
+    seeded = io["sample_seeded"]["heat_0.9"]
+    sr, _ = model.decode(io["lr"], [*seeded["split_eps"], seeded["z"]])
+    torch.testing.assert_close(sr, seeded["sr"], **F32)
+
+
+@torch.no_grad()
+def test_full_df2k_4x_float64(full4x) -> None:
+    model, io = full4x
+    model = SRFlow(model.config).double().eval()
+    model.load_state_dict(full4x[0].state_dict())
+    ref = io["f64"]
+    enc = model.encode(io["hr"].double(), io["lr"].double())
+    for ours, theirs in zip(enc.latents, ref["encode"]["epses"], strict=True):
+        torch.testing.assert_close(ours, theirs, atol=1e-10, rtol=0)
+    sr, _ = model.decode(io["lr"].double(), ref["encode"]["epses"])
+    torch.testing.assert_close(sr, ref["recon"]["sr"], atol=1e-10, rtol=0)
+
+
+@pytest.mark.parametrize(
+    ("keys", "preset"),
+    [
+        ("DF2K_4X", "srflow_df2k_x4"),
+        ("DF2K_8X", "srflow_df2k_x8"),
+        ("CelebA_8X", "srflow_celeba_x8"),
+    ],
+)
+def test_published_key_layouts(keys: str, preset: str) -> None:
+    """Our model built from the preset has exactly the published keys and shapes."""
+    layout = _read_keys(keys)
+    fake = {k: torch.zeros(s) for k, s in layout.items()}
+    assert detect_official_config(fake) == load_preset(preset)
+    converted = convert_official_state_dict(fake)
+    with torch.device("meta"):
+        ours = SRFlow(load_preset(preset)).state_dict()
+    assert set(converted) == set(ours)
+    assert all(tuple(converted[k].shape) == tuple(v.shape) for k, v in ours.items())
+    assert len(converted) == len(layout) - 2  # the unused flowUpsamplerNet.f conv
+
+
+def test_8x_structure_and_latent_shapes() -> None:
+    with torch.device("meta"):
+        model = SRFlow(load_preset("srflow_df2k_x8"))
+    types = model.flow.layer_type_names()
+    assert types.count("squeeze") == 4 and types.count("split") == 2
+    assert types.count("step") == 64 and types.count("transition") == 8
+    shapes = model.latent_shapes(torch.empty(2, 3, 6, 8, device="meta"))
+    assert shapes == [(2, 6, 24, 32), (2, 12, 12, 16), (2, 192, 3, 4)]

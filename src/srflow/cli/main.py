@@ -1,0 +1,52 @@
+"""The ``srflow`` command."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+from collections.abc import Sequence
+
+from srflow import __version__
+from srflow.cli import sr, tools
+from srflow.cli.common import CliError, fail
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The argument parser with every subcommand."""
+    parser = argparse.ArgumentParser(
+        prog="srflow", description="Flow-based, diverse image super-resolution (SRFlow)."
+    )
+    parser.add_argument("--version", action="version", version=f"srflow {__version__}")
+    parser.add_argument("-v", "--verbose", action="store_true", help="log details")
+    subparsers = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    sr.add_parser(subparsers)
+    tools.add_parsers(subparsers)
+    try:
+        from srflow.cli import train
+    except ImportError:  # training extras not importable: the other commands still work
+        pass
+    else:
+        train.add_train_parser(subparsers)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point; returns the exit status."""
+    args = build_parser().parse_args(argv)
+    logging.basicConfig(
+        level=logging.INFO if args.verbose else logging.WARNING,
+        format="%(levelname)s %(name)s: %(message)s",
+    )
+    try:
+        return int(args.run(args))
+    except CliError as exc:
+        fail(str(exc))
+        return 2
+    except KeyboardInterrupt:
+        fail("interrupted")
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,108 @@
+"""``srflow train``: train an SRFlow model from a YAML config or a preset.
+
+Examples::
+
+    srflow train train_small_cpu --set data.train_hr=photos/ --out runs/small
+    srflow train my.yaml --set train.lr=2e-4 --set train.steps=50000 --out runs/a
+    srflow train --resume --out runs/a            # continue (config from runs/a/config.yaml)
+    torchrun --nproc-per-node 4 -m srflow.cli.train my.yaml --out runs/ddp
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import shlex
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+from srflow.cli.common import CliError, fail
+from srflow.compat.official import CheckpointError
+from srflow.config.loading import ConfigError
+from srflow.config.training import load_run_config
+from srflow.data.datasets import DatasetError
+from srflow.data.image_io import ImageReadError
+from srflow.train.guard import TrainingDivergedError
+from srflow.train.setup import RunDirError
+
+logger = logging.getLogger(__name__)
+
+
+def _configure(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "config", nargs="?", help="YAML config file or preset name (e.g. train_df2k_x4)"
+    )
+    p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
+                   help="override a config value, e.g. train.lr=2e-4 (repeatable)")  # fmt: skip
+    p.add_argument("--out", type=Path, default=None,
+                   help="run folder (default: runs/<config name>)")  # fmt: skip
+    p.add_argument("--resume", action="store_true",
+                   help="continue from RUN_DIR/checkpoints/last.pt (exactly)")  # fmt: skip
+    p.add_argument("--device", default=None, help="auto, cpu, cuda or cuda:N (default: config)")
+    p.add_argument("--no-progress", action="store_true", help="hide the progress bar")
+    p.set_defaults(run=run_train)
+
+
+def add_train_parser(subparsers: argparse._SubParsersAction) -> None:
+    """Register ``srflow train``."""
+    _configure(subparsers.add_parser("train", help="train a model (YAML config or preset)"))
+
+
+def _run_dir(args: argparse.Namespace) -> Path:
+    if args.out is not None:
+        return args.out
+    if args.config is None:
+        raise CliError("give a CONFIG (file or preset name), or --resume --out RUN_DIR")
+    return Path("runs") / Path(args.config).stem
+
+
+def run_train(args: argparse.Namespace) -> int:
+    """Run ``srflow train``; returns the exit status."""
+    from srflow.train.loop import train  # heavy imports only when training
+
+    run_dir = _run_dir(args)
+    source = args.config
+    if source is None:
+        if not (args.resume and (run_dir / "config.yaml").is_file()):
+            raise CliError("give a CONFIG (file or preset name), or --resume --out RUN_DIR")
+        source = str(run_dir / "config.yaml")
+    try:
+        cfg = load_run_config(source, args.overrides)
+        if not cfg.data.train_hr:
+            raise CliError("data.train_hr is not set (use --set data.train_hr=FOLDER)")
+        result = train(
+            cfg, run_dir, resume=args.resume, device=args.device,
+            command=shlex.join(sys.argv), progress=not args.no_progress,
+        )  # fmt: skip
+    except (ConfigError, DatasetError, ImageReadError, RunDirError, CheckpointError,
+            TrainingDivergedError, FileNotFoundError, ValueError) as exc:  # fmt: skip
+        raise CliError(str(exc)) from None
+    if result.model_path is not None:
+        print(f"{result.step} steps ({result.skipped_total} skipped, {result.rollbacks} "
+              f"rollbacks); model: {result.model_path}")  # fmt: skip
+    return 0
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """``python -m srflow.cli.train CONFIG ...`` (the same options as ``srflow train``)."""
+    parser = argparse.ArgumentParser(prog="srflow train", description="Train an SRFlow model.")
+    parser.add_argument("-v", "--verbose", action="store_true", help="log details")
+    _configure(parser)
+    args = parser.parse_args(argv)
+    logging.basicConfig(
+        level=logging.DEBUG if args.verbose else logging.INFO,
+        format="%(levelname)s %(name)s: %(message)s",
+    )
+    try:
+        return run_train(args)
+    except CliError as exc:
+        fail(str(exc))
+        return 2
+    except KeyboardInterrupt:
+        fail("interrupted (continue with --resume)")
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,71 @@
+"""LR consistency (LR-PSNR) as measured by the NTIRE "Learning the SR space" challenge.
+
+The super-resolved image is downscaled with the MATLAB-compatible bicubic
+(:func:`srflow.data.resize.imresize`, uint8 in and out, so each 1-D pass is clipped and
+rounded) and compared with the LR image by PSNR on RGB, data range 255, MSE over all pixels and
+channels, no border crop. A perfectly consistent SR gives ``math.inf``.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from srflow.data.resize import imresize
+from srflow.metrics.psnr_ssim import psnr
+
+__all__ = ["lr_psnr", "lr_psnr_vs_gt"]
+
+
+def _check_uint8(image: np.ndarray, name: str) -> np.ndarray:
+    image = np.asarray(image)
+    if image.dtype != np.uint8 or image.ndim != 3:
+        raise ValueError(f"{name} must be uint8 (H, W, C), got {image.dtype} {image.shape}")
+    return image
+
+
+def lr_psnr(sr_uint8_hwc: np.ndarray, lr_uint8_hwc: np.ndarray, scale: int) -> float:
+    """PSNR between ``imresize(SR, 1/scale)`` and the given LR image (challenge protocol).
+
+    Args:
+        sr_uint8_hwc: Super-resolved image, uint8 ``(H, W, 3)``.
+        lr_uint8_hwc: Low-resolution input, uint8 ``(H/scale, W/scale, 3)``.
+        scale: The super-resolution factor (e.g. 4 or 8).
+
+    Returns:
+        The LR-PSNR in dB; ``math.inf`` when the downscaled SR equals the LR exactly.
+
+    Raises:
+        ValueError: On wrong dtypes or when the downscaled SR and the LR differ in shape.
+    """
+    sr = _check_uint8(sr_uint8_hwc, "sr")
+    lr = _check_uint8(lr_uint8_hwc, "lr")
+    down = imresize(sr, scale=1.0 / scale)
+    if down.shape != lr.shape:
+        raise ValueError(f"SR {sr.shape} downscaled by {scale} is {down.shape}, LR is {lr.shape}")
+    return psnr(down, lr)
+
+
+def lr_psnr_vs_gt(sr: np.ndarray, gt: np.ndarray, scale: int) -> float:
+    """LR-PSNR as the NTIRE kit computes it: ``PSNR(imresize(SR, 1/s), imresize(GT, 1/s))``.
+
+    The kit's LR reference is its own bicubic of the ground truth, not the provided LR file.
+    As in the kit, SR is cropped top-left to the GT size; cropping the GT to multiples of 8
+    (the kit does this for both tracks) is the caller's job.
+
+    Args:
+        sr: Super-resolved image, uint8 ``(H', W', 3)`` with ``H' >= H`` and ``W' >= W``.
+        gt: Ground-truth HR image, uint8 ``(H, W, 3)``.
+        scale: The super-resolution factor.
+
+    Returns:
+        The LR-PSNR in dB (``math.inf`` if both downscaled images are identical).
+
+    Raises:
+        ValueError: On wrong dtypes or an SR smaller than the GT.
+    """
+    sr = _check_uint8(sr, "sr")
+    gt = _check_uint8(gt, "gt")
+    if sr.shape[0] < gt.shape[0] or sr.shape[1] < gt.shape[1] or sr.shape[2] != gt.shape[2]:
+        raise ValueError(f"SR {sr.shape} is smaller than GT {gt.shape}")
+    sr = sr[: gt.shape[0], : gt.shape[1]]
+    return psnr(imresize(sr, scale=1.0 / scale), imresize(gt, scale=1.0 / scale))

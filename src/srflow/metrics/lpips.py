@@ -1,0 +1,188 @@
+"""LPIPS v0.1 with the AlexNet trunk, as used by the NTIRE "Learning the SR space" kit.
+
+Own implementation (no torchvision, no ``lpips`` import). Parameter files:
+
+* backbone: torchvision's ImageNet checkpoint ``alexnet-owt-7be5be79.pth``; its
+  ``features.{0,3,6,8,10}.{weight,bias}`` load into :class:`AlexNetFeatures` (``classifier.*``
+  is ignored);
+* linear heads: ``lpips/weights/v0.1/alex.pth`` (keys ``lin{0..4}.model.1.weight``).
+
+Computation (evaluation.md §2 step 4): inputs in [-1, 1]; scaling layer ``(x - shift) / scale``;
+taps after ReLU1..ReLU5 (64/192/384/256/256 channels); per layer unit-normalise over channels
+(eps 1e-10), squared difference, 1x1 head without bias; ``spatial=True``: bilinear upsampling
+(align_corners=False) of each layer map to the input size and sum -> ``(B, 1, H, W)``, global
+value = mean of the map; ``spatial=False``: each layer averaged at its own resolution.
+"""
+
+from __future__ import annotations
+
+import os
+import pickle
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from srflow.metrics.weights import MetricUnavailable, lpips_backbone_path, lpips_linear_path
+
+__all__ = ["AlexNetFeatures", "LPIPS", "LPIPS_CHANNELS", "to_lpips_range"]
+
+LPIPS_CHANNELS = (64, 192, 384, 256, 256)
+LPIPS_SHIFT = (-0.030, -0.088, -0.188)
+LPIPS_SCALE = (0.458, 0.448, 0.450)
+_EPS = 1e-10
+
+
+class AlexNetFeatures(nn.Module):
+    """AlexNet convolutional trunk; state-dict keys match torchvision's ``features.*``."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.features = nn.Sequential(
+            nn.Conv2d(3, 64, kernel_size=11, stride=4, padding=2),
+            nn.ReLU(),
+            nn.MaxPool2d(kernel_size=3, stride=2),
+            nn.Conv2d(64, 192, kernel_size=5, padding=2),
+            nn.ReLU(),
+            nn.MaxPool2d(kernel_size=3, stride=2),
+            nn.Conv2d(192, 384, kernel_size=3, padding=1),
+            nn.ReLU(),
+            nn.Conv2d(384, 256, kernel_size=3, padding=1),
+            nn.ReLU(),
+            nn.Conv2d(256, 256, kernel_size=3, padding=1),
+            nn.ReLU(),
+        )
+        self._tap_after = (1, 4, 7, 9, 11)  # indices of ReLU1..ReLU5
+
+    def forward(self, x: torch.Tensor) -> list[torch.Tensor]:
+        """Return the five ReLU activations (64/192/384/256/256 channels)."""
+        taps = []
+        for index, layer in enumerate(self.features):
+            x = layer(x)
+            if index in self._tap_after:
+                taps.append(x)
+        return taps
+
+
+class _LinearHead(nn.Module):
+    """1x1 convolution without bias; ``model.1`` mirrors lpips' ``Sequential(Dropout, Conv)``."""
+
+    def __init__(self, channels: int) -> None:
+        super().__init__()
+        self.model = nn.Sequential(nn.Identity(), nn.Conv2d(channels, 1, 1, bias=False))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """Weighted channel sum ``(B, C, h, w) -> (B, 1, h, w)``."""
+        return self.model(x)
+
+
+def to_lpips_range(image: torch.Tensor) -> torch.Tensor:
+    """Convert uint8 [0, 255] or float [0, 1] images ``(B, 3, H, W)``/``(3, H, W)`` to [-1, 1]."""
+    if image.dim() == 3:
+        image = image.unsqueeze(0)
+    if image.dim() != 4 or image.shape[1] != 3:
+        raise ValueError(f"LPIPS: expected (B, 3, H, W) images, got shape {tuple(image.shape)}")
+    if image.dtype == torch.uint8:
+        image = image.float() / 255.0
+    elif not image.is_floating_point():
+        raise ValueError(f"LPIPS: expected uint8 or float images, got {image.dtype}")
+    return image * 2.0 - 1.0
+
+
+class LPIPS(nn.Module):
+    """Learned perceptual distance (LPIPS v0.1, AlexNet, learned linear heads).
+
+    Inputs are uint8 ``[0, 255]`` or float ``[0, 1]`` RGB images, ``(B, 3, H, W)`` or
+    ``(3, H, W)``; they are mapped to ``[-1, 1]`` inside (the kit's ``2x - 1``).
+
+    Args:
+        spatial: True (the NTIRE kit): ``forward`` returns the ``(B, 1, H, W)`` distance map
+            (layer maps bilinearly upsampled to the input size and summed). False: the
+            ``(B, 1, 1, 1)`` sum of per-layer spatial means at native resolution.
+    """
+
+    def __init__(self, spatial: bool = True) -> None:
+        super().__init__()
+        self.spatial = spatial
+        self.net = AlexNetFeatures()
+        self.heads = nn.ModuleList(_LinearHead(c) for c in LPIPS_CHANNELS)
+        self.register_buffer("shift", torch.tensor(LPIPS_SHIFT).view(1, 3, 1, 1))
+        self.register_buffer("scale", torch.tensor(LPIPS_SCALE).view(1, 3, 1, 1))
+        self.requires_grad_(False)
+        self.eval()
+
+    def load_parameters(
+        self, backbone: dict[str, torch.Tensor], linear: dict[str, torch.Tensor]
+    ) -> None:
+        """Load a torchvision AlexNet state dict and an lpips ``alex.pth`` state dict.
+
+        Raises:
+            KeyError: When an expected key is missing from either dictionary.
+        """
+        trunk = {k: v for k, v in backbone.items() if k.startswith("features.")}
+        missing, _ = self.net.load_state_dict(trunk, strict=False)
+        if missing:
+            raise KeyError(f"LPIPS backbone state dict lacks {missing}")
+        for index, head in enumerate(self.heads):
+            key = f"lin{index}.model.1.weight"
+            if key not in linear:
+                raise KeyError(f"LPIPS linear state dict lacks {key}")
+            head.model[1].weight.copy_(linear[key])
+
+    @classmethod
+    def from_files(
+        cls,
+        backbone_path: str | os.PathLike[str] | None = None,
+        linear_path: str | os.PathLike[str] | None = None,
+        spatial: bool = True,
+    ) -> LPIPS:
+        """Build LPIPS from the parameter files (see :mod:`srflow.metrics.weights`).
+
+        Raises:
+            MetricUnavailable: When a file is missing (the message says which and where).
+        """
+        backbone_file = lpips_backbone_path(backbone_path)
+        linear_file = lpips_linear_path(linear_path)
+        model = cls(spatial=spatial)
+        try:
+            backbone = torch.load(backbone_file, map_location="cpu", weights_only=True)
+            linear = torch.load(linear_file, map_location="cpu", weights_only=True)
+            model.load_parameters(backbone, linear)
+        except (KeyError, RuntimeError, OSError, pickle.UnpicklingError) as error:
+            if isinstance(error, MetricUnavailable):
+                raise
+            raise MetricUnavailable(
+                f"LPIPS parameter files {backbone_file} / {linear_file} unreadable: {error}"
+            ) from error
+        return model
+
+    def layer_distances(self, image0: torch.Tensor, image1: torch.Tensor) -> list[torch.Tensor]:
+        """Per-layer distance maps ``(B, 1, h_l, w_l)`` at native resolution."""
+        x0 = (to_lpips_range(image0) - self.shift) / self.scale
+        x1 = (to_lpips_range(image1) - self.shift) / self.scale
+        if x0.shape != x1.shape:
+            raise ValueError(f"LPIPS: shape mismatch {tuple(x0.shape)} vs {tuple(x1.shape)}")
+        maps = []
+        for f0, f1, head in zip(self.net(x0), self.net(x1), self.heads, strict=True):
+            n0 = f0 / (f0.pow(2).sum(dim=1, keepdim=True).sqrt() + _EPS)
+            n1 = f1 / (f1.pow(2).sum(dim=1, keepdim=True).sqrt() + _EPS)
+            maps.append(head((n0 - n1).pow(2)))
+        return maps
+
+    def forward(self, image0: torch.Tensor, image1: torch.Tensor) -> torch.Tensor:
+        """Distance map ``(B, 1, H, W)`` (spatial) or ``(B, 1, 1, 1)`` (non-spatial)."""
+        maps = self.layer_distances(image0, image1)
+        size = tuple(image0.shape[-2:])
+        total = torch.zeros(())
+        for layer_map in maps:  # summed in layer order, as lpips does
+            if self.spatial:
+                total = total + F.interpolate(
+                    layer_map, size=size, mode="bilinear", align_corners=False
+                )
+            else:
+                total = total + layer_map.mean(dim=(2, 3), keepdim=True)
+        return total
+
+    def score(self, image0: torch.Tensor, image1: torch.Tensor) -> torch.Tensor:
+        """Global LPIPS per image ``(B,)``: mean of the map (spatial) or the layer sum."""
+        return self.forward(image0, image1).mean(dim=(1, 2, 3))

@@ -1,0 +1,210 @@
+"""NIQE, the Natural Image Quality Evaluator (Mittal, Soundararajan, Bovik 2013), MATLAB style.
+
+Own implementation following the published algorithm and MATLAB's ``niqe`` conventions:
+
+* RGB -> gray with MATLAB ``rgb2gray`` weights (uint8 result, rounded); float input in [0, 1]
+  is scaled to [0, 255]. The image is cropped to whole 96x96 blocks (no overlap).
+* Two scales; the second is MATLAB bicubic ``imresize(im, 0.5)`` (antialiased, float).
+* MSCN: ``(I - mu) / (sigma + 1)``, mu/sigma from the 7x7 Gaussian window (sigma 7/6, stored
+  in the parameter file) with replicate borders (MATLAB ``imfilter(..., 'replicate')``).
+* Per block and scale, 18 features: AGGD fit of the MSCN block ``(alpha, (beta_l+beta_r)/2)``
+  and, for the 4 circularly shifted pairwise products (H, V, two diagonals), AGGD
+  ``(alpha, mean, beta_l, beta_r)``; alpha by grid search over 0.2:0.001:10.
+* All blocks are used at test time (the sharpness selection applies only when fitting the
+  pristine model). Score: ``sqrt((mu_p - mu_d)^T pinv((C_p + C_d) / 2) (mu_p - mu_d))`` with
+  NaN-free rows for the covariance.
+
+Parameters: ``niqe_pris_params.npz`` (keys ``mu_pris_param``, ``cov_pris_param``,
+``gaussian_window``; from BasicSR 1.4.2, Apache-2.0, see ``data/NOTICE``).
+"""
+
+from __future__ import annotations
+
+import functools
+import math
+import os
+from dataclasses import dataclass
+
+import numpy as np
+
+from srflow.metrics.weights import MetricUnavailable, niqe_params_path
+
+__all__ = [
+    "NIQEParams",
+    "load_niqe_params",
+    "niqe",
+    "niqe_features",
+    "to_gray_255",
+    "mscn",
+    "aggd_fit",
+]
+
+_RGB2GRAY = np.array([0.298936021293775, 0.587043074451121, 0.114020904255103])
+_SHIFTS = ((0, 1), (1, 0), (1, 1), (-1, 1))
+
+
+@dataclass(frozen=True)
+class NIQEParams:
+    """The pristine multivariate Gaussian model and the MSCN window."""
+
+    mu: np.ndarray  # (36,)
+    cov: np.ndarray  # (36, 36)
+    window: np.ndarray  # (7, 7), sums to 1
+
+
+def load_niqe_params(path: str | os.PathLike[str] | None = None) -> NIQEParams:
+    """Load the pristine NIQE model (search order in :func:`niqe_params_path`).
+
+    Raises:
+        MetricUnavailable: When the file is missing or lacks the expected arrays.
+    """
+    file = niqe_params_path(path)
+    try:
+        with np.load(file, allow_pickle=False) as data:
+            params = NIQEParams(
+                mu=np.asarray(data["mu_pris_param"], dtype=np.float64).reshape(-1),
+                cov=np.asarray(data["cov_pris_param"], dtype=np.float64),
+                window=np.asarray(data["gaussian_window"], dtype=np.float64),
+            )
+    except (KeyError, ValueError, OSError) as error:
+        raise MetricUnavailable(f"NIQE parameter file {file} is unreadable: {error}") from error
+    if params.mu.shape != (36,) or params.cov.shape != (36, 36):
+        raise MetricUnavailable(f"NIQE parameter file {file}: unexpected array shapes")
+    return params
+
+
+def to_gray_255(image: np.ndarray) -> np.ndarray:
+    """Float64 gray image on the [0, 255] scale (MATLAB ``rgb2gray`` for RGB input).
+
+    Args:
+        image: ``(H, W)`` or ``(H, W, 3)``; uint8, or float in [0, 1].
+
+    Returns:
+        ``(H, W)`` float64. uint8 RGB gives the rounded uint8 gray values, as MATLAB does.
+    """
+    image = np.asarray(image)
+    if image.ndim == 3 and image.shape[2] == 1:
+        image = image[..., 0]
+    if image.ndim not in (2, 3) or (image.ndim == 3 and image.shape[2] != 3):
+        raise ValueError(f"expected an (H, W) or (H, W, 3) image, got shape {image.shape}")
+    if image.dtype == np.uint8:
+        values = image.astype(np.float64)
+        if values.ndim == 3:
+            values = np.floor(values @ _RGB2GRAY + 0.5)
+        return values
+    if not np.issubdtype(image.dtype, np.floating):
+        raise ValueError(f"expected a uint8 or float image, got dtype {image.dtype}")
+    values = image.astype(np.float64) * 255.0
+    return values @ _RGB2GRAY if values.ndim == 3 else values
+
+
+def filter_replicate(image: np.ndarray, window: np.ndarray) -> np.ndarray:
+    """2-D correlation with a centred odd window and replicated borders (``imfilter``)."""
+    kh, kw = window.shape
+    padded = np.pad(image, ((kh // 2, kh // 2), (kw // 2, kw // 2)), mode="edge")
+    out = np.zeros_like(image, dtype=np.float64)
+    height, width = image.shape
+    for i in range(kh):
+        for j in range(kw):
+            out += window[i, j] * padded[i : i + height, j : j + width]
+    return out
+
+
+def mscn(image: np.ndarray, window: np.ndarray, c: float = 1.0) -> tuple[np.ndarray, np.ndarray]:
+    """Mean-subtracted contrast-normalised coefficients and the local deviation ``sigma``."""
+    mu = filter_replicate(image, window)
+    sigma = np.sqrt(np.abs(filter_replicate(image * image, window) - mu * mu))
+    return (image - mu) / (sigma + c), sigma
+
+
+@functools.lru_cache(maxsize=1)
+def _alpha_grid() -> tuple[np.ndarray, np.ndarray]:
+    """MATLAB's grid 0.2:0.001:10 and ``Gamma(2/a)^2 / (Gamma(1/a) Gamma(3/a))`` on it."""
+    alphas = 0.2 + 0.001 * np.arange(9801)
+    lgam = np.vectorize(math.lgamma)
+    ratio = np.exp(2 * lgam(2 / alphas) - lgam(1 / alphas) - lgam(3 / alphas))
+    return alphas, ratio
+
+
+def aggd_fit(values: np.ndarray) -> tuple[float, float, float]:
+    """Asymmetric generalised Gaussian fit ``(alpha, beta_l, beta_r)`` (NaN when undefined)."""
+    values = values.reshape(-1)
+    left, right = values[values < 0], values[values > 0]
+    left_std = math.sqrt(np.mean(left * left)) if left.size else math.nan
+    right_std = math.sqrt(np.mean(right * right)) if right.size else math.nan
+    mean_sq = float(np.mean(values * values))
+    if not (left.size and right.size) or mean_sq == 0.0:
+        return math.nan, math.nan, math.nan
+    gamma_hat = left_std / right_std
+    r_hat = float(np.mean(np.abs(values))) ** 2 / mean_sq
+    r_norm = r_hat * (gamma_hat**3 + 1) * (gamma_hat + 1) / (gamma_hat**2 + 1) ** 2
+    alphas, ratio = _alpha_grid()
+    alpha = float(alphas[np.argmin((ratio - r_norm) ** 2)])
+    factor = math.exp(0.5 * (math.lgamma(1 / alpha) - math.lgamma(3 / alpha)))
+    return alpha, left_std * factor, right_std * factor
+
+
+def _block_features(block: np.ndarray) -> list[float]:
+    """The 18 NIQE features of one MSCN block."""
+    alpha, beta_l, beta_r = aggd_fit(block)
+    features = [alpha, (beta_l + beta_r) / 2]
+    for shift in _SHIFTS:
+        product = block * np.roll(block, shift, axis=(0, 1))
+        alpha, beta_l, beta_r = aggd_fit(product)
+        ratio = math.exp(math.lgamma(2 / alpha) - math.lgamma(1 / alpha)) if alpha > 0 else 0
+        features += [alpha, (beta_r - beta_l) * ratio, beta_l, beta_r]
+    return features
+
+
+def niqe_features(gray: np.ndarray, window: np.ndarray, block_size: int = 96) -> np.ndarray:
+    """Per-block NIQE features ``(n_blocks, 36)`` of a gray [0, 255] float image."""
+    from srflow.data.resize import imresize
+
+    rows, cols = gray.shape[0] // block_size, gray.shape[1] // block_size
+    if rows == 0 or cols == 0:
+        raise ValueError(f"NIQE needs an image of at least {block_size}x{block_size} pixels")
+    image = gray[: rows * block_size, : cols * block_size].astype(np.float64)
+    per_scale = []
+    for scale in (1, 2):
+        coefficients, _ = mscn(image, window)
+        size = block_size // scale
+        per_scale.append(
+            np.array(
+                [
+                    _block_features(
+                        coefficients[r * size : (r + 1) * size, c * size : (c + 1) * size]
+                    )
+                    for r in range(rows)
+                    for c in range(cols)
+                ]
+            )
+        )
+        if scale == 1:
+            image = np.asarray(imresize(image, 0.5), dtype=np.float64)
+    return np.concatenate(per_scale, axis=1)
+
+
+def niqe(
+    image: np.ndarray,
+    params: NIQEParams | None = None,
+    params_path: str | os.PathLike[str] | None = None,
+) -> float:
+    """NIQE score (lower = more natural).
+
+    Args:
+        image: ``(H, W)`` or ``(H, W, 3)`` RGB, uint8 or float in [0, 1]; at least 96x96.
+        params: Preloaded parameters (else loaded via ``params_path``/the search order).
+        params_path: Explicit path of ``niqe_pris_params.npz``.
+
+    Raises:
+        MetricUnavailable: When the parameter file cannot be found.
+        ValueError: On a bad image shape/dtype.
+    """
+    params = params if params is not None else load_niqe_params(params_path)
+    features = niqe_features(to_gray_255(image), params.window)
+    mu_dist = np.nanmean(features, axis=0)
+    valid = features[~np.isnan(features).any(axis=1)]
+    cov_dist = np.cov(valid, rowvar=False) if len(valid) > 1 else np.zeros((36, 36))
+    diff = params.mu - mu_dist
+    inv = np.linalg.pinv((params.cov + cov_dist) / 2)
+    return float(np.sqrt(diff @ inv @ diff))

@@ -1,0 +1,90 @@
+"""Multi-process training through ``torchrun`` (DistributedDataParallel).
+
+``torchrun --nproc-per-node N -m srflow.cli.train CONFIG`` (or ``srflow train``) sets
+``RANK``, ``WORLD_SIZE``, ``LOCAL_RANK``, ``MASTER_ADDR`` and ``MASTER_PORT``;
+:func:`init_from_env` joins the process group (NCCL on CUDA, gloo on CPU). Each rank takes a
+disjoint contiguous shard of every global batch (see :class:`srflow.data.datasets.StepSampler`);
+only rank 0 writes logs, checkpoints and the exported model.
+
+Parameters that the current phase does not use (the encoder's ``hr_conv``, ``conv_last`` and
+last upsampling convs during NLL training, the frozen encoder, the flow during L1 pre-training)
+are excluded by ``requires_grad=False`` before wrapping, so DDP runs without the extra graph
+traversal of ``find_unused_parameters=True``; the wrapper is rebuilt at each phase change.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+
+import torch
+import torch.distributed as dist
+from torch import nn
+from torch.nn.parallel import DistributedDataParallel
+
+
+@dataclass(frozen=True)
+class DistContext:
+    """This process's place in the job (``world_size == 1``: not distributed)."""
+
+    rank: int = 0
+    world_size: int = 1
+    local_rank: int = 0
+
+    @property
+    def enabled(self) -> bool:
+        """Whether a process group is in use."""
+        return self.world_size > 1
+
+    @property
+    def is_main(self) -> bool:
+        """Rank 0 writes logs, checkpoints and exports."""
+        return self.rank == 0
+
+
+def init_from_env(device_type: str) -> DistContext:
+    """Join the process group described by torchrun's environment variables, if any."""
+    world = int(os.environ.get("WORLD_SIZE", "1"))
+    if world <= 1:
+        return DistContext()
+    ctx = DistContext(int(os.environ["RANK"]), world, int(os.environ.get("LOCAL_RANK", "0")))
+    if not dist.is_initialized():
+        backend = "nccl" if device_type == "cuda" else "gloo"
+        dist.init_process_group(backend=backend, rank=ctx.rank, world_size=world)
+    return ctx
+
+
+def shutdown(ctx: DistContext) -> None:
+    """Leave the process group (no-op when not distributed)."""
+    if ctx.enabled and dist.is_initialized():
+        dist.destroy_process_group()
+
+
+def barrier(ctx: DistContext) -> None:
+    """Wait for every rank."""
+    if ctx.enabled:
+        dist.barrier()
+
+
+def any_rank(flag: torch.Tensor, ctx: DistContext) -> torch.Tensor:
+    """In-place max of a 0-d flag over ranks (no host synchronization on NCCL)."""
+    if ctx.enabled:
+        dist.all_reduce(flag, op=dist.ReduceOp.MAX)
+    return flag
+
+
+def mean_over_ranks(value: torch.Tensor, ctx: DistContext) -> torch.Tensor:
+    """Average of a tensor over ranks (for logging)."""
+    if ctx.enabled:
+        value = value.clone()
+        dist.all_reduce(value, op=dist.ReduceOp.SUM)
+        value /= ctx.world_size
+    return value
+
+
+def wrap(module: nn.Module, ctx: DistContext, device: torch.device) -> nn.Module:
+    """DDP over ``module``'s parameters that require grad (the module itself if single)."""
+    if not ctx.enabled:
+        return module
+    ids = [device.index] if device.type == "cuda" else None
+    return DistributedDataParallel(module, device_ids=ids, find_unused_parameters=False)

@@ -1,0 +1,79 @@
+"""The training losses, wrapped as one module so that DistributedDataParallel can drive them.
+
+NLL: the original's uniform dequantization ``hr + (u - 0.5) / bins`` with ``u ~ U(0, 1)``, but
+with ``u`` drawn *per sample* from a generator seeded by the sample's own seed, so a batch split
+over ranks sees exactly the noise of the single-process batch. The value equals
+``model.nll_bits_per_dim(hr, lr, dequantize=True, generator=g)`` when ``u`` is
+``torch.rand(hr.shape, generator=g)`` (the correction ``+ log2(bins)`` bits per dimension is
+what ``dequantize=True`` adds).
+
+L1 pre-training: mean absolute error of the encoder's own SR output
+(``model.encoder.super_resolve``) against HR, as the RRDB was pre-trained in the original.
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+from torch import Tensor, nn
+
+from srflow.models.srflow import SRFlow
+
+
+def per_sample_uniform(
+    shape: tuple[int, ...], seeds: list[int], generator: torch.Generator, device: torch.device
+) -> Tensor:
+    """``(len(seeds), *shape)`` uniform noise; row ``i`` comes from ``seeds[i]`` alone."""
+    out = torch.empty((len(seeds), *shape), device=device)
+    for row, seed in zip(out, seeds, strict=True):
+        generator.manual_seed(seed)
+        row.copy_(torch.rand(shape, generator=generator, device=device))
+    return out
+
+
+def dequantized_nll(model: SRFlow, hr: Tensor, lr: Tensor, uniform: Tensor) -> Tensor:
+    """Per-sample NLL in bits/dim of ``hr`` dequantized with the given ``U(0, 1)`` draws."""
+    bins = model.config.dequantization_bins
+    dequantized = hr + (uniform - 0.5) / bins
+    return model.nll_bits_per_dim(dequantized, lr, dequantize=False) + math.log2(bins)
+
+
+def l1_loss(model: SRFlow, hr: Tensor, lr: Tensor) -> Tensor:
+    """Per-sample mean absolute error of the encoder's SR output."""
+    return (model.encoder.super_resolve(lr) - hr).abs().mean(dim=(1, 2, 3))
+
+
+class TrainingObjective(nn.Module):
+    """``forward(hr, lr, uniform, stage)`` -> per-sample loss ``(B,)`` (``stage``: l1 or nll)."""
+
+    def __init__(self, model: SRFlow) -> None:
+        super().__init__()
+        self.model = model
+
+    def forward(self, hr: Tensor, lr: Tensor, uniform: Tensor | None, stage: str) -> Tensor:
+        if stage == "l1":
+            return l1_loss(self.model, hr, lr)
+        assert uniform is not None
+        return dequantized_nll(self.model, hr, lr, uniform)
+
+
+def parameters_used_by(objective: TrainingObjective, stage: str, device: torch.device) -> set[str]:
+    """Names of the parameters that receive a gradient from ``stage``'s loss.
+
+    Found with one backward pass on the smallest valid input; the model is left unchanged
+    (gradients reset to ``None``, ``requires_grad`` restored).
+    """
+    model = objective.model
+    flags = {name: p.requires_grad for name, p in model.named_parameters()}
+    model.requires_grad_(True)
+    side = model.config.size_multiple_lr
+    hr_side = side * model.config.scale
+    lr = torch.full((1, 3, side, side), 0.5, device=device)
+    hr = torch.full((1, 3, hr_side, hr_side), 0.5, device=device)
+    objective(hr, lr, torch.full_like(hr, 0.5), stage).sum().backward()
+    used = {name for name, p in model.named_parameters() if p.grad is not None}
+    model.zero_grad(set_to_none=True)
+    for name, p in model.named_parameters():
+        p.requires_grad_(flags[name])
+    return used

@@ -254,3 +254,14 @@ def test_cli_writes_a_complete_run_folder(photos: Path, tmp_path: Path) -> None:
     assert load_model(out / "model.safetensors").config == load_preset("train_tiny")
     assert main(args) == 2  # the folder holds a run: needs --resume
     assert main(["--resume", "--out", str(out), "--no-progress"]) == 0  # nothing left to do
+    # export: the newest checkpoint's EMA weights (train_tiny keeps none: the raw weights) equal
+    # the final model written by the run
+    from srflow.cli.main import main as srflow_main
+
+    exported = tmp_path / "exported.safetensors"
+    assert srflow_main(["export", str(out), str(exported)]) == 0
+    final, again = load_file(out / "model.safetensors"), load_file(exported)
+    assert final.keys() == again.keys()
+    assert all(torch.equal(final[k], again[k]) for k in final)
+    assert srflow_main(["export", str(tmp_path), str(tmp_path / "x.safetensors")]) == 2
+    assert not (tmp_path / "x.safetensors").exists()

@@ -45,8 +45,25 @@ def _configure(p: argparse.ArgumentParser) -> None:
 
 
 def add_train_parser(subparsers: argparse._SubParsersAction) -> None:
-    """Register ``srflow train``."""
+    """Register ``srflow train`` and ``srflow export``."""
     _configure(subparsers.add_parser("train", help="train a model (YAML config or preset)"))
+    p = subparsers.add_parser("export", help="write a training checkpoint as a model file")
+    p.add_argument("source", type=Path, help="run folder (newest checkpoint) or checkpoint .pt")
+    p.add_argument("target", type=Path, help="output .safetensors file")
+    p.add_argument("--raw", action="store_true", help="the raw weights, not the EMA weights")
+    p.set_defaults(run=run_export)
+
+
+def run_export(args: argparse.Namespace) -> int:
+    """Run ``srflow export``."""
+    from srflow.train.checkpoint import export_model
+
+    try:
+        target = export_model(args.source, args.target, use_ema=not args.raw)
+    except CheckpointError as exc:
+        raise CliError(str(exc)) from None
+    print(f"wrote {target}")
+    return 0
 
 
 def _run_dir(args: argparse.Namespace) -> Path:

@@ -106,3 +106,32 @@ def load_checkpoint(path: Path, device: torch.device | str = "cpu") -> dict[str,
     if not isinstance(state, dict) or state.get("format") != FORMAT:
         raise CheckpointError(f"{path}: not an srflow training checkpoint")
     return state
+
+
+def export_model(source: Path, target: Path, *, use_ema: bool = True) -> Path:
+    """Write the model of a training checkpoint (or of a run folder's newest checkpoint) in our
+    safetensors format. ``use_ema`` takes the EMA weights when the run kept them.
+
+    Raises:
+        CheckpointError: no checkpoint, or one that cannot be read.
+    """
+    from srflow.config.loading import ConfigError, from_dict
+    from srflow.config.schema import ModelConfig
+    from srflow.models.checkpoint import save_model
+    from srflow.models.srflow import SRFlow
+
+    if source.is_dir():
+        found = last_checkpoint(source)
+        if found is None:
+            raise CheckpointError(f"{source}: no checkpoint in this run folder")
+        source = found
+    payload = load_checkpoint(source)
+    try:
+        config = from_dict(ModelConfig, payload["config"]["model"], path="model")
+    except (ConfigError, KeyError, TypeError) as exc:
+        raise CheckpointError(f"{source}: invalid model config ({exc})") from None
+    ema = payload.get("ema")
+    weights = ema["weights"] if use_ema and ema is not None else payload["model"]
+    model = SRFlow(config)
+    model.load_state_dict(weights)
+    return save_model(model.eval(), target)

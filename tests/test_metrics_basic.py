@@ -82,6 +82,8 @@ def test_lr_psnr() -> None:
     noisy = np.clip(gt + rng.normal(0.0, 8.0, gt.shape), 0, 255).astype(np.uint8)
     expected = psnr(imresize(noisy, 0.25), lr)
     assert lr_psnr(noisy, lr, 4) == expected == lr_psnr_vs_gt(noisy, gt, 4)
+    by_hand = 10 * math.log10(255**2 / np.mean((imresize(noisy, 0.25) / 1.0 - lr) ** 2))
+    assert expected == pytest.approx(by_hand, abs=1e-12)
     assert 30.0 < expected < math.inf
     with pytest.raises(ValueError, match="uint8"):
         lr_psnr(noisy / 255.0, lr, 4)

@@ -1,4 +1,10 @@
-"""Diversity of a set of SR samples: the SRFlow paper's pixel std and the NTIRE score."""
+"""Diversity of a set of SR samples: the SRFlow paper's pixel std and the NTIRE scores.
+
+* :func:`pixel_std_diversity`: SRFlow Table 1 (and HCFlow's "diversity").
+* :func:`diversity_score` on spatial LPIPS maps: the NTIRE 2021/2022 ``measure.py`` score.
+* :func:`diversity_score` on :func:`mse_local_map` maps: the MSE analogue of the 2022 kit's
+  ``measure_full.py`` (needs no network weights).
+"""
 
 from __future__ import annotations
 
@@ -6,7 +12,11 @@ from collections.abc import Sequence
 
 import numpy as np
 
-__all__ = ["diversity_score", "pixel_std_diversity"]
+from srflow.metrics.psnr_ssim import box_mean_valid
+
+__all__ = ["MSE_BOX_SIZE", "diversity_score", "mse_local_map", "pixel_std_diversity"]
+
+MSE_BOX_SIZE = 16
 
 
 def pixel_std_diversity(samples: np.ndarray) -> float:
@@ -60,3 +70,29 @@ def diversity_score(global_scores: Sequence[float], local_maps: np.ndarray) -> f
         return 0.0
     best_local = float(maps.min(axis=0).mean())
     return (best_global - best_local) / best_global * 100.0
+
+
+def mse_local_map(sr_uint8_hwc: np.ndarray, gt_uint8_hwc: np.ndarray) -> np.ndarray:
+    """Local squared-error map of the NTIRE 2022 kit's ``measure_full.py`` (MSE score).
+
+    The per-pixel squared error on the [0, 255] scale, averaged over the RGB channels, is
+    filtered with a 16×16 box of weights 1/256 in "full" mode (``scipy.signal.convolve2d``'s
+    default: zero padding, output ``(H + 15, W + 15)``). The global MSE of a sample is the mean
+    of this map; :func:`diversity_score` over N maps gives the kit's ``MSE_score``.
+
+    Args:
+        sr_uint8_hwc: Super-resolved image ``(H, W, 3)`` (uint8, or float on the 0-255 scale).
+        gt_uint8_hwc: Ground truth of the same shape.
+
+    Returns:
+        The float64 map, shape ``(H + 15, W + 15)``.
+
+    Raises:
+        ValueError: If the shapes differ or the images are not ``(H, W, C)``.
+    """
+    sr, gt = np.asarray(sr_uint8_hwc), np.asarray(gt_uint8_hwc)
+    if sr.shape != gt.shape or sr.ndim != 3:
+        raise ValueError(f"expected two (H, W, C) images of one shape, got {sr.shape}, {gt.shape}")
+    error = ((sr.astype(np.float64) - gt.astype(np.float64)) ** 2).mean(axis=2)
+    pad = MSE_BOX_SIZE - 1
+    return box_mean_valid(np.pad(error, pad), MSE_BOX_SIZE)

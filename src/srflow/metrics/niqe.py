@@ -196,12 +196,17 @@ def niqe(
         params: Preloaded parameters (else loaded via ``params_path``/the search order).
         params_path: Explicit path of ``niqe_pris_params.npz``.
 
+    Returns:
+        The score; NaN when a feature is undefined in every block (e.g. a constant image).
+
     Raises:
         MetricUnavailable: When the parameter file cannot be found.
         ValueError: On a bad image shape/dtype.
     """
     params = params if params is not None else load_niqe_params(params_path)
     features = niqe_features(to_gray_255(image), params.window)
+    if np.isnan(features).all(axis=0).any():
+        return math.nan
     mu_dist = np.nanmean(features, axis=0)
     valid = features[~np.isnan(features).any(axis=1)]
     cov_dist = np.cov(valid, rowvar=False) if len(valid) > 1 else np.zeros((36, 36))

@@ -16,7 +16,7 @@ import math
 
 import numpy as np
 
-__all__ = ["psnr", "rgb_to_y", "ssim"]
+__all__ = ["box_mean_valid", "psnr", "rgb_to_y", "ssim"]
 
 _SSIM_WINDOW = 7
 _SSIM_K1 = 0.01
@@ -93,8 +93,16 @@ def psnr(
     return float(10.0 * np.log10(data_range**2 / mse))
 
 
-def _box_mean_valid(x: np.ndarray, size: int) -> np.ndarray:
-    """Mean over every fully inside ``size``×``size`` window of the leading two axes."""
+def box_mean_valid(x: np.ndarray, size: int) -> np.ndarray:
+    """Mean over every fully inside ``size``×``size`` window of the leading two axes.
+
+    Args:
+        x: ``(H, W, ...)`` float array.
+        size: Window side.
+
+    Returns:
+        ``(H - size + 1, W - size + 1, ...)`` window means (shifted sums, float64 if ``x`` is).
+    """
     height, width = x.shape[0] - size + 1, x.shape[1] - size + 1
     rows = sum(x[i : i + height] for i in range(size))
     boxes = sum(rows[:, j : j + width] for j in range(size))
@@ -134,10 +142,10 @@ def ssim(
     cov_norm = count / (count - 1.0)
     c1 = (_SSIM_K1 * data_range) ** 2
     c2 = (_SSIM_K2 * data_range) ** 2
-    mean_x, mean_y = _box_mean_valid(x, _SSIM_WINDOW), _box_mean_valid(y, _SSIM_WINDOW)
-    var_x = cov_norm * (_box_mean_valid(x * x, _SSIM_WINDOW) - mean_x * mean_x)
-    var_y = cov_norm * (_box_mean_valid(y * y, _SSIM_WINDOW) - mean_y * mean_y)
-    cov_xy = cov_norm * (_box_mean_valid(x * y, _SSIM_WINDOW) - mean_x * mean_y)
+    mean_x, mean_y = box_mean_valid(x, _SSIM_WINDOW), box_mean_valid(y, _SSIM_WINDOW)
+    var_x = cov_norm * (box_mean_valid(x * x, _SSIM_WINDOW) - mean_x * mean_x)
+    var_y = cov_norm * (box_mean_valid(y * y, _SSIM_WINDOW) - mean_y * mean_y)
+    cov_xy = cov_norm * (box_mean_valid(x * y, _SSIM_WINDOW) - mean_x * mean_y)
     numerator = (2.0 * mean_x * mean_y + c1) * (2.0 * cov_xy + c2)
     denominator = (mean_x**2 + mean_y**2 + c1) * (var_x + var_y + c2)
     ssim_map = numerator / denominator

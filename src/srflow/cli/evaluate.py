@@ -1,0 +1,194 @@
+"""``srflow eval``: score a model and bicubic against ground truth (docs/metrics.md)."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import shutil
+from pathlib import Path
+
+import numpy as np
+import torch
+from tqdm import tqdm
+
+from srflow.cli.common import CliError, prepare_output_dir, resolve_model
+from srflow.compat.official import CheckpointError
+from srflow.data.image_io import write_image
+from srflow.evaluation import (
+    EvalConfig,
+    EvalImage,
+    EvalInputError,
+    EvalResult,
+    MethodResult,
+    MetricConventions,
+    MetricFiles,
+    evaluate,
+    load_eval_images,
+)
+from srflow.evaluation.config import LR_PSNR_REFERENCES, OPTIONAL_METRICS, UINT8_MODES
+from srflow.evaluation.metric_table import METRICS, format_value
+from srflow.evaluation.plots import write_plots
+from srflow.evaluation.report import write_csv, write_json, write_markdown
+from srflow.evaluation.runner import SampleSink
+from srflow.inference.pipeline import pick_device
+from srflow.models.checkpoint import load_model
+
+logger = logging.getLogger(__name__)
+BENCHMARKS = {"photos": Path("data") / "photos" / "eval"}
+DEFAULT_TEMPERATURES = [0.0, 0.5, 0.8, 0.9, 1.0]
+
+
+def add_parser(subparsers: argparse._SubParsersAction) -> None:
+    """Register ``srflow eval``."""
+    p = subparsers.add_parser(
+        "eval", help="score a model and bicubic: PSNR, SSIM, LR-PSNR, LPIPS, diversity, NIQE..."
+    )
+    source = p.add_mutually_exclusive_group(required=True)
+    source.add_argument("--hr", type=Path, help="folder (or file) of ground-truth HR images")
+    source.add_argument("--benchmark", choices=sorted(BENCHMARKS),
+                        help="photos: data/photos/eval (scripts/prepare_photos.py)")  # fmt: skip
+    p.add_argument("--lr", type=Path, help="LR images paired by file stem (default: bicubic)")
+    p.add_argument("--model", help="model file (.safetensors or original .pth); default: embedded")
+    p.add_argument("--scale", type=int, help="check the model's scale factor")
+    p.add_argument("-t", "--temperature", type=float, nargs="+", default=DEFAULT_TEMPERATURES,
+                   help="temperatures (0 is always added; default 0 0.5 0.8 0.9 1.0)")  # fmt: skip
+    p.add_argument("-n", "--samples", type=int, default=10, help="samples per temperature (10)")
+    p.add_argument("-o", "--output", type=Path, required=True, help="output folder")
+    p.add_argument("--max-images", type=int, help="use only the first K images")
+    p.add_argument("--crop", type=int, help="centre-crop each HR to at most SIZE x SIZE")
+    p.add_argument("--seed", type=int, default=0, help="latent noise seed")
+    p.add_argument("--device", default="auto", help="cpu, cuda, cuda:N, mps or auto")
+    p.add_argument("--batch-size", type=int, default=5, help="samples decoded together")
+    conv = p.add_argument_group("metric conventions (defaults: SRFlow paper / NTIRE challenge)")
+    conv.add_argument("--psnr-y", action="store_true", help="PSNR/SSIM on BT.601 Y, not RGB")
+    conv.add_argument("--crop-border", type=int, default=0, help="PSNR/SSIM border crop (0)")
+    conv.add_argument("--uint8", choices=UINT8_MODES, default="truncate",
+                      help="SR to 8 bit: truncate (SRFlow), round, float (PSNR/SSIM)")  # fmt: skip
+    conv.add_argument("--lr-psnr-ref", choices=LR_PSNR_REFERENCES, default="gt",
+                      help="LR-PSNR vs bicubic(GT) (challenge) or the input LR")  # fmt: skip
+    files = p.add_argument_group("metric parameter files (default: searched, docs/metrics.md)")
+    files.add_argument("--lpips-backbone", help="alexnet-owt-7be5be79.pth")
+    files.add_argument("--lpips-linear", help="lpips v0.1 alex.pth")
+    files.add_argument("--niqe-params", help="niqe_pris_params.npz")
+    files.add_argument("--brisque-model", help="folder with svm.txt and normalize.pickle")
+    files.add_argument("--skip", nargs="+", choices=OPTIONAL_METRICS, default=[],
+                       help="optional metrics not to compute")  # fmt: skip
+    out = p.add_argument_group("outputs")
+    out.add_argument("--report", type=Path, help="also write the Markdown report here")
+    out.add_argument("--save-images", action="store_true", help="write every output image")
+    out.add_argument("--no-plots", action="store_true", help="do not draw the PNG plots")
+    p.set_defaults(run=run)
+
+
+def _images(args: argparse.Namespace, scale: int) -> list[EvalImage]:
+    hr_dir, lr_dir = args.hr, args.lr
+    if args.benchmark:
+        root = BENCHMARKS[args.benchmark]
+        if not (root / "hr").is_dir():
+            raise CliError(
+                f"{root / 'hr'}: benchmark {args.benchmark!r} not found; prepare it with "
+                "python scripts/prepare_photos.py --out data/photos"
+            )
+        hr_dir = root / "hr"
+        # a crop of the HR is scored against the bicubic of that crop (LR made from it)
+        if lr_dir is None and args.crop is None and (root / f"lr_x{scale}").is_dir():
+            lr_dir = root / f"lr_x{scale}"
+    elif lr_dir is not None and args.crop:
+        logger.warning("--crop with --lr: the LR is cropped to match, see docs/metrics.md")
+    try:
+        return load_eval_images(hr_dir, scale, lr_dir, args.crop, args.max_images)
+    except EvalInputError as exc:
+        raise CliError(str(exc)) from None
+
+
+def _config(args: argparse.Namespace) -> EvalConfig:
+    try:
+        return EvalConfig(
+            temperatures=tuple(args.temperature),
+            samples=args.samples,
+            seed=args.seed,
+            batch_size=args.batch_size,
+            conventions=MetricConventions(
+                y_channel=args.psnr_y,
+                crop_border=args.crop_border,
+                uint8=args.uint8,
+                lr_psnr_reference=args.lr_psnr_ref,
+            ),
+            files=MetricFiles(
+                args.lpips_backbone, args.lpips_linear, args.niqe_params, args.brisque_model
+            ),
+            skip_metrics=tuple(args.skip),
+        )
+    except ValueError as exc:
+        raise CliError(str(exc)) from None
+
+
+def _image_saver(folder: Path) -> SampleSink:
+    """Write each output as ``NAME_t0.90_s00.png`` / ``NAME_bicubic_s00.png``."""
+
+    def save(image: EvalImage, row: MethodResult, outputs: np.ndarray) -> None:
+        tag = "bicubic" if row.temperature is None else f"t{row.temperature:.2f}"
+        for index, output in enumerate(outputs):
+            rgb = torch.from_numpy(output).permute(2, 0, 1).float() / 255.0
+            write_image(folder / f"{image.name}_{tag}_s{index:02d}.png", rgb)
+
+    return save
+
+
+def _write_outputs(result: EvalResult, out_dir: Path, args: argparse.Namespace) -> list[Path]:
+    keys = result.metric_keys()
+    plots = [] if args.no_plots else write_plots(result, out_dir / "plots")
+    written = [
+        write_json(result, out_dir / "results.json"),
+        write_csv(result.rows, keys, out_dir / "per_image.csv"),
+        write_csv(result.summary(), keys, out_dir / "summary.csv"),
+        write_markdown(result, out_dir / "report.md", plots),
+    ]
+    if args.report is not None:
+        folder = args.report.with_suffix("")  # docs/benchmark.md -> docs/benchmark/
+        if plots:
+            folder.mkdir(parents=True, exist_ok=True)
+        report_plots = [Path(shutil.copyfile(plot, folder / plot.name)) for plot in plots]
+        written.append(write_markdown(result, args.report, report_plots))
+    return written + plots
+
+
+def run(args: argparse.Namespace) -> int:
+    """Run ``srflow eval``; returns the exit status."""
+    if args.samples < 1:
+        raise CliError("--samples must be at least 1")
+    if args.crop is not None and args.crop < 8:
+        raise CliError("--crop must be at least 8")
+    config = _config(args)
+    model_path = resolve_model(args.model)
+    try:
+        model = load_model(model_path, device=pick_device(args.device))
+    except (CheckpointError, ValueError, OSError) as exc:
+        raise CliError(str(exc)) from None
+    scale = model.config.scale
+    if args.scale is not None and args.scale != scale:
+        raise CliError(f"{model_path}: the model is {scale}x, not {args.scale}x (--scale)")
+    images = _images(args, scale)
+    out_dir = prepare_output_dir(args.output)
+    sink = None
+    if args.save_images:
+        sink = _image_saver(prepare_output_dir(out_dir / "images"))
+    methods = 1 + len(config.all_temperatures)
+    with tqdm(total=len(images) * methods, desc="eval", unit="set") as bar:
+        result = evaluate(model, images, config, model_name=model_path.name,
+                          progress=lambda _: bar.update(), sample_sink=sink)  # fmt: skip
+    written = _write_outputs(result, out_dir, args)
+    _print_summary(result)
+    print(f"{len(images)} image(s) in {result.seconds / 60:.1f} min -> {written[0].parent}")
+    return 0
+
+
+def _print_summary(result: EvalResult) -> None:
+    keys = [k for k in result.metric_keys() if k in ("psnr", "ssim", "lr_psnr", "lpips",
+                                                     "div_lpips", "div_mse", "niqe")]  # fmt: skip
+    print("  ".join([f"{'method':<14}", *(f"{METRICS[k].label:>12}" for k in keys)]))
+    for row in result.summary():
+        cells = (f"{format_value(k, row.metrics.get(k)):>12}" for k in keys)
+        print("  ".join([f"{row.label:<14}", *cells]))
+    for name, why in result.unavailable.items():
+        print(f"not measured: {name} ({why.split('. ')[0]})")

@@ -1,0 +1,172 @@
+"""Score a set of SR samples of one image with every available metric.
+
+Per sample: PSNR, SSIM (selected conventions), LR-PSNR, LPIPS, NIQE, BRISQUE, PIQE. Per set:
+the mean of each, the worst LR-PSNR, the challenge's diversity score on the spatial LPIPS maps,
+its MSE analogue, and the pixel-std diversity. Metrics whose parameter files are missing are
+skipped with one warning naming the file (:class:`MetricUnavailable`).
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import torch
+
+from srflow.data.image_io import to_uint8_round, to_uint8_truncate
+from srflow.evaluation.config import EvalConfig
+from srflow.evaluation.metric_table import METRICS
+from srflow.metrics.brisque import brisque, load_brisque_model
+from srflow.metrics.consistency import lr_psnr
+from srflow.metrics.diversity import diversity_score, mse_local_map, pixel_std_diversity
+from srflow.metrics.lpips import LPIPS
+from srflow.metrics.niqe import load_niqe_params, niqe
+from srflow.metrics.pique import piqe
+from srflow.metrics.psnr_ssim import psnr, ssim
+from srflow.metrics.weights import MetricUnavailable
+
+__all__ = ["MetricSuite", "SetScores", "outputs_as_uint8"]
+
+logger = logging.getLogger(__name__)
+
+
+def outputs_as_uint8(samples: np.ndarray, mode: str) -> np.ndarray:
+    """uint8 outputs: uint8 input unchanged, float [0, 1] truncated (``truncate``) or rounded.
+
+    Args:
+        samples: ``(N, H, W, 3)`` uint8, or float in [0, 1].
+        mode: The ``uint8`` convention (``float`` rounds here: it only affects PSNR/SSIM).
+    """
+    if samples.dtype == np.uint8:
+        return samples
+    return to_uint8_truncate(samples) if mode == "truncate" else to_uint8_round(samples)
+
+
+@dataclass(frozen=True)
+class SetScores:
+    """Scores of the N samples of one image and method.
+
+    Attributes:
+        metrics: Per-set values (means over samples, worst LR-PSNR, diversities).
+        per_sample: The per-sample values behind the means, N per metric.
+    """
+
+    metrics: dict[str, float]
+    per_sample: dict[str, list[float]]
+
+
+class MetricSuite:
+    """Loads the optional metrics once and scores sample sets.
+
+    Args:
+        config: Conventions, parameter files and skipped metrics.
+        device: Where LPIPS runs.
+    """
+
+    def __init__(self, config: EvalConfig, device: torch.device | str = "cpu") -> None:
+        self.conventions = config.conventions
+        self.skip = set(config.skip_metrics)
+        self.unavailable: dict[str, str] = {}
+        files = config.files
+        self.lpips: LPIPS | None = self._load(
+            "lpips", lambda: LPIPS.from_files(files.lpips_backbone, files.lpips_linear)
+        )
+        if self.lpips is not None:
+            self.lpips = self.lpips.to(device)
+        self.niqe_params = self._load("niqe", lambda: load_niqe_params(files.niqe_params))
+        self.brisque_model = self._load("brisque", lambda: load_brisque_model(files.brisque_model))
+        self.no_reference: dict[str, Callable[[np.ndarray], float]] = {}
+        if self.niqe_params is not None:
+            self.no_reference["niqe"] = lambda im: niqe(im, self.niqe_params)
+        if self.brisque_model is not None:
+            self.no_reference["brisque"] = lambda im: brisque(im, self.brisque_model)
+        if "piqe" in self.skip:
+            self.unavailable["piqe"] = "not requested"
+        else:
+            self.no_reference["piqe"] = piqe
+
+    def _load(self, name: str, loader: Callable[[], Any]) -> Any:
+        if name in self.skip:
+            self.unavailable[name] = "not requested"
+            return None
+        try:
+            return loader()
+        except MetricUnavailable as exc:
+            logger.warning("%s skipped: %s", METRICS[name].label, exc)
+            self.unavailable[name] = str(exc)
+            return None
+
+    def _quantise(self, samples: np.ndarray) -> tuple[np.ndarray, np.ndarray, float]:
+        """(uint8 samples, samples for PSNR/SSIM, their data range)."""
+        as_uint8 = outputs_as_uint8(samples, self.conventions.uint8)
+        if samples.dtype != np.uint8 and self.conventions.uint8 == "float":
+            return as_uint8, samples.astype(np.float64), 1.0
+        return as_uint8, as_uint8, 255.0
+
+    def _no_reference(self, name: str, image: np.ndarray) -> float:
+        try:
+            return self.no_reference[name](image)
+        except ValueError as exc:  # e.g. smaller than NIQE's 96x96 block
+            logger.warning("%s skipped: %s", METRICS[name].label, exc)
+            self.unavailable[name] = str(exc)
+            del self.no_reference[name]
+            return math.nan
+
+    def score(
+        self, gt_uint8: np.ndarray, lr_reference: np.ndarray, scale: int, samples: np.ndarray
+    ) -> SetScores:
+        """Score N samples of one image.
+
+        Args:
+            gt_uint8: Ground truth, uint8 ``(H, W, 3)``.
+            lr_reference: uint8 LR the LR-PSNR compares with (``imresize(GT, 1/s)`` for the
+                challenge protocol, else the model's input).
+            scale: Super-resolution factor.
+            samples: ``(N, H, W, 3)``: float in [0, 1] (converted by the uint8 convention) or
+                uint8 (used as is, e.g. the bicubic reference).
+
+        Returns:
+            The per-set metrics and the per-sample values.
+        """
+        as_uint8, fidelity, data_range = self._quantise(samples)
+        gt_fidelity = gt_uint8 / 255.0 if data_range == 1.0 else gt_uint8
+        options = {
+            "crop_border": self.conventions.crop_border,
+            "y_channel": self.conventions.y_channel,
+            "data_range": data_range,
+        }
+        per_sample: dict[str, list[float]] = {"psnr": [], "ssim": [], "lr_psnr": []}
+        lpips_maps, mse_maps = [], []
+        for index, sr in enumerate(as_uint8):
+            per_sample["psnr"].append(psnr(fidelity[index], gt_fidelity, **options))
+            per_sample["ssim"].append(ssim(fidelity[index], gt_fidelity, **options))
+            per_sample["lr_psnr"].append(lr_psnr(sr, lr_reference, scale))
+            mse_maps.append(mse_local_map(sr, gt_uint8))
+            if self.lpips is not None:
+                lpips_maps.append(self._lpips_map(sr, gt_uint8))
+            for name in list(self.no_reference):
+                per_sample.setdefault(name, []).append(self._no_reference(name, sr))
+        if lpips_maps:
+            per_sample["lpips"] = [float(m.mean()) for m in lpips_maps]
+        metrics = {key: float(np.mean(values)) for key, values in per_sample.items()}
+        metrics["lr_psnr_worst"] = float(min(per_sample["lr_psnr"]))
+        if lpips_maps:
+            metrics["div_lpips"] = diversity_score(per_sample["lpips"], np.stack(lpips_maps))
+        metrics["div_mse"] = diversity_score(
+            [float(m.mean()) for m in mse_maps], np.stack(mse_maps)
+        )
+        metrics["pixel_std"] = pixel_std_diversity(fidelity)
+        return SetScores(metrics, per_sample)
+
+    @torch.no_grad()
+    def _lpips_map(self, sr_uint8: np.ndarray, gt_uint8: np.ndarray) -> np.ndarray:
+        """The ``(H, W)`` spatial LPIPS map (challenge: ``spatial=True``)."""
+        assert self.lpips is not None
+        device = self.lpips.shift.device
+        sr = torch.from_numpy(sr_uint8).permute(2, 0, 1)[None].to(device)
+        gt = torch.from_numpy(np.ascontiguousarray(gt_uint8)).permute(2, 0, 1)[None].to(device)
+        return self.lpips(sr, gt)[0, 0].double().cpu().numpy()

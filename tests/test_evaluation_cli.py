@@ -100,6 +100,7 @@ def test_markdown_report_and_plots(run, setup):
     root, _ = setup
     text = (root / "docs" / "bench.md").read_text()
     assert "| bicubic | 1 |" in text and "| SRFlow τ=0 | 1 |" in text and "### coffee" in text
+    assert "srflow eval --hr " in text and " --samples 3 --temperature 0.5 0.9 -o " in text
     assert (run / "report.md").read_text().count("| SRFlow τ=0.9 | 3 |") == 3  # mean + 2 images
     pytest.importorskip("matplotlib")
     for name in ("metrics_vs_temperature", "perception_distortion", "samples"):

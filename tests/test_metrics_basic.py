@@ -11,7 +11,7 @@ import torch
 
 from srflow.data.resize import imresize
 from srflow.metrics.consistency import lr_psnr, lr_psnr_vs_gt
-from srflow.metrics.diversity import diversity_score, pixel_std_diversity
+from srflow.metrics.diversity import diversity_score, mse_local_map, pixel_std_diversity
 from srflow.metrics.psnr_ssim import psnr, rgb_to_y, ssim
 
 VECTORS = Path(__file__).resolve().parents[1].parent / "shared" / "vectors"
@@ -117,3 +117,17 @@ def test_diversity_score() -> None:
     assert diversity_score([0.0, 0.2], maps[:2]) == 0.0
     with pytest.raises(ValueError):
         diversity_score([0.1], maps)
+
+
+def test_mse_local_map_is_the_2022_kit_box_filter() -> None:
+    signal = pytest.importorskip("scipy.signal")
+    sr, gt = _pair((37, 50, 3), 5, noise=20.0)
+    error = ((sr / 1.0 - gt) ** 2).mean(axis=2)
+    expected = signal.convolve2d(error, np.ones((16, 16)) / 256)  # 'full', zero padding
+    local = mse_local_map(sr, gt)
+    assert local.shape == (52, 65)
+    np.testing.assert_allclose(local, expected, rtol=1e-12, atol=1e-9)
+    assert local.mean() == pytest.approx(error.sum() / (52 * 65))
+    assert diversity_score([local.mean()] * 2, np.stack([local, local])) == 0.0
+    with pytest.raises(ValueError, match="one shape"):
+        mse_local_map(sr, gt[:, :-1])

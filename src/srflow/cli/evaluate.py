@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import shlex
 import shutil
 from pathlib import Path
 
@@ -123,6 +124,28 @@ def _config(args: argparse.Namespace) -> EvalConfig:
         raise CliError(str(exc)) from None
 
 
+def command_line(args: argparse.Namespace) -> str:
+    """The ``srflow eval`` command reproducing ``args`` (non-default options only)."""
+    words = ["srflow", "eval"]
+    words += ["--benchmark", args.benchmark] if args.benchmark else ["--hr", str(args.hr)]
+    options = [
+        ("--lr", args.lr, None), ("--model", args.model, None), ("--scale", args.scale, None),
+        ("--samples", args.samples, None), ("--max-images", args.max_images, None),
+        ("--crop", args.crop, None), ("--seed", args.seed, 0),
+        ("--batch-size", args.batch_size, 5),
+        ("--crop-border", args.crop_border, 0), ("--uint8", args.uint8, "truncate"),
+        ("--lr-psnr-ref", args.lr_psnr_ref, "gt"),
+    ]  # fmt: skip
+    for flag, value, default in options:
+        words += [flag, str(value)] if value != default else []
+    words += ["--temperature", *(f"{t:g}" for t in args.temperature)]
+    words += ["--psnr-y"] if args.psnr_y else []
+    words += ["--skip", *args.skip] if args.skip else []
+    words += ["-o", str(args.output)]
+    words += ["--report", str(args.report)] if args.report else []
+    return shlex.join(words)
+
+
 def _image_saver(folder: Path) -> SampleSink:
     """Write each output as ``NAME_t0.90_s00.png`` / ``NAME_bicubic_s00.png``."""
 
@@ -177,6 +200,7 @@ def run(args: argparse.Namespace) -> int:
     with tqdm(total=len(images) * methods, desc="eval", unit="set") as bar:
         result = evaluate(model, images, config, model_name=model_path.name,
                           progress=lambda _: bar.update(), sample_sink=sink)  # fmt: skip
+    result.command = command_line(args)
     written = _write_outputs(result, out_dir, args)
     _print_summary(result)
     print(f"{len(images)} image(s) in {result.seconds / 60:.1f} min -> {written[0].parent}")

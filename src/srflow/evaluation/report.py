@@ -60,6 +60,7 @@ def write_json(result: EvalResult, path: Path) -> Path:
     data = {
         "model": result.model,
         "scale": result.scale,
+        "command": result.command,
         "device": result.device,
         "seconds": round(result.seconds, 3),
         "config": asdict(result.config),
@@ -120,7 +121,10 @@ def markdown_report(
 ) -> str:
     """The Markdown report: settings, averaged table, legend, plots, per-image tables."""
     keys = result.metric_keys()
-    lines = ["# Evaluation", "", *_settings(result), "", "## Average over images", ""]
+    lines = ["# Evaluation", "", *_settings(result), ""]
+    if result.command:
+        lines += ["Reproduce with:", "", "```bash", result.command, "```", ""]
+    lines += ["## Average over images", ""]
     lines += _table(result.summary(), keys)
     lines += ["", "Columns:", ""]
     lines += [f"- **{METRICS[k].label}**: {METRICS[k].description}" for k in keys]

@@ -58,6 +58,7 @@ class EvalResult:
         device: Where the model ran.
         gallery: For the first image: ``label -> up to 4 uint8 (H, W, 3) outputs`` (and
             ``"ground truth"``), for the sample grid.
+        command: The command line that reproduces the run (shown in reports), if known.
     """
 
     model: str
@@ -69,6 +70,7 @@ class EvalResult:
     seconds: float = 0.0
     device: str = "cpu"
     gallery: dict[str, list[np.ndarray]] = field(default_factory=dict)
+    command: str = ""
 
     def metric_keys(self) -> list[str]:
         """Keys measured in at least one row, in column order."""

@@ -3,14 +3,16 @@
 Quick start::
 
     import srflow
-    pipe = srflow.load("model.safetensors")        # or an original SRFlow .pth
-    images = pipe.super_resolve(pil_image, temperature=0.8, samples=4, seed=0)
+    model = srflow.load()                 # embedded 4x model; or a .safetensors / original .pth
+    images = model.super_resolve(pil_image, temperature=0.8, samples=4, seed=0)  # PIL images
 """
 
 from srflow.config.schema import ModelConfig
+from srflow.data.resize import imresize
+from srflow.inference.api import load
 from srflow.models.checkpoint import load_model, save_model
 from srflow.models.srflow import SRFlow
 
 __version__ = "0.1.0"
 
-__all__ = ["ModelConfig", "SRFlow", "__version__", "load_model", "save_model"]
+__all__ = ["ModelConfig", "SRFlow", "__version__", "imresize", "load", "load_model", "save_model"]

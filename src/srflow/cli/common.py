@@ -1,28 +1,37 @@
-"""Helpers shared by the command-line tools: one-line errors, output folders, default model."""
+"""Helpers shared by the command-line tools: one-line errors, inputs, output folders, model."""
 
 from __future__ import annotations
 
 import os
 import sys
-from importlib import resources
+from collections import Counter
+from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 
-DEFAULT_MODEL_NAME = "default_x4.safetensors"
+import torch
+from tqdm import tqdm
+
+from srflow.data.image_io import ImageReadError, write_image
+from srflow.inference.api import default_model_path, missing_default_model_message
+from srflow.inference.pipeline import InputTooSmallError
 
 
 class CliError(Exception):
-    """A problem to report on one line before exiting with status 2."""
+    """A fatal problem (bad option, model, output folder) to report on one line; status 2."""
+
+
+class InputError(ValueError):
+    """One input cannot be processed (the other inputs still are)."""
+
+
+class OutputError(Exception):
+    """An output file could not be written; the message names it."""
 
 
 def fail(message: str) -> None:
-    """Print ``error: message`` on stderr."""
-    print(f"error: {message}", file=sys.stderr)
-
-
-def default_model_path() -> Path | None:
-    """The model embedded in the package, if this install has one."""
-    path = Path(str(resources.files("srflow") / "weights" / DEFAULT_MODEL_NAME))
-    return path if path.is_file() else None
+    """Print ``error: message`` on its own line of stderr (above any progress bar)."""
+    tqdm.write(f"error: {message}", file=sys.stderr)
 
 
 def resolve_model(path: str | None) -> Path:
@@ -31,10 +40,7 @@ def resolve_model(path: str | None) -> Path:
         return Path(path)
     default = default_model_path()
     if default is None:
-        raise CliError(
-            "no default model is embedded in this install; pass --model PATH "
-            "(an srflow .safetensors, or an original SRFlow .pth such as SRFlow_DF2K_4X.pth)"
-        )
+        raise CliError(missing_default_model_message("--model PATH"))
     return default
 
 
@@ -49,26 +55,93 @@ def prepare_output_dir(path: Path) -> Path:
     return path
 
 
+@dataclass(frozen=True)
+class InputFile:
+    """An input image and the stem of its outputs relative to the output folder.
+
+    Images found inside a named folder keep their sub-folder (``sub/photo``); when two inputs
+    would share an output stem (``photo.png`` and ``photo.jpg``), both get their suffix added
+    (``photo_png``, ``photo_jpg``).
+    """
+
+    path: Path
+    out_stem: Path
+
+    def output(self, out_dir: Path, tail: str) -> Path:
+        """``out_dir / out_stem + tail`` (the sub-folder may not exist yet)."""
+        return out_dir / self.out_stem.parent / f"{self.out_stem.name}{tail}"
+
+
 def collect_inputs(
-    inputs: list[Path], suffixes: frozenset[str]
-) -> tuple[list[Path], list[str], list[str]]:
+    inputs: list[Path], suffixes: frozenset[str], exclude: Path | None = None
+) -> tuple[list[InputFile], list[str], list[str]]:
     """Image files from files and folders (recursive), plus one-line notes on what was skipped
     (non-image files inside folders) and what is missing (named paths that do not exist).
 
-    A named file is always returned: reading it reports what is wrong with it.
+    A named file is always returned: reading it reports what is wrong with it. A file reached
+    twice (named, and inside a named folder) is processed once. Hidden files and, inside named
+    folders, everything under ``exclude`` (the output folder) are left out silently.
     """
-    files: list[Path] = []
+    excluded = exclude.resolve() if exclude is not None else None
+    found: list[tuple[Path, Path]] = []  # (file, stem relative to the output folder)
     skipped: list[str] = []
     missing: list[str] = []
     for item in inputs:
         if item.is_file():
-            files.append(item)
+            found.append((item, Path(item.stem)))
         elif item.is_dir():
             for path in sorted(p for p in item.rglob("*") if p.is_file()):
+                if path.name.startswith(".") or (
+                    excluded is not None and path.resolve().is_relative_to(excluded)
+                ):
+                    continue
                 if path.suffix.lower() in suffixes:
-                    files.append(path)
-                elif not path.name.startswith("."):
+                    found.append((path, path.relative_to(item).with_suffix("")))
+                else:
                     skipped.append(f"{path}: skipped, not an image file")
         else:
             missing.append(f"{item}: no such file or folder")
+    seen: set[Path] = set()
+    unique = []
+    for path, stem in found:
+        if path.resolve() not in seen:
+            seen.add(path.resolve())
+            unique.append((path, stem))
+    counts = Counter(stem for _, stem in unique)
+    files = [
+        InputFile(path, stem if counts[stem] == 1 else stem.with_name(
+            f"{stem.name}_{path.suffix.lstrip('.').lower()}"))
+        for path, stem in unique
+    ]  # fmt: skip
     return files, skipped, missing
+
+
+def write_output(
+    target: Path, rgb: torch.Tensor, alpha: torch.Tensor | None, *, bit_depth: int,
+    grayscale: bool,
+) -> None:  # fmt: skip
+    """:func:`write_image` (atomic) into a folder created on demand; OutputError on failure."""
+    try:
+        target.parent.mkdir(parents=True, exist_ok=True)
+        write_image(target, rgb, alpha, bit_depth=bit_depth, grayscale=grayscale)
+    except OSError as exc:
+        raise OutputError(f"{target}: cannot write ({exc.strerror or exc})") from None
+
+
+def for_each_input(files: list[InputFile], work: Callable[[InputFile], None]) -> int:
+    """Run ``work`` on every input with a progress bar; report each failure on one line and
+    go on. Returns the number of inputs that failed."""
+    failures = 0
+    for item in tqdm(files, desc="images", unit="img", disable=len(files) < 2):
+        try:
+            work(item)
+        except OutputError as exc:
+            fail(str(exc))
+        except (ImageReadError, InputTooSmallError, InputError) as exc:
+            fail(str(exc) if str(item.path) in str(exc) else f"{item.path}: {exc}")
+        except torch.OutOfMemoryError:
+            fail(f"{item.path}: out of memory; use --tile (e.g. 128) or a smaller --batch-size")
+        else:
+            continue
+        failures += 1
+    return failures

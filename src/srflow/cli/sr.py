@@ -1,4 +1,10 @@
-"""``srflow sr``: super-resolve images, several samples and temperatures each."""
+"""``srflow sr``: super-resolve images, several samples and temperatures each.
+
+Exit status: 0 when every image was done; 1 when some input could not be used (unreadable,
+truncated, too small, not an image, missing) or an output could not be written (the other images
+are still done); 2 for a fatal setup problem (bad option, model, output folder), before any
+image is touched.
+"""
 
 from __future__ import annotations
 
@@ -6,20 +12,21 @@ import argparse
 import logging
 from pathlib import Path
 
-import torch
 from tqdm import tqdm
 
-from srflow.cli.common import CliError, collect_inputs, fail, prepare_output_dir, resolve_model
-from srflow.compat.official import CheckpointError
-from srflow.data.image_io import (
-    IMAGE_SUFFIXES,
-    ImageReadError,
-    LoadedImage,
-    read_image,
-    write_image,
+from srflow.cli.common import (
+    CliError,
+    InputFile,
+    collect_inputs,
+    fail,
+    for_each_input,
+    prepare_output_dir,
+    resolve_model,
+    write_output,
 )
-from srflow.data.resize import imresize
-from srflow.inference.pipeline import InputTooSmallError, SuperResolver, pick_device
+from srflow.compat.official import CheckpointError
+from srflow.data.image_io import IMAGE_SUFFIXES, read_image
+from srflow.inference.pipeline import SuperResolver
 
 logger = logging.getLogger(__name__)
 
@@ -49,49 +56,60 @@ def output_name(stem: str, suffix: str, temperature: float, index: int, fmt: str
     return f"{stem}{suffix}_t{temperature:.2f}_s{index:02d}.{fmt}"
 
 
-def _finish(loaded: LoadedImage, sr: torch.Tensor, scale: int) -> torch.Tensor | None:
-    """Upscale the alpha channel with bicubic to the SR size (reattached on write)."""
-    if loaded.alpha is None:
-        return None
-    alpha = imresize(loaded.alpha.unsqueeze(0).double(), scale=scale)[0].float()
-    return alpha[:, : sr.shape[1], : sr.shape[2]].clamp(0, 1)
+def _check_options(args: argparse.Namespace) -> None:
+    if args.samples < 1:
+        raise CliError("--samples must be at least 1")
+    if any(t < 0 for t in args.temperature):
+        raise CliError("--temperature must not be negative")
+    if len({f"{t:.2f}" for t in args.temperature}) < len(args.temperature):
+        raise CliError("--temperature values must differ in their first two decimals")
+    if args.tile is not None and args.tile < 1:
+        raise CliError("--tile must be at least 1 (LR pixels)")
+    if args.tile_overlap < 0:
+        raise CliError("--tile-overlap must not be negative")
+    if args.batch_size is not None and args.batch_size < 1:
+        raise CliError("--batch-size must be at least 1")
+    if "/" in args.suffix or "\\" in args.suffix:
+        raise CliError("--suffix must not contain a path separator")
+
+
+def _super_resolve_one(
+    resolver: SuperResolver, item: InputFile, out_dir: Path, args: argparse.Namespace
+) -> None:
+    loaded = read_image(item.path)
+    alpha = resolver.upscale_alpha(loaded)
+    total = args.samples * len(args.temperature)
+    with tqdm(total=total, desc=item.path.name, unit="sample", leave=False) as bar:
+        results = resolver.sample_temperatures(
+            loaded.rgb, args.temperature, args.samples, args.seed, tile=args.tile,
+            tile_overlap=args.tile_overlap, batch_size=args.batch_size, progress=bar.update,
+        )  # fmt: skip
+        for temperature, srs in zip(args.temperature, results, strict=True):
+            for index, sr in enumerate(srs):
+                target = item.output(
+                    out_dir, output_name("", args.suffix, temperature, index, args.format)
+                )
+                write_output(target, sr, alpha, bit_depth=loaded.bit_depth,
+                             grayscale=loaded.was_grayscale)  # fmt: skip
 
 
 def run(args: argparse.Namespace) -> int:
-    """Run ``srflow sr``; returns the exit status (1 if any image failed)."""
-    if args.samples < 1:
-        raise CliError("--samples must be at least 1")
-    out_dir = prepare_output_dir(args.output)
+    """Run ``srflow sr``; returns the exit status (see the module docstring)."""
+    _check_options(args)
     model_path = resolve_model(args.model)
     try:
         resolver = SuperResolver.from_path(model_path, args.device, args.half)
     except (CheckpointError, ValueError) as exc:
         raise CliError(str(exc)) from None
-    logger.info("model %s on %s", model_path, pick_device(args.device))
-    files, skipped, missing = collect_inputs(args.inputs, frozenset(IMAGE_SUFFIXES))
+    out_dir = prepare_output_dir(args.output)
+    logger.info("model %s on %s", model_path, resolver.device)
+    files, skipped, missing = collect_inputs(
+        args.inputs, frozenset(IMAGE_SUFFIXES), exclude=out_dir
+    )
     for problem in skipped + missing:
         fail(problem)
-    failures = len(missing)
-    for path in tqdm(files, desc="images", unit="img", disable=len(files) < 2):
-        try:
-            loaded = read_image(path)
-            total = args.samples * len(args.temperature)
-            with tqdm(total=total, desc=path.name, unit="sample", leave=False) as bar:
-                for temperature in args.temperature:
-                    srs = resolver.super_resolve(
-                        loaded.rgb, temperature, args.samples, args.seed,
-                        tile=args.tile, tile_overlap=args.tile_overlap,
-                        batch_size=args.batch_size, progress=bar.update,
-                    )  # fmt: skip
-                    for index, sr in enumerate(srs):
-                        name = output_name(path.stem, args.suffix, temperature, index, args.format)
-                        write_image(
-                            out_dir / name, sr, _finish(loaded, sr, resolver.scale),
-                            bit_depth=loaded.bit_depth, grayscale=loaded.was_grayscale,
-                        )  # fmt: skip
-        except (ImageReadError, InputTooSmallError, OSError) as exc:
-            fail(f"{path}: {exc}" if str(path) not in str(exc) else str(exc))
-            failures += 1
-    done = len(files) - (failures - len(missing))
-    print(f"{done} of {len(files)} image(s) super-resolved -> {out_dir}")
-    return 1 if failures else 0
+    failures = for_each_input(
+        files, lambda item: _super_resolve_one(resolver, item, out_dir, args)
+    )
+    print(f"{len(files) - failures} of {len(files)} image(s) super-resolved -> {out_dir}")
+    return 1 if failures or skipped or missing else 0

@@ -7,7 +7,17 @@ from pathlib import Path
 
 import torch
 
-from srflow.cli.common import CliError, collect_inputs, fail, prepare_output_dir, resolve_model
+from srflow.cli.common import (
+    CliError,
+    InputError,
+    InputFile,
+    collect_inputs,
+    fail,
+    for_each_input,
+    prepare_output_dir,
+    resolve_model,
+    write_output,
+)
 from srflow.compat.official import CheckpointError
 
 
@@ -37,40 +47,51 @@ def add_parsers(subparsers: argparse._SubParsersAction) -> None:
     p.set_defaults(run=run_info)
 
 
-def run_downscale(args: argparse.Namespace) -> int:
-    """Downscale each image by ``--scale`` with the MATLAB-compatible bicubic (uint8 passes)."""
+def _downscale_one(item: InputFile, out_dir: Path, scale: int, crop: bool) -> None:
     import numpy as np
 
-    from srflow.data.image_io import IMAGE_SUFFIXES, ImageReadError, read_image, write_image
+    from srflow.data.image_io import read_image
     from srflow.data.resize import imresize
 
+    loaded = read_image(item.path)
+    planes = loaded.rgb if loaded.alpha is None else torch.cat([loaded.rgb, loaded.alpha])
+    h, w = planes.shape[1:]
+    if crop:
+        planes = planes[:, : h - h % scale, : w - w % scale]
+    elif h % scale or w % scale:
+        raise InputError(f"size {w}x{h} is not a multiple of {scale} (use --crop)")
+    if min(planes.shape[1:]) < scale:
+        raise InputError(f"size {w}x{h} is smaller than the factor {scale}")
+    hwc = (planes.permute(1, 2, 0).numpy() * 255.0).round().astype(np.uint8)
+    small = torch.from_numpy(imresize(hwc, scale=1 / scale)).permute(2, 0, 1).float() / 255.0
+    target = item.output(out_dir, ".png")
+    if target.resolve() == item.path.resolve():
+        raise InputError(f"the output {target} would overwrite the input")
+    write_output(target, small[:3], small[3:] if loaded.alpha is not None else None,
+                 bit_depth=8, grayscale=loaded.was_grayscale)  # fmt: skip
+
+
+def run_downscale(args: argparse.Namespace) -> int:
+    """Downscale each image by ``--scale`` with the MATLAB-compatible bicubic (uint8 passes,
+    as the SRFlow evaluation makes its LR images); writes 8-bit PNGs, alpha downscaled alike.
+
+    Exit status as for ``srflow sr``: 1 if any input failed, 2 for a bad option or folder.
+    """
+    from srflow.data.image_io import IMAGE_SUFFIXES
+
+    if args.scale < 2:
+        raise CliError("--scale must be at least 2")
     out_dir = prepare_output_dir(args.output)
-    files, skipped, missing = collect_inputs(args.inputs, frozenset(IMAGE_SUFFIXES))
+    files, skipped, missing = collect_inputs(
+        args.inputs, frozenset(IMAGE_SUFFIXES), exclude=out_dir
+    )
     for problem in skipped + missing:
         fail(problem)
-    failures = len(missing)
-    for path in files:
-        try:
-            loaded = read_image(path)
-            rgb = loaded.rgb
-            h, w = rgb.shape[1:]
-            if args.crop:
-                rgb = rgb[:, : h - h % args.scale, : w - w % args.scale]
-            elif h % args.scale or w % args.scale:
-                raise ImageReadError(
-                    f"{path}: size {w}x{h} is not a multiple of {args.scale} (use --crop)"
-                )
-            hwc = (rgb.permute(1, 2, 0).numpy() * 255.0).round().astype(np.uint8)
-            small = imresize(hwc, scale=1 / args.scale)
-            out = torch.from_numpy(small).permute(2, 0, 1).float() / 255.0
-            write_image(out_dir / f"{path.stem}.png", out, grayscale=loaded.was_grayscale)
-        except (ImageReadError, OSError) as exc:
-            fail(str(exc) if str(path) in str(exc) else f"{path}: {exc}")
-            failures += 1
-    print(
-        f"{len(files) + len(missing) - failures} of {len(files)} image(s) downscaled -> {out_dir}"
+    failures = for_each_input(
+        files, lambda item: _downscale_one(item, out_dir, args.scale, args.crop)
     )
-    return 1 if failures else 0
+    print(f"{len(files) - failures} of {len(files)} image(s) downscaled -> {out_dir}")
+    return 1 if failures or skipped or missing else 0
 
 
 def run_convert(args: argparse.Namespace) -> int:

@@ -4,8 +4,9 @@ Reading normalises everything to a float32 RGB tensor ``(3, H, W)`` in [0, 1] pl
 alpha ``(1, H, W)``: 8- and 16-bit data, grayscale (replicated to RGB), LA/RGBA (alpha split
 off), palette images (with transparency), CMYK and other modes, and the EXIF orientation.
 Pillow reduces 16-bit *colour* data to 8 bits, so 16-bit colour PNGs are decoded (and all 16-bit
-PNGs encoded) by a small numpy PNG codec here, and 16-bit colour TIFFs go through ``tifffile``
-when it is installed (otherwise a warning is logged and Pillow's 8-bit data is used).
+PNGs encoded) by the small numpy codec of :mod:`srflow.data.png16`, and 16-bit colour TIFFs go
+through ``tifffile`` when it is installed (otherwise a warning is logged and Pillow's 8-bit data
+is used).
 
 Writing converts to integers by **rounding** (``round(clip(x, 0, 1) * (2**bits - 1))``, half to
 even), picks the format from the suffix and is atomic: the data goes to a temporary file in the
@@ -28,8 +29,11 @@ import numpy as np
 import torch
 from PIL import Image
 
-__all__ = ["IMAGE_SUFFIXES", "ImageReadError", "LoadedImage", "list_images", "read_image",
-           "to_uint8_round", "to_uint8_truncate", "write_image"]  # fmt: skip
+from srflow.data.png16 import decode_png, encode_png, is_16bit_colour_png
+
+__all__ = ["IMAGE_SUFFIXES", "ImageReadError", "LoadedImage", "image_from_pil", "image_to_pil",
+           "list_images", "read_image", "to_uint8_round", "to_uint8_truncate",
+           "write_image"]  # fmt: skip
 
 logger = logging.getLogger(__name__)
 
@@ -58,7 +62,7 @@ class LoadedImage:
         was_grayscale: The source had a single luminance channel (L, LA, I;16, ...).
         had_alpha: The source had an alpha channel or palette transparency.
         mode: The source's Pillow mode (``"RGB"``, ``"I;16"``, ``"P"``, ...).
-        path: The file it was read from.
+        path: The file it was read from (None for an in-memory Pillow image).
     """
 
     rgb: torch.Tensor
@@ -67,92 +71,7 @@ class LoadedImage:
     was_grayscale: bool
     had_alpha: bool
     mode: str
-    path: Path
-
-
-_PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
-_PNG_CHANNELS = {0: 1, 4: 2, 2: 3, 6: 4}  # PNG colour type -> channels
-
-
-def _is_16bit_colour_png(path: Path) -> bool:
-    """Whether ``path`` is a non-interlaced 16-bit PNG with colour and/or alpha."""
-    with open(path, "rb") as handle:
-        head = handle.read(33)
-    if len(head) < 33 or head[:8] != _PNG_SIGNATURE or head[12:16] != b"IHDR":
-        return False
-    depth, colour, _, _, interlace = struct.unpack(">BBBBB", head[24:29])
-    return depth == 16 and colour in (2, 4, 6) and interlace == 0
-
-
-def _png_chunk(kind: bytes, data: bytes) -> bytes:
-    return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
-
-
-def _encode_png(array: np.ndarray) -> bytes:
-    """PNG bytes of an HWC uint8/uint16 array with 1-4 channels (every row 'Up'-filtered)."""
-    height, width, channels = array.shape
-    depth = 16 if array.dtype == np.uint16 else 8
-    raw = np.ascontiguousarray(array.astype(">u2" if depth == 16 else np.uint8))
-    raw = raw.view(np.uint8).reshape(height, -1)
-    rows = np.empty((height, raw.shape[1] + 1), dtype=np.uint8)
-    rows[:, 0] = 2  # filter type Up: difference with the row above (mod 256)
-    rows[:, 1:] = raw - np.vstack([np.zeros_like(raw[:1]), raw[:-1]])
-    colour = {1: 0, 2: 4, 3: 2, 4: 6}[channels]
-    header = struct.pack(">IIBBBBB", width, height, depth, colour, 0, 0, 0)
-    return b"".join([_PNG_SIGNATURE, _png_chunk(b"IHDR", header),
-                     _png_chunk(b"IDAT", zlib.compress(rows.tobytes(), 6)),
-                     _png_chunk(b"IEND", b"")])  # fmt: skip
-
-
-def _unfilter(line: np.ndarray, filters: np.ndarray) -> np.ndarray:
-    """Undo PNG filtering; ``line`` is (H, W, bytes per pixel). Wavefront over x + y."""
-    height, width, _ = line.shape
-    out = np.zeros((height + 1, width + 1, line.shape[2]), dtype=np.int16)  # zero border
-    all_rows = np.arange(height)
-    for t in range(height + width - 1):
-        y = all_rows[max(0, t - width + 1) : min(height, t + 1)]
-        x = t - y
-        left, up, corner = out[y + 1, x], out[y, x + 1], out[y, x]
-        guess = left + up - corner
-        d_left, d_up, d_corner = abs(guess - left), abs(guess - up), abs(guess - corner)
-        paeth = np.where((d_left <= d_up) & (d_left <= d_corner), left,
-                         np.where(d_up <= d_corner, up, corner))  # fmt: skip
-        kind = filters[y][:, None]
-        choices = [left, up, (left + up) >> 1, paeth]
-        predictor = np.select([kind == 1, kind == 2, kind == 3, kind == 4], choices, 0)
-        out[y + 1, x + 1] = (line[y, x] + predictor) & 255
-    return out[1:, 1:].astype(np.uint8)
-
-
-def _decode_png(data: bytes) -> np.ndarray:
-    """HWC uint8/uint16 array of a non-interlaced 8/16-bit grey/RGB(A) PNG (no palette)."""
-    if data[:8] != _PNG_SIGNATURE:
-        raise ValueError("not a PNG file")
-    pos, header, idat = 8, b"", []
-    while pos + 8 <= len(data):
-        length, kind = struct.unpack(">I4s", data[pos : pos + 8])
-        chunk, pos = data[pos + 8 : pos + 8 + length], pos + 12 + length
-        if kind == b"IHDR":
-            header = chunk
-        elif kind == b"IDAT":
-            idat.append(chunk)
-        elif kind == b"IEND":
-            break
-    width, height, depth, colour, _, _, interlace = struct.unpack(">IIBBBBB", header[:13])
-    if depth not in (8, 16) or colour not in _PNG_CHANNELS or interlace:
-        raise ValueError(f"unsupported PNG layout (depth {depth}, colour type {colour})")
-    channels = _PNG_CHANNELS[colour]
-    stride = width * channels * depth // 8
-    raw = zlib.decompress(b"".join(idat))
-    if len(raw) < height * (stride + 1):
-        raise ValueError("image file is truncated")
-    rows = np.frombuffer(raw, np.uint8, count=height * (stride + 1)).reshape(height, -1)
-    if rows[:, 0].max(initial=0) > 4:
-        raise ValueError("corrupt PNG filter type")
-    plain = _unfilter(rows[:, 1:].reshape(height, width, -1).astype(np.int16), rows[:, 0])
-    if depth == 8:
-        return plain.reshape(height, width, channels)
-    return plain.reshape(height, -1).view(">u2").reshape(height, width, channels).astype(np.uint16)
+    path: Path | None
 
 
 def _pillow_array(img: Image.Image) -> tuple[np.ndarray, float]:
@@ -193,35 +112,18 @@ def _decode(path: Path) -> tuple[np.ndarray, float, str, int]:
     with Image.open(path) as img:
         img.load()  # full decode: truncated files fail here
         mode, orientation = img.mode, int(img.getexif().get(0x0112, 1) or 1)
-        if img.format == "PNG" and _is_16bit_colour_png(path):
-            return _decode_png(path.read_bytes()), 65535.0, mode, orientation
+        if img.format == "PNG" and is_16bit_colour_png(path):
+            return decode_png(path.read_bytes()), 65535.0, mode, orientation
         if img.format == "TIFF" and (data := _tiff16_colour(img, path)) is not None:
             return data, 65535.0, mode, orientation
         array, full = _pillow_array(img)
         return array, full, mode, orientation
 
 
-def read_image(path: str | os.PathLike[str]) -> LoadedImage:
-    """Read an image file into a float32 RGB tensor in [0, 1] (and the alpha, if any).
-
-    Args:
-        path: The image file (any format Pillow reads; 16-bit colour PNG/TIFF at full depth).
-
-    Returns:
-        The decoded :class:`LoadedImage`, upright according to its EXIF orientation.
-
-    Raises:
-        ImageReadError: If the file is missing, not an image, truncated or corrupt.
-    """
-    path = Path(path)
-    try:
-        array, full, mode, orientation = _decode(path)
-    except FileNotFoundError:
-        raise ImageReadError(f"{path}: no such file") from None
-    except (OSError, SyntaxError, ValueError, EOFError, struct.error, zlib.error,
-            Image.DecompressionBombError) as exc:  # fmt: skip
-        reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
-        raise ImageReadError(f"{path}: cannot read image ({reason})") from None
+def _loaded(
+    array: np.ndarray, full: float, mode: str, orientation: int, path: Path | None
+) -> LoadedImage:
+    """Upright float tensors of a decoded HW(C) array whose full intensity is ``full``."""
     if orientation in _ORIENT:
         array = _ORIENT[orientation](array)
     array = np.ascontiguousarray(array if array.ndim == 3 else array[:, :, None])
@@ -238,6 +140,40 @@ def read_image(path: str | os.PathLike[str]) -> LoadedImage:
         mode=mode,
         path=path,
     )
+
+
+def read_image(path: str | os.PathLike[str]) -> LoadedImage:
+    """Read an image file into a float32 RGB tensor in [0, 1] (and the alpha, if any).
+
+    Args:
+        path: The image file (any format Pillow reads; 16-bit colour PNG/TIFF at full depth).
+
+    Returns:
+        The decoded :class:`LoadedImage`, upright according to its EXIF orientation.
+
+    Raises:
+        ImageReadError: If the file is missing, not an image, truncated or corrupt.
+    """
+    path = Path(path)
+    try:
+        if path.is_file() and path.stat().st_size == 0:
+            raise ImageReadError(f"{path}: empty file")
+        array, full, mode, orientation = _decode(path)
+    except FileNotFoundError:
+        raise ImageReadError(f"{path}: no such file") from None
+    except (OSError, SyntaxError, ValueError, EOFError, struct.error, zlib.error,
+            Image.DecompressionBombError) as exc:  # fmt: skip
+        reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        raise ImageReadError(f"{path}: cannot read image ({reason})") from None
+    return _loaded(array, full, mode, orientation, path)
+
+
+def image_from_pil(img: Image.Image) -> LoadedImage:
+    """Like :func:`read_image` for an in-memory Pillow image (modes and EXIF orientation alike;
+    16-bit colour is not available: Pillow holds 8 bits per colour channel)."""
+    orientation = int(img.getexif().get(0x0112, 1) or 1)
+    array, full = _pillow_array(img)
+    return _loaded(array, full, img.mode, orientation, None)
 
 
 def to_uint8_truncate(x: torch.Tensor | np.ndarray) -> torch.Tensor | np.ndarray:
@@ -269,7 +205,7 @@ def _save(handle: IO[bytes], array: np.ndarray, fmt: str, bit_depth: int) -> Non
     """Encode the HWC integer ``array`` (1-4 channels) into the open binary ``handle``."""
     channels = array.shape[2]
     if bit_depth == 16 and fmt == "PNG":
-        handle.write(_encode_png(array))
+        handle.write(encode_png(array))
         return
     if bit_depth == 16 and fmt == "TIFF" and channels == 1:
         Image.fromarray(array[:, :, 0]).save(handle, format="TIFF")  # uint16 -> I;16
@@ -289,6 +225,45 @@ def _save(handle: IO[bytes], array: np.ndarray, fmt: str, bit_depth: int) -> Non
     options: dict[str, object] = {"JPEG": {"quality": 95, "subsampling": 0},
                                   "WEBP": {"lossless": True}}.get(fmt, {})  # fmt: skip
     img.save(handle, format=fmt, **options)
+
+
+def _planes(
+    rgb: torch.Tensor, alpha: torch.Tensor | None, grayscale: bool, name: str
+) -> torch.Tensor:
+    """Colour (3 planes, or 1 luminance plane if ``grayscale``) plus the alpha, if any."""
+    if rgb.dim() != 3 or rgb.shape[0] not in (1, 3):
+        raise ValueError(f"{name}: expected a (3|1, H, W) image, got {tuple(rgb.shape)}")
+    if alpha is not None and (alpha.dim() != 3 or alpha.shape != (1, *rgb.shape[1:])):
+        raise ValueError(f"{name}: alpha of shape {tuple(alpha.shape)} does not fit the image")
+    colour = rgb.detach().double().cpu()
+    if grayscale and colour.shape[0] == 3:
+        luma = torch.tensor([0.299, 0.587, 0.114], dtype=torch.float64)
+        colour = (colour * luma[:, None, None]).sum(0, keepdim=True)
+    elif not grayscale and colour.shape[0] == 1:
+        colour = colour.expand(3, -1, -1)
+    return colour if alpha is None else torch.cat([colour, alpha.detach().double().cpu()])
+
+
+def image_to_pil(
+    rgb: torch.Tensor,
+    alpha: torch.Tensor | None = None,
+    *,
+    bit_depth: int = 8,
+    grayscale: bool = False,
+) -> Image.Image:
+    """A Pillow image (``L``, ``LA``, ``RGB``, ``RGBA`` or, 16-bit grayscale, ``I;16``).
+
+    Args:
+        rgb: float ``(3, H, W)`` or ``(1, H, W)`` tensor in [0, 1] (values are clipped).
+        alpha: Optional float ``(1, H, W)`` alpha in [0, 1].
+        bit_depth: 16 is kept for grayscale without alpha only (Pillow has no 16-bit colour
+            mode); everything else is 8-bit.
+        grayscale: One luminance channel, as in :func:`write_image`.
+    """
+    if bit_depth == 16 and not (grayscale and alpha is None):
+        bit_depth = 8
+    array = _quantise(_planes(rgb, alpha, grayscale, "image"), bit_depth)
+    return Image.fromarray(array[:, :, 0] if array.shape[2] == 1 else array)
 
 
 def write_image(
@@ -322,24 +297,13 @@ def write_image(
         raise ValueError(f"{path}: unsupported output suffix (use one of {IMAGE_SUFFIXES})")
     if bit_depth not in (8, 16):
         raise ValueError(f"{path}: bit_depth must be 8 or 16, got {bit_depth}")
-    if rgb.dim() != 3 or rgb.shape[0] not in (1, 3):
-        raise ValueError(f"{path}: expected a (3|1, H, W) image, got {tuple(rgb.shape)}")
-    if alpha is not None and (alpha.dim() != 3 or alpha.shape != (1, *rgb.shape[1:])):
-        raise ValueError(f"{path}: alpha of shape {tuple(alpha.shape)} does not fit the image")
     if bit_depth == 16 and fmt not in ("PNG", "TIFF"):
         logger.info("%s: %s has no 16-bit mode, writing 8 bits", path, fmt)
         bit_depth = 8
     if alpha is not None and fmt in ("JPEG", "BMP"):
         logger.warning("%s: %s does not keep alpha here, dropping it", path, fmt)
         alpha = None
-    colour = rgb.float()
-    if grayscale and colour.shape[0] == 3:
-        luma = torch.tensor([0.299, 0.587, 0.114], dtype=torch.float64, device=colour.device)
-        colour = (colour.double() * luma[:, None, None]).sum(0, keepdim=True)
-    elif not grayscale and colour.shape[0] == 1:
-        colour = colour.expand(3, -1, -1)
-    planes = colour if alpha is None else torch.cat([colour.double(), alpha.double()])
-    array = _quantise(planes, bit_depth)
+    array = _quantise(_planes(rgb, alpha, grayscale, str(path)), bit_depth)
     handle = tempfile.NamedTemporaryFile(  # closed below, then renamed
         dir=path.parent, prefix=f".{path.name}.", suffix=".tmp", delete=False
     )

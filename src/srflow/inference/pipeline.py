@@ -1,21 +1,31 @@
-"""Super-resolve images with a trained model: padding, sample batching, tiling, seeds."""
+"""Super-resolve images with a trained model: padding, sample batching, tiling, seeds.
+
+Work done once per image (or per tile) and shared by all its samples and temperatures: the RRDB
+conditioning and the sample-independent parts of every flow step (:mod:`.cached_decode`).
+"""
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
+import os
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 
 import torch
 import torch.nn.functional as F
+from PIL import Image
 from torch import Tensor
 
+from srflow.data.image_io import LoadedImage, image_from_pil, image_to_pil, read_image
+from srflow.data.resize import imresize
+from srflow.inference.cached_decode import decode_with_cache, precompute
 from srflow.inference.tiling import decode_tiled
 from srflow.models.checkpoint import load_model
 from srflow.models.srflow import SRFlow, Temperature
 
 logger = logging.getLogger(__name__)
-ProgressFn = Callable[[int], None]
+ProgressFn = Callable[[float], None]
+ImageInput = Image.Image | str | os.PathLike[str]
 
 
 class InputTooSmallError(ValueError):
@@ -23,14 +33,28 @@ class InputTooSmallError(ValueError):
 
 
 def pick_device(name: str = "auto") -> torch.device:
-    """``auto`` picks CUDA, then Apple MPS, then the CPU."""
-    if name != "auto":
-        return torch.device(name)
-    if torch.cuda.is_available():
-        return torch.device("cuda")
-    if getattr(torch.backends, "mps", None) and torch.backends.mps.is_available():
-        return torch.device("mps")
-    return torch.device("cpu")
+    """``auto`` picks CUDA, then Apple MPS, then the CPU; a named device must be available.
+
+    Raises:
+        ValueError: for an unknown or unavailable device (one line saying which).
+    """
+    mps = getattr(torch.backends, "mps", None)
+    mps_ok = bool(mps and mps.is_available())
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "mps" if mps_ok else "cpu")
+    try:
+        device = torch.device(name)
+    except RuntimeError:
+        raise ValueError(f"unknown device {name!r} (use cpu, cuda, cuda:N, mps or auto)") from None
+    if device.type == "cuda" and device.index is not None:
+        usable = device.index < torch.cuda.device_count()
+    else:
+        usable = {"cpu": True, "cuda": torch.cuda.is_available(), "mps": mps_ok}.get(
+            device.type, False
+        )
+    if not usable:
+        raise ValueError(f"device {name!r} is not available on this machine")
+    return device
 
 
 class SuperResolver:
@@ -76,10 +100,9 @@ class SuperResolver:
         """Smallest LR side the model accepts (before padding)."""
         return max(2, self.model.config.size_multiple_lr)
 
-    @torch.no_grad()
     def super_resolve(
         self,
-        image: Tensor,
+        image: Tensor | ImageInput,
         temperature: Temperature = 0.8,
         samples: int = 1,
         seed: int | None = None,
@@ -89,55 +112,106 @@ class SuperResolver:
         tile_overlap: int = 16,
         batch_size: int | None = None,
         progress: ProgressFn | None = None,
-    ) -> Tensor:
+    ) -> Tensor | list[Image.Image]:
         """Draw ``samples`` super-resolutions of one image.
 
         Args:
-            image: float RGB ``(3, h, w)`` or ``(1, 3, h, w)`` in ``[0, 1]``.
+            image: float RGB tensor ``(3, h, w)`` or ``(1, 3, h, w)`` in ``[0, 1]``, a Pillow
+                image or an image file (grayscale comes back grayscale, alpha is upscaled with
+                bicubic and reattached, the EXIF orientation is applied).
             temperature: latent standard deviation (one value, or one per latent tensor).
             samples: number of samples.
             seed: seed of a CPU generator (same seed, same output); ignored if ``generator``.
+            generator: random source for the latents (default: seeded with ``seed`` or 0).
             tile: LR tile size for bounded memory (``None``: whole image at once).
             tile_overlap: LR pixels of context around each tile.
             batch_size: samples decoded together (default: all).
-            progress: called with the number of samples finished after each batch.
+            progress: called with the number of samples (a fraction when tiled) just finished.
 
         Returns:
-            ``(samples, 3, scale*h, scale*w)`` float tensor in ``[0, 1]`` on the CPU.
+            For a tensor, ``(samples, 3, scale*h, scale*w)`` float in ``[0, 1]`` on the input's
+            device; otherwise a list of ``samples`` Pillow images.
+
+        Raises:
+            InputTooSmallError: if a side is below :attr:`min_lr_size`.
+            ImageReadError: if a file cannot be read.
         """
-        lr = image if image.dim() == 4 else image.unsqueeze(0)
-        h, w = lr.shape[2:]
+        options = dict(tile=tile, tile_overlap=tile_overlap, batch_size=batch_size,
+                       progress=progress, generator=generator)  # fmt: skip
+        if isinstance(image, Tensor):
+            rgb = image[0] if image.dim() == 4 and image.shape[0] == 1 else image
+            if rgb.dim() != 3 or rgb.shape[0] != 3:
+                raise ValueError(f"expected a (3, h, w) or (1, 3, h, w) image, got {image.shape}")
+            out = next(self.sample_temperatures(rgb, [temperature], samples, seed, **options))
+            return out.to(image.device)
+        loaded = image_from_pil(image) if isinstance(image, Image.Image) else read_image(image)
+        srs = next(self.sample_temperatures(loaded.rgb, [temperature], samples, seed, **options))
+        alpha = self.upscale_alpha(loaded)
+        return [
+            image_to_pil(sr, alpha, bit_depth=loaded.bit_depth, grayscale=loaded.was_grayscale)
+            for sr in srs
+        ]
+
+    def upscale_alpha(self, loaded: LoadedImage) -> Tensor | None:
+        """The alpha channel upscaled with bicubic to the SR size, ``(1, sH, sW)`` in [0, 1]."""
+        if loaded.alpha is None:
+            return None
+        alpha = imresize(loaded.alpha.unsqueeze(0).double(), scale=self.scale)[0]
+        return alpha.float().clamp(0, 1)
+
+    @torch.inference_mode()
+    def sample_temperatures(
+        self,
+        rgb: Tensor,
+        temperatures: Sequence[Temperature],
+        samples: int = 1,
+        seed: int | None = None,
+        *,
+        generator: torch.Generator | None = None,
+        tile: int | None = None,
+        tile_overlap: int = 16,
+        batch_size: int | None = None,
+        progress: ProgressFn | None = None,
+    ) -> Iterator[Tensor]:
+        """Yield ``(samples, 3, scale*h, scale*w)`` CPU float tensors, one per temperature.
+
+        Untiled, the conditioning is computed once for all temperatures. Each temperature
+        restarts from ``seed`` (so one seed gives the same latent pattern at every
+        temperature), unless a ``generator`` is given. Options as in :meth:`super_resolve`.
+        """
+        h, w = rgb.shape[1:]
         if min(h, w) < self.min_lr_size:
             raise InputTooSmallError(
                 f"image is {w}x{h}; the model needs at least {self.min_lr_size}x{self.min_lr_size}"
             )
-        lr_padded = self._pad(lr.to(self.device, self.dtype))
-        if generator is None:
-            generator = torch.Generator().manual_seed(seed if seed is not None else 0)
-        shapes = self.model.latent_shapes(lr_padded)
+        if samples < 1 or (tile is not None and tile < 1) or tile_overlap < 0:
+            raise ValueError("samples and tile must be at least 1, tile_overlap at least 0")
+        lr = self._pad(rgb.unsqueeze(0).to(self.device, self.dtype))
+        shapes = self.model.latent_shapes(lr)
+        whole = tile is None or (lr.shape[2] <= tile and lr.shape[3] <= tile)
+        cache = None if not whole else precompute(self.model, self.model.conditioning(lr))
         per_batch = max(1, batch_size or samples)
-        out = torch.empty(samples, 3, h * self.scale, w * self.scale)
-        conds = None if tile else self.model.conditioning(lr_padded)
-        for start in range(0, samples, per_batch):
-            count = min(per_batch, samples - start)
-            draws = [
-                self.model.sample_latents(shapes, temperature, generator, dtype=self.dtype)
-                for _ in range(count)
-            ]
-            latents = [
-                torch.cat([d[i] for d in draws]).to(self.device) for i in range(len(shapes))
-            ]
-            out[start : start + count] = (
-                self._decode(lr_padded, latents, conds, tile, tile_overlap)[
-                    :, :, : h * self.scale, : w * self.scale
+        for temperature in temperatures:
+            gen = generator or torch.Generator().manual_seed(seed if seed is not None else 0)
+            out = torch.empty(samples, 3, h * self.scale, w * self.scale)
+            for start in range(0, samples, per_batch):
+                count = min(per_batch, samples - start)
+                draws = [
+                    self.model.sample_latents(shapes, temperature, gen, dtype=self.dtype)
+                    for _ in range(count)
                 ]
-                .float()
-                .clamp_(0, 1)
-                .cpu()
-            )
-            if progress is not None:
-                progress(count)
-        return out
+                latents = [
+                    torch.cat([d[i] for d in draws]).to(self.device) for i in range(len(shapes))
+                ]
+                target = out[start : start + count]
+                if cache is not None:
+                    hr = decode_with_cache(self.model, latents, cache)
+                    target.copy_(hr[:, :, : target.shape[2], : target.shape[3]].clamp(0, 1))
+                    if progress is not None:
+                        progress(count)
+                else:
+                    self._decode_tiles(lr, latents, target, tile or 0, tile_overlap, progress)
+            yield out
 
     def _pad(self, lr: Tensor) -> Tensor:
         m = self.model.config.size_multiple_lr
@@ -150,20 +224,18 @@ class SuperResolver:
             lr = F.pad(lr, (0, pad_w, 0, pad_h), mode="replicate")
         return lr
 
-    def _decode(
-        self, lr: Tensor, latents: list[Tensor], conds: list[Tensor] | None,
-        tile: int | None, overlap: int,
-    ) -> Tensor:  # fmt: skip
-        n = latents[0].shape[0]
-        if tile is None or (lr.shape[2] <= tile and lr.shape[3] <= tile):
-            conds = conds if conds is not None else self.model.conditioning(lr)
-            return self.model.decode(lr, latents, conds=[c.expand(n, -1, -1, -1) for c in conds])[
-                0
-            ]
-        s = self.scale
-        hr = torch.empty(
-            n, 3, lr.shape[2] * s, lr.shape[3] * s, dtype=self.dtype, device=self.device
-        )
+    def _decode_tiles(
+        self, lr: Tensor, latents: list[Tensor], target: Tensor, tile: int, overlap: int,
+        progress: ProgressFn | None,
+    ) -> None:  # fmt: skip
+        """Decode tile by tile into ``target`` (the unpadded HR size; padding is cropped)."""
+        s, n = self.scale, target.shape[0]
+        area = lr.shape[2] * lr.shape[3]
         for t, core in decode_tiled(self.model, lr, latents, tile, overlap):
-            hr[:, :, t.core_y[0] * s : t.core_y[1] * s, t.core_x[0] * s : t.core_x[1] * s] = core
-        return hr
+            y0, x0 = t.core_y[0] * s, t.core_x[0] * s
+            y1, x1 = min(t.core_y[1] * s, target.shape[2]), min(t.core_x[1] * s, target.shape[3])
+            if y1 > y0 and x1 > x0:
+                target[:, :, y0:y1, x0:x1] = core[:, :, : y1 - y0, : x1 - x0].clamp(0, 1)
+            if progress is not None:
+                core_area = (t.core_y[1] - t.core_y[0]) * (t.core_x[1] - t.core_x[0])
+                progress(n * core_area / area)

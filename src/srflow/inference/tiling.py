@@ -3,7 +3,8 @@
 The latents of every sample are drawn for the whole (padded) image first, exactly as untiled
 sampling draws them, so the result does not depend on the tile grid. The LR image is cut into
 non-overlapping *core* tiles; each is decoded with ``overlap`` LR pixels of context on every
-side (conditioning and latents sliced from the whole-image field) and only its core is kept.
+side (latents sliced from the whole-image field, conditioning computed from the window alone,
+so memory is bounded by one window) and only its core is kept.
 Inside a core the output equals untiled decoding up to the effect of the context cut-off
 (measured in ``docs/tiling.md``).
 """
@@ -15,6 +16,7 @@ from dataclasses import dataclass
 
 from torch import Tensor
 
+from srflow.inference.cached_decode import decode_with_cache, precompute
 from srflow.models.srflow import SRFlow
 
 
@@ -64,12 +66,12 @@ def decode_tiled(
     """Yield ``(tile, hr_core)`` for each tile; ``latents`` hold ``n`` samples of one LR image
     ``(1, 3, h, w)`` (batch ``n``), ``hr_core`` is ``(n, 3, core_h * s, core_w * s)``."""
     s = model.config.scale
-    n = latents[0].shape[0]
     for t in plan_tiles((lr.shape[2], lr.shape[3]), tile, overlap, model.config.size_multiple_lr):
         window = lr[:, :, t.win_y[0] : t.win_y[1], t.win_x[0] : t.win_x[1]]
-        conds = [c.expand(n, -1, -1, -1) for c in model.conditioning(window)]
+        cache = precompute(model, model.conditioning(window))
         z = [_slice_latent(lat, t.win_y, t.win_x, lr.shape[2]) for lat in latents]
-        hr, _ = model.decode(window, z, conds=conds)
+        hr = decode_with_cache(model, z, cache)
+        del cache
         oy, ox = (t.core_y[0] - t.win_y[0]) * s, (t.core_x[0] - t.win_x[0]) * s
         h, w = (t.core_y[1] - t.core_y[0]) * s, (t.core_x[1] - t.core_x[0]) * s
         yield t, hr[:, :, oy : oy + h, ox : ox + w]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import struct
 import zlib
 from pathlib import Path
@@ -233,6 +234,15 @@ def test_formats_and_atomic_write(tmp_path: Path, monkeypatch: pytest.MonkeyPatc
         write_image(target, rgb)
     assert target.read_bytes() == b"old"
     assert sorted(p.name for p in tmp_path.iterdir() if p.name.startswith(".")) == []
+
+
+def test_written_files_get_the_usual_permissions(tmp_path: Path) -> None:
+    umask = os.umask(0o027)
+    try:
+        write_image(tmp_path / "a.png", torch.rand(3, 4, 5))
+    finally:
+        os.umask(umask)
+    assert (tmp_path / "a.png").stat().st_mode & 0o777 == 0o640  # not the temporary file's 0600
 
 
 def test_list_images(tmp_path: Path) -> None:

@@ -312,10 +312,18 @@ def write_image(
             _save(handle, array, fmt, bit_depth)
             handle.flush()
             os.fsync(handle.fileno())
+        os.chmod(handle.name, _new_file_mode())  # temporary files are private (0600)
         os.replace(handle.name, path)
     except BaseException:
         Path(handle.name).unlink(missing_ok=True)
         raise
+
+
+def _new_file_mode() -> int:
+    """The permissions ``open()`` gives a new file: ``0o666`` less the umask."""
+    umask = os.umask(0o022)
+    os.umask(umask)
+    return 0o666 & ~umask
 
 
 def list_images(paths: Sequence[Path | str], recursive: bool = True) -> list[Path]:

@@ -21,10 +21,13 @@ from srflow.evaluation import (
     MetricConventions,
     load_eval_images,
 )
+from srflow.evaluation.config import MetricFiles
 from srflow.evaluation.report import markdown_report, write_csv, write_json
 from srflow.evaluation.sampling import ModelSampler
 from srflow.evaluation.scoring import MetricSuite
+from srflow.metrics.lpips import LPIPS
 from srflow.models.srflow import SRFlow
+from test_metrics_perceptual import _synthetic_lpips_files
 
 skdata = pytest.importorskip("skimage.data")
 NO_OPTIONAL = EvalConfig(skip_metrics=("lpips", "niqe", "brisque", "piqe"))
@@ -122,6 +125,38 @@ def test_identical_samples_have_zero_diversity_and_y_psnr_convention():
     y_scores = MetricSuite(y_config).score(gt, imresize(gt, 0.25), 4, samples)
     assert y_scores.metrics["psnr"] != plain.metrics["psnr"]
     assert y_scores.metrics["lr_psnr"] == plain.metrics["lr_psnr"]  # LR-PSNR: no crop, RGB
+
+
+def test_lpips_conventions_and_challenge_diversity(tmp_path):
+    _synthetic_lpips_files(tmp_path)
+    files = MetricFiles(tmp_path / "alexnet.pth", tmp_path / "alex.pth")
+    gt = skdata.coffee()[:64, :64]
+    rng = np.random.default_rng(1)
+    samples = np.clip(gt + rng.normal(0, 12, (3, *gt.shape)), 0, 255).astype(np.uint8)
+    scores = {}
+    for spatial in (True, False):
+        config = EvalConfig(
+            conventions=MetricConventions(lpips_spatial=spatial),
+            files=files,
+            skip_metrics=("niqe", "brisque", "piqe"),
+        )
+        scores[spatial] = MetricSuite(config).score(gt, imresize(gt, 0.25), 4, samples)
+    tensors = torch.from_numpy(samples).permute(0, 3, 1, 2)
+    reference = (
+        torch.from_numpy(np.ascontiguousarray(gt)).permute(2, 0, 1)[None].expand(3, -1, -1, -1)
+    )
+    for spatial in (True, False):
+        model = LPIPS.from_files(files.lpips_backbone, files.lpips_linear, spatial=spatial)
+        expected = model.score(tensors, reference).tolist()
+        np.testing.assert_allclose(scores[spatial].per_sample["lpips"], expected, rtol=1e-5)
+    assert scores[True].metrics["lpips"] != pytest.approx(scores[False].metrics["lpips"])
+    maps = LPIPS.from_files(files.lpips_backbone, files.lpips_linear)(tensors, reference)
+    best_global = maps.mean(dim=(1, 2, 3)).min().item()
+    best_local = maps.min(dim=0).values.mean().item()
+    expected_score = (best_global - best_local) / best_global * 100
+    for spatial in (True, False):  # the diversity score always uses the spatial maps
+        assert scores[spatial].metrics["div_lpips"] == pytest.approx(expected_score, rel=1e-4)
+    assert 0 < expected_score < 100
 
 
 def _result() -> EvalResult:

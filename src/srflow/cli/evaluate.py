@@ -65,6 +65,9 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     conv.add_argument("--crop-border", type=int, default=0, help="PSNR/SSIM border crop (0)")
     conv.add_argument("--uint8", choices=UINT8_MODES, default="truncate",
                       help="SR to 8 bit: truncate (SRFlow), round, float (PSNR/SSIM)")  # fmt: skip
+    conv.add_argument("--lpips-layer-mean", action="store_true",
+                      help="LPIPS as the sum of per-layer means (lpips default, SRFlow test.py)"
+                      " instead of the spatial-map mean (challenge)")  # fmt: skip
     conv.add_argument("--lr-psnr-ref", choices=LR_PSNR_REFERENCES, default="gt",
                       help="LR-PSNR vs bicubic(GT) (challenge) or the input LR")  # fmt: skip
     files = p.add_argument_group("metric parameter files (default: searched, docs/metrics.md)")
@@ -113,6 +116,7 @@ def _config(args: argparse.Namespace) -> EvalConfig:
                 y_channel=args.psnr_y,
                 crop_border=args.crop_border,
                 uint8=args.uint8,
+                lpips_spatial=not args.lpips_layer_mean,
                 lr_psnr_reference=args.lr_psnr_ref,
             ),
             files=MetricFiles(
@@ -140,6 +144,7 @@ def command_line(args: argparse.Namespace) -> str:
         words += [flag, str(value)] if value != default else []
     words += ["--temperature", *(f"{t:g}" for t in args.temperature)]
     words += ["--psnr-y"] if args.psnr_y else []
+    words += ["--lpips-layer-mean"] if args.lpips_layer_mean else []
     words += ["--skip", *args.skip] if args.skip else []
     words += ["-o", str(args.output)]
     words += ["--report", str(args.report)] if args.report else []

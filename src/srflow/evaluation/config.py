@@ -38,6 +38,9 @@ class MetricConventions:
             ``test.py``, the images submitted to the challenge), ``round`` (HCFlow, image
             writers), or ``float`` (PSNR/SSIM on the unquantised float output; every other
             metric then uses the rounded image).
+        lpips_spatial: LPIPS column = mean of the spatial map (NTIRE kit, ``spatial=True``);
+            False: the sum of per-layer means (``lpips`` default, SRFlow's and HCFlow's test
+            scripts). The diversity score always uses the spatial maps.
         lr_psnr_reference: ``gt`` compares ``imresize(SR, 1/s)`` with ``imresize(GT, 1/s)``
             (challenge kit); ``input`` compares with the LR image given to the model (SRFlow's
             ``test.py``). Identical when the LR is the MATLAB bicubic of the HR.
@@ -46,6 +49,7 @@ class MetricConventions:
     y_channel: bool = False
     crop_border: int = 0
     uint8: str = "truncate"
+    lpips_spatial: bool = True
     lr_psnr_reference: str = "gt"
 
     def __post_init__(self) -> None:

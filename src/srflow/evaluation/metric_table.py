@@ -32,7 +32,7 @@ METRICS: dict[str, MetricInfo] = {
         "LR-PSNR", 2, True, "dB, bicubic(SR) vs bicubic(GT), uint8 (challenge), mean"
     ),
     "lr_psnr_worst": MetricInfo("LR-PSNR min", 2, True, "dB, worst sample"),
-    "lpips": MetricInfo("LPIPS", 4, False, "AlexNet v0.1, spatial-map mean, mean over samples"),
+    "lpips": MetricInfo("LPIPS", 4, False, "AlexNet v0.1 (see settings), mean over samples"),
     "div_lpips": MetricInfo(
         "Div. LPIPS %", 2, None, "challenge diversity score (G - Lc) / G on LPIPS maps"
     ),

@@ -112,7 +112,8 @@ def _settings(result: EvalResult) -> list[str]:
         f"seed {config.seed}",
         f"- PSNR/SSIM on {'Y (BT.601)' if conv.y_channel else 'RGB'}, border crop "
         f"{conv.crop_border}, SR to 8 bit by {conv.uint8}; LR-PSNR reference "
-        f"{'bicubic(GT)' if conv.lr_psnr_reference == 'gt' else 'the input LR'}",
+        f"{'bicubic(GT)' if conv.lr_psnr_reference == 'gt' else 'the input LR'}; LPIPS "
+        f"{'spatial-map mean' if conv.lpips_spatial else 'sum of layer means'}",
     ]
 
 

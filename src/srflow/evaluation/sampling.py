@@ -30,8 +30,9 @@ def bicubic_upscale(lr_uint8_hwc: np.ndarray, scale: int) -> np.ndarray:
 class ModelSampler:
     """Samples an :class:`SRFlow` model for evaluation.
 
-    The LR is padded (replicate, bottom/right) to the model's size multiple, the encoder
-    (conditioning) runs once per image, and every temperature is decoded from it.
+    The LR is padded (reflect, bottom/right, as SRFlow's ``test.py``) to the model's size
+    multiple and the SR cropped back; the encoder (conditioning) runs once per image and every
+    temperature is decoded from it.
 
     Args:
         model: The model (its device and dtype are used).
@@ -68,7 +69,7 @@ class ModelSampler:
         lr = lr.to(self.device, self.dtype) / 255.0
         h, w = lr.shape[2:]
         multiple = self.model.config.size_multiple_lr
-        lr = F.pad(lr, (0, -w % multiple, 0, -h % multiple), mode="replicate")
+        lr = F.pad(lr, (0, -w % multiple, 0, -h % multiple), mode="reflect")
         conds = self.model.conditioning(lr)
         shapes = self.model.latent_shapes(lr)
         out_h, out_w = h * self.scale, w * self.scale

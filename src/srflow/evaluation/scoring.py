@@ -140,22 +140,27 @@ class MetricSuite:
             "data_range": data_range,
         }
         per_sample: dict[str, list[float]] = {"psnr": [], "ssim": [], "lr_psnr": []}
-        lpips_maps, mse_maps = [], []
+        lpips_maps, lpips_scores, mse_maps = [], [], []
         for index, sr in enumerate(as_uint8):
             per_sample["psnr"].append(psnr(fidelity[index], gt_fidelity, **options))
             per_sample["ssim"].append(ssim(fidelity[index], gt_fidelity, **options))
             per_sample["lr_psnr"].append(lr_psnr(sr, lr_reference, scale))
             mse_maps.append(mse_local_map(sr, gt_uint8))
             if self.lpips is not None:
-                lpips_maps.append(self._lpips_map(sr, gt_uint8))
+                spatial, layer_mean = self._lpips(sr, gt_uint8)
+                lpips_maps.append(spatial)
+                lpips_scores.append(
+                    spatial.mean() if self.conventions.lpips_spatial else layer_mean
+                )
             for name in list(self.no_reference):
                 per_sample.setdefault(name, []).append(self._no_reference(name, sr))
         if lpips_maps:
-            per_sample["lpips"] = [float(m.mean()) for m in lpips_maps]
+            per_sample["lpips"] = [float(score) for score in lpips_scores]
         metrics = {key: float(np.mean(values)) for key, values in per_sample.items()}
         metrics["lr_psnr_worst"] = float(min(per_sample["lr_psnr"]))
         if lpips_maps:
-            metrics["div_lpips"] = diversity_score(per_sample["lpips"], np.stack(lpips_maps))
+            global_scores = [float(m.mean()) for m in lpips_maps]
+            metrics["div_lpips"] = diversity_score(global_scores, np.stack(lpips_maps))
         metrics["div_mse"] = diversity_score(
             [float(m.mean()) for m in mse_maps], np.stack(mse_maps)
         )
@@ -163,10 +168,11 @@ class MetricSuite:
         return SetScores(metrics, per_sample)
 
     @torch.no_grad()
-    def _lpips_map(self, sr_uint8: np.ndarray, gt_uint8: np.ndarray) -> np.ndarray:
-        """The ``(H, W)`` spatial LPIPS map (challenge: ``spatial=True``)."""
+    def _lpips(self, sr_uint8: np.ndarray, gt_uint8: np.ndarray) -> tuple[np.ndarray, float]:
+        """The ``(H, W)`` spatial LPIPS map (NTIRE: ``spatial=True``) and the layer-mean LPIPS."""
         assert self.lpips is not None
         device = self.lpips.shift.device
         sr = torch.from_numpy(sr_uint8).permute(2, 0, 1)[None].to(device)
         gt = torch.from_numpy(np.ascontiguousarray(gt_uint8)).permute(2, 0, 1)[None].to(device)
-        return self.lpips(sr, gt)[0, 0].double().cpu().numpy()
+        spatial, layer_mean = self.lpips.spatial_and_layer_mean(sr, gt)
+        return spatial[0, 0].double().cpu().numpy(), float(layer_mean)

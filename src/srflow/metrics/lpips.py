@@ -169,19 +169,30 @@ class LPIPS(nn.Module):
             maps.append(head((n0 - n1).pow(2)))
         return maps
 
-    def forward(self, image0: torch.Tensor, image1: torch.Tensor) -> torch.Tensor:
-        """Distance map ``(B, 1, H, W)`` (spatial) or ``(B, 1, 1, 1)`` (non-spatial)."""
+    def spatial_and_layer_mean(
+        self, image0: torch.Tensor, image1: torch.Tensor
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """Both conventions from one pass of the network.
+
+        Returns:
+            The ``(B, 1, H, W)`` spatial map (``spatial=True``; its mean is the NTIRE kit's
+            LPIPS) and the ``(B, 1, 1, 1)`` sum of per-layer means (``spatial=False``, the
+            ``lpips`` default that SRFlow's and HCFlow's test scripts report).
+        """
         maps = self.layer_distances(image0, image1)
         size = tuple(image0.shape[-2:])
-        total = torch.zeros(())
+        spatial, layer_mean = torch.zeros(()), torch.zeros(())
         for layer_map in maps:  # summed in layer order, as lpips does
-            if self.spatial:
-                total = total + F.interpolate(
-                    layer_map, size=size, mode="bilinear", align_corners=False
-                )
-            else:
-                total = total + layer_map.mean(dim=(2, 3), keepdim=True)
-        return total
+            spatial = spatial + F.interpolate(
+                layer_map, size=size, mode="bilinear", align_corners=False
+            )
+            layer_mean = layer_mean + layer_map.mean(dim=(2, 3), keepdim=True)
+        return spatial, layer_mean
+
+    def forward(self, image0: torch.Tensor, image1: torch.Tensor) -> torch.Tensor:
+        """Distance map ``(B, 1, H, W)`` (spatial) or ``(B, 1, 1, 1)`` (non-spatial)."""
+        spatial, layer_mean = self.spatial_and_layer_mean(image0, image1)
+        return spatial if self.spatial else layer_mean
 
     def score(self, image0: torch.Tensor, image1: torch.Tensor) -> torch.Tensor:
         """Global LPIPS per image ``(B,)``: mean of the map (spatial) or the layer sum."""

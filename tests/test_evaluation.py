@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import csv
 import json
+import logging
 import math
+import sys
 
 import numpy as np
 import pytest
@@ -22,6 +24,7 @@ from srflow.evaluation import (
     load_eval_images,
 )
 from srflow.evaluation.config import MetricFiles
+from srflow.evaluation.plots import write_plots
 from srflow.evaluation.report import markdown_report, write_csv, write_json
 from srflow.evaluation.sampling import ModelSampler
 from srflow.evaluation.scoring import MetricSuite
@@ -194,3 +197,13 @@ def test_summary_and_writers(tmp_path):
     text = markdown_report(result)
     assert "| SRFlow τ=0.9 | 2 | 23.00 | 51.00 |" in text
     assert "| bicubic | 1 | 25.00 | inf |" in text and "- lpips: missing x" in text
+
+
+def test_plots_skipped_with_one_warning_without_matplotlib(tmp_path, monkeypatch, caplog):
+    monkeypatch.setitem(sys.modules, "matplotlib", None)  # makes "import matplotlib" fail
+    with caplog.at_level(logging.WARNING):
+        assert write_plots(_result(), tmp_path / "plots") == []
+    assert [r.getMessage() for r in caplog.records] == [
+        "plots skipped: matplotlib is not installed (pip install 'srflow[eval]')"
+    ]
+    assert not (tmp_path / "plots").exists()

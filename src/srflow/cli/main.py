@@ -8,7 +8,7 @@ import sys
 from collections.abc import Sequence
 
 from srflow import __version__
-from srflow.cli import evaluate, sr, tools
+from srflow.cli import evaluate, latent, sr, tools
 from srflow.cli.common import CliError, fail
 
 
@@ -23,6 +23,7 @@ def build_parser() -> argparse.ArgumentParser:
     sr.add_parser(subparsers)
     tools.add_parsers(subparsers)
     evaluate.add_parser(subparsers)
+    latent.add_parsers(subparsers)
     try:
         from srflow.cli import train
     except ImportError:  # training extras not importable: the other commands still work

@@ -80,6 +80,11 @@ def _perception_distortion(plt: Any, result: EvalResult, path: Path) -> Path | N
     if perceptual is None:
         return None
     figure, axis = plt.subplots(figsize=(5.5, 4.5))
+    curve = sorted((r for r in result.summary() if r.temperature is not None),
+                   key=lambda r: r.temperature)  # fmt: skip
+    xs = [r.metrics.get("psnr", math.nan) for r in curve]
+    ys = [r.metrics.get(perceptual, math.nan) for r in curve]
+    axis.plot(xs, ys, "-", color="C0", alpha=0.5)
     for row in result.summary():
         x, y = row.metrics.get("psnr", math.nan), row.metrics.get(perceptual, math.nan)
         marker = "s" if row.temperature is None else "o"

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import torch
+import torch.nn.functional as F
 from torch import Tensor
 
 from srflow.flows.base import FlowLayer, sum_except_batch
@@ -15,6 +16,22 @@ def _shift_and_scale(h: Tensor, eps: float) -> tuple[Tensor, Tensor]:
     The scale is ``sigmoid(raw + 2) + eps``, in ``(eps, 1 + eps)``.
     """
     return h[:, 0::2], torch.sigmoid(h[:, 1::2] + 2.0) + eps
+
+
+def broadcast_batch(t: Tensor, batch: int) -> Tensor:
+    """Tile a per-image tensor ``(b, ...)`` over ``batch = k * b`` rows, sample-major (row
+    ``s * b + i`` is image ``i``, as ``torch.cat`` of ``k`` groups of ``b``). A batch of one is
+    returned as it is: elementwise arithmetic broadcasts it without a copy."""
+    if t.shape[0] in (1, batch):
+        return t
+    if batch % t.shape[0]:
+        raise ValueError(f"batch {batch} is not a multiple of the conditioning batch {t.shape[0]}")
+    return t.repeat(batch // t.shape[0], *([1] * (t.dim() - 1)))
+
+
+def _logdet(scale: Tensor, batch: int) -> Tensor:
+    logdet = sum_except_batch(torch.log(scale))
+    return logdet.repeat(batch // logdet.shape[0])
 
 
 class AffineInjector(FlowLayer):
@@ -48,15 +65,18 @@ class AffineInjector(FlowLayer):
         self.eps = eps
         self.net = conditioning_subnet(cond_channels, 2 * channels, hidden_channels, generator)
 
-    def forward(self, x: Tensor, cond: Tensor | None = None) -> tuple[Tensor, Tensor]:
+    def _params(self, cond: Tensor | None, batch: int) -> tuple[Tensor, Tensor]:
         assert cond is not None, "AffineInjector needs a conditioning tensor"
         shift, scale = _shift_and_scale(self.net(cond), self.eps)
-        return (x + shift) * scale, sum_except_batch(torch.log(scale))
+        return broadcast_batch(shift, batch), broadcast_batch(scale, batch)
+
+    def forward(self, x: Tensor, cond: Tensor | None = None) -> tuple[Tensor, Tensor]:
+        shift, scale = self._params(cond, x.shape[0])
+        return (x + shift) * scale, _logdet(scale, x.shape[0])
 
     def inverse(self, y: Tensor, cond: Tensor | None = None) -> tuple[Tensor, Tensor]:
-        assert cond is not None, "AffineInjector needs a conditioning tensor"
-        shift, scale = _shift_and_scale(self.net(cond), self.eps)
-        return y / scale - shift, -sum_except_batch(torch.log(scale))
+        shift, scale = self._params(cond, y.shape[0])
+        return y / scale - shift, -_logdet(scale, y.shape[0])
 
 
 class ConditionalAffineCoupling(FlowLayer):
@@ -90,16 +110,26 @@ class ConditionalAffineCoupling(FlowLayer):
 
     def _params(self, x1: Tensor, cond: Tensor | None) -> tuple[Tensor, Tensor]:
         assert cond is not None, "ConditionalAffineCoupling needs a conditioning tensor"
-        return _shift_and_scale(self.net(torch.cat([x1, cond], dim=1)), self.eps)
+        if cond.shape[0] == x1.shape[0]:
+            return _shift_and_scale(self.net(torch.cat([x1, cond], dim=1)), self.eps)
+        # Several samples share one conditioning tensor: the first convolution is linear in
+        # its input channels, so its conditioning part is computed once per image.
+        first = self.net[0]
+        weight, padding = first.weight, first.padding
+        hidden = F.conv2d(x1, weight[:, : self.passive], padding=padding) + broadcast_batch(
+            F.conv2d(cond, weight[:, self.passive :], padding=padding), x1.shape[0]
+        )
+        h = self.net[1:](first.actnorm.normalize(hidden))
+        return _shift_and_scale(h, self.eps)
 
     def forward(self, x: Tensor, cond: Tensor | None = None) -> tuple[Tensor, Tensor]:
         x1, x2 = x[:, : self.passive], x[:, self.passive :]
         shift, scale = self._params(x1, cond)
         y2 = (x2 + shift) * scale
-        return torch.cat([x1, y2], dim=1), sum_except_batch(torch.log(scale))
+        return torch.cat([x1, y2], dim=1), _logdet(scale, x.shape[0])
 
     def inverse(self, y: Tensor, cond: Tensor | None = None) -> tuple[Tensor, Tensor]:
         y1, y2 = y[:, : self.passive], y[:, self.passive :]
         shift, scale = self._params(y1, cond)
         x2 = y2 / scale - shift
-        return torch.cat([y1, x2], dim=1), -sum_except_batch(torch.log(scale))
+        return torch.cat([y1, x2], dim=1), -_logdet(scale, y.shape[0])

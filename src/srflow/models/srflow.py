@@ -136,6 +136,10 @@ class SRFlow(nn.Module):
     ) -> tuple[Tensor, Tensor]:
         """Decode latents (encode order) given ``lr``.
 
+        The latents may hold ``k`` samples per image (batch ``k * B``, sample-major) while
+        ``lr`` and ``conds`` hold each image once: the conditioning-only computations then run
+        once per image, not once per sample.
+
         Returns:
             ``(hr, logdet)`` where ``logdet`` is the original's reverse log-det: the inverse
             layers' log-dets minus the split log-densities (the negative of
@@ -198,7 +202,9 @@ class SRFlow(nn.Module):
     ) -> Tensor:
         """Draw ``n`` super-resolutions of each LR image: ``(n, B, 3, H, W)``.
 
-        The encoder runs once; samples are decoded ``batch_size`` images at a time (default:
+        The encoder and every conditioning-only computation of the flow (the affine
+        injectors, the conditioning part of the couplings' first convolutions) run once per
+        image; samples are decoded ``batch_size`` images at a time (default:
         all ``n * B`` at once). Latents are drawn sample by sample, so the result for a given
         ``generator`` state does not depend on ``batch_size``.
         """
@@ -216,8 +222,7 @@ class SRFlow(nn.Module):
         for start in range(0, n, chunk):
             group = draws[start : start + chunk]
             latents = [torch.cat([d[i] for d in group]) for i in range(len(per_sample))]
-            group_conds = [c.repeat(len(group), 1, 1, 1) for c in conds]
-            outs.append(self.decode(lr, latents, conds=group_conds)[0])
+            outs.append(self.decode(lr, latents, conds=conds)[0])
         return torch.cat(outs).view(n, b, *outs[0].shape[1:])
 
 

@@ -117,13 +117,15 @@ def test_bad_inputs_are_reported_and_the_rest_done(
     (src / "empty.jpg").write_bytes(b"")
     (src / "garbage.webp").write_bytes(b"RIFF" + bytes(range(200)))
     Image.fromarray(COFFEE[:1, :5]).save(src / "tiny.png")
-    status = sr(model_file, src, tmp_path / "missing.png", "-o", out)
+    (tmp_path / "no_images").mkdir()
+    status = sr(model_file, src, tmp_path / "missing.png", tmp_path / "no_images", "-o", out)
     assert status == 1
     lines = errors(capsys)
-    for name in ("notes.txt", "truncated.png", "empty.jpg", "garbage.webp", "missing.png"):
+    for name in ("notes.txt", "truncated.png", "empty.jpg", "garbage.webp", "missing.png",
+                 "no_images"):  # fmt: skip
         assert sum(name in line for line in lines) == 1, (name, lines)
     assert any("tiny.png" in line and "at least 2x2" in line for line in lines)
-    assert len(lines) == 6
+    assert len(lines) == 7
     assert sorted(p.name for p in out.iterdir()) == ["good_sr_t0.80_s00.png"]
 
 

@@ -1,4 +1,4 @@
-"""The Python API (``srflow.load``, ``super_resolve``), the cached decoding and tiling."""
+"""The Python API (``srflow.load``, ``super_resolve``) and tiled decoding."""
 
 from __future__ import annotations
 
@@ -15,7 +15,6 @@ from srflow.compat import CheckpointError
 from srflow.config.presets import load_preset
 from srflow.data.resize import imresize
 from srflow.inference import SuperResolver, api
-from srflow.inference.cached_decode import decode_with_cache, precompute
 from srflow.inference.tiling import plan_tiles
 from srflow.models.checkpoint import save_model
 from srflow.models.srflow import SRFlow
@@ -41,19 +40,6 @@ def astronaut() -> torch.Tensor:
     """A 48x48 LR crop of the astronaut photograph, float (3, 48, 48)."""
     crop = np.ascontiguousarray(data.astronaut()[40:232:4, 120:312:4])
     return torch.from_numpy(crop).permute(2, 0, 1).float() / 255.0
-
-
-def test_cached_decode_equals_model_decode() -> None:
-    model = tiny_model(torch.float64)
-    lr = torch.rand(1, 3, 6, 10, dtype=torch.float64)
-    conds = model.conditioning(lr)
-    latents = model.sample_latents(
-        model.latent_shapes(lr, 3), 0.9, torch.Generator().manual_seed(0), dtype=torch.float64
-    )
-    expected = model.decode(lr, latents, conds=[c.expand(3, -1, -1, -1) for c in conds])[0]
-    got = decode_with_cache(model, latents, precompute(model, conds))
-    torch.testing.assert_close(got, expected, atol=1e-10, rtol=0)
-    assert (expected[0] - expected[1]).abs().mean() > 1e-2  # the samples differ
 
 
 def test_tensor_input_shapes_seed_and_batches(

@@ -90,6 +90,7 @@ def collect_inputs(
         if item.is_file():
             found.append((item, Path(item.stem)))
         elif item.is_dir():
+            before = len(found)
             for path in sorted(p for p in item.rglob("*") if p.is_file()):
                 if path.name.startswith(".") or (
                     excluded is not None and path.resolve().is_relative_to(excluded)
@@ -99,6 +100,8 @@ def collect_inputs(
                     found.append((path, path.relative_to(item).with_suffix("")))
                 else:
                     skipped.append(f"{path}: skipped, not an image file")
+            if len(found) == before:
+                missing.append(f"{item}: no image files in this folder")
         else:
             missing.append(f"{item}: no such file or folder")
     seen: set[Path] = set()
@@ -139,7 +142,12 @@ def for_each_input(files: list[InputFile], work: Callable[[InputFile], None]) ->
             fail(str(exc))
         except (ImageReadError, InputTooSmallError, InputError) as exc:
             fail(str(exc) if str(item.path) in str(exc) else f"{item.path}: {exc}")
-        except torch.OutOfMemoryError:
+        except RuntimeError as exc:  # torch.OutOfMemoryError, or the CPU allocator's error
+            message = str(exc)
+            if not isinstance(exc, torch.OutOfMemoryError) and not (
+                "out of memory" in message or "allocate memory" in message
+            ):
+                raise
             fail(f"{item.path}: out of memory; use --tile (e.g. 128) or a smaller --batch-size")
         else:
             continue

@@ -1,7 +1,8 @@
 """Super-resolve images with a trained model: padding, sample batching, tiling, seeds.
 
-Work done once per image (or per tile) and shared by all its samples and temperatures: the RRDB
-conditioning and the sample-independent parts of every flow step (:mod:`.cached_decode`).
+The RRDB conditioning runs once per image (once per tile when tiled) for all samples and
+temperatures, and the flow's conditioning-only work once per batch of samples
+(:meth:`SRFlow.decode` with one conditioning for many latents).
 """
 
 from __future__ import annotations
@@ -18,7 +19,6 @@ from torch import Tensor
 
 from srflow.data.image_io import LoadedImage, image_from_pil, image_to_pil, read_image
 from srflow.data.resize import imresize
-from srflow.inference.cached_decode import decode_with_cache, precompute
 from srflow.inference.tiling import decode_tiled
 from srflow.models.checkpoint import load_model
 from srflow.models.srflow import SRFlow, Temperature
@@ -189,7 +189,7 @@ class SuperResolver:
         lr = self._pad(rgb.unsqueeze(0).to(self.device, self.dtype))
         shapes = self.model.latent_shapes(lr)
         whole = tile is None or (lr.shape[2] <= tile and lr.shape[3] <= tile)
-        cache = None if not whole else precompute(self.model, self.model.conditioning(lr))
+        conds = self.model.conditioning(lr) if whole else None
         per_batch = max(1, batch_size or samples)
         for temperature in temperatures:
             gen = generator or torch.Generator().manual_seed(seed if seed is not None else 0)
@@ -204,8 +204,8 @@ class SuperResolver:
                     torch.cat([d[i] for d in draws]).to(self.device) for i in range(len(shapes))
                 ]
                 target = out[start : start + count]
-                if cache is not None:
-                    hr = decode_with_cache(self.model, latents, cache)
+                if conds is not None:
+                    hr = self.model.decode(lr, latents, conds=conds)[0]
                     target.copy_(hr[:, :, : target.shape[2], : target.shape[3]].clamp(0, 1))
                     if progress is not None:
                         progress(count)

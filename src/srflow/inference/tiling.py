@@ -16,7 +16,6 @@ from dataclasses import dataclass
 
 from torch import Tensor
 
-from srflow.inference.cached_decode import decode_with_cache, precompute
 from srflow.models.srflow import SRFlow
 
 
@@ -68,10 +67,8 @@ def decode_tiled(
     s = model.config.scale
     for t in plan_tiles((lr.shape[2], lr.shape[3]), tile, overlap, model.config.size_multiple_lr):
         window = lr[:, :, t.win_y[0] : t.win_y[1], t.win_x[0] : t.win_x[1]]
-        cache = precompute(model, model.conditioning(window))
         z = [_slice_latent(lat, t.win_y, t.win_x, lr.shape[2]) for lat in latents]
-        hr = decode_with_cache(model, z, cache)
-        del cache
+        hr, _ = model.decode(window, z, conds=model.conditioning(window))
         oy, ox = (t.core_y[0] - t.win_y[0]) * s, (t.core_x[0] - t.win_x[0]) * s
         h, w = (t.core_y[1] - t.core_y[0]) * s, (t.core_x[1] - t.core_x[0]) * s
         yield t, hr[:, :, oy : oy + h, ox : ox + w]

@@ -10,14 +10,12 @@ from __future__ import annotations
 
 import json
 import logging
-import os
-import tempfile
 from pathlib import Path
 
 from safetensors import SafetensorError, safe_open
-from safetensors.torch import save_file
 
 from srflow.latent.code import LatentCode, model_fingerprint
+from srflow.models.checkpoint import write_safetensors
 from srflow.models.srflow import SRFlow
 
 logger = logging.getLogger(__name__)
@@ -43,16 +41,7 @@ def save_latents(path: str | Path, code: LatentCode) -> Path:
         "model_hash": code.model_hash,
         "shapes": json.dumps([list(z.shape) for z in code.latents]),
     }
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    os.close(fd)
-    try:
-        save_file(tensors, tmp, metadata=metadata)
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-    return path
+    return write_safetensors(path, tensors, metadata)
 
 
 def load_latents(path: str | Path) -> LatentCode:

@@ -37,6 +37,14 @@ def save_model(model: SRFlow, path: str | Path, *, dtype: torch.dtype | None = N
         for k, v in model.state_dict().items()
     }
     metadata = {"format": FORMAT, "config": json.dumps(to_dict(model.config))}
+    return write_safetensors(path, tensors, metadata)
+
+
+def write_safetensors(
+    path: str | Path, tensors: dict[str, torch.Tensor], metadata: dict[str, str]
+) -> Path:
+    """Write a safetensors file atomically (temporary file in the same folder, then rename)."""
+    path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     os.close(fd)

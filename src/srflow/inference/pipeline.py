@@ -196,13 +196,7 @@ class SuperResolver:
             out = torch.empty(samples, 3, h * self.scale, w * self.scale)
             for start in range(0, samples, per_batch):
                 count = min(per_batch, samples - start)
-                draws = [
-                    self.model.sample_latents(shapes, temperature, gen, dtype=self.dtype)
-                    for _ in range(count)
-                ]
-                latents = [
-                    torch.cat([d[i] for d in draws]).to(self.device) for i in range(len(shapes))
-                ]
+                latents = self._draw(shapes, count, temperature, gen)
                 target = out[start : start + count]
                 if conds is not None:
                     hr = self.model.decode(lr, latents, conds=conds)[0]
@@ -212,6 +206,19 @@ class SuperResolver:
                 else:
                     self._decode_tiles(lr, latents, target, tile or 0, tile_overlap, progress)
             yield out
+
+    def _draw(
+        self, shapes: list[tuple[int, ...]], count: int, temperature: Temperature,
+        generator: torch.Generator,
+    ) -> list[Tensor]:  # fmt: skip
+        """Latents of ``count`` samples, drawn sample by sample (so the result does not depend
+        on the batch size) into preallocated tensors (no second copy of the batch)."""
+        latents = [torch.empty((count, *shape[1:]), dtype=self.dtype) for shape in shapes]
+        for j in range(count):
+            draw = self.model.sample_latents(shapes, temperature, generator, dtype=self.dtype)
+            for z, d in zip(latents, draw, strict=True):
+                z[j] = d[0]
+        return [z.to(self.device) for z in latents]
 
     def _pad(self, lr: Tensor) -> Tensor:
         m = self.model.config.size_multiple_lr

@@ -1,0 +1,109 @@
+"""Time and peak memory of diverse 4x super-resolution with the full DF2K 4x architecture.
+
+    python benchmarks/bench_sr.py [--sizes 256 1024] [--samples 10] [--tile 128]
+        [--untiled-max 256] [--device cpu]
+
+For each LR size (square, random content and random weights: the cost does not depend on
+them) it runs, each in a fresh process after a small warm-up call:
+
+* ``n``: :class:`SuperResolver` drawing ``--samples`` samples in one call (encoder and every
+  conditioning-only computation once per image, or once per tile when tiled; samples batched);
+* ``1``: the same with one sample.
+
+The baseline without reuse runs the model once per sample (encoder and conditioning recomputed
+every time): its time is ``samples`` times the one-sample run, which costs the same per sample,
+and its peak memory is the one-sample run's. Sizes above ``--untiled-max`` are tiled with
+``--tile`` (LR pixels) and ``--tile-overlap``. The table goes to ``benchmarks/RESULTS.md``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+
+import torch
+from harness import RESULTS, machine_description, measure, run_case_in_subprocess, write_section
+
+from srflow.config.presets import load_preset
+from srflow.inference.pipeline import SuperResolver
+from srflow.models.srflow import SRFlow
+
+PRESET = "srflow_df2k_x4"
+
+
+def _case(args: argparse.Namespace) -> dict[str, float]:
+    torch.manual_seed(0)
+    resolver = SuperResolver(SRFlow(load_preset(PRESET)), device=args.device)
+    lr = torch.rand(3, args.size, args.size)
+    tile = args.tile if args.size > args.untiled_max else None
+    options = dict(temperature=0.8, seed=0, tile=tile, tile_overlap=args.tile_overlap)
+    resolver.super_resolve(torch.rand(3, 8, 8), samples=2, **options)  # warm-up
+    samples = args.samples if args.case == "n" else 1
+    return measure(lambda: resolver.super_resolve(lr, samples=samples, **options), args.device)
+
+
+def _table(args: argparse.Namespace, rows: dict[int, dict[str, dict[str, float]]]) -> str:
+    params = sum(p.numel() for p in SRFlow(load_preset(PRESET)).parameters()) / 1e6
+    n = args.samples
+    lines = [
+        f"Machine: {machine_description(args.device)}. Full DF2K 4x architecture ({params:.1f} M "
+        f"parameters, random weights), float32, {n} samples at temperature 0.8. Sizes above "
+        f"{args.untiled_max} are tiled ({args.tile} LR px tiles, {args.tile_overlap} px "
+        "overlap). Baseline: the model run once per sample (encoder and conditioning "
+        f"recomputed), i.e. {n} x the one-sample run.",
+        "",
+        f"| LR size | HR size | tiled | {n} samples (s) | peak MB | 1 sample (s) | peak MB "
+        f"| baseline {n} x 1 (s) | {n} samples / 1 sample | {n} samples / baseline |",
+        "|---|---|---|---:|---:|---:|---:|---:|---:|---:|",
+    ]
+    for size, r in rows.items():
+        many, one = r["n"], r["1"]
+        baseline = n * one["seconds"]
+        tiled = "yes" if size > args.untiled_max else "no"
+        lines.append(
+            f"| {size}x{size} | {4 * size}x{4 * size} | {tiled} | {many['seconds']:.1f} | "
+            f"{many['peak_mb']:.0f} | {one['seconds']:.1f} | {one['peak_mb']:.0f} | "
+            f"{baseline:.1f} | {many['seconds'] / one['seconds']:.2f} | "
+            f"{many['seconds'] / baseline:.2f} |"
+        )
+    return "\n".join(lines) + "\n"
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--sizes", type=int, nargs="+", default=[256, 1024], help="LR sides")
+    parser.add_argument("--samples", type=int, default=10)
+    parser.add_argument("--tile", type=int, default=128, help="LR tile side for large inputs")
+    parser.add_argument("--tile-overlap", type=int, default=16)
+    parser.add_argument("--untiled-max", type=int, default=256, help="largest untiled size")
+    parser.add_argument("--device", default="cpu")
+    parser.add_argument("--no-record", action="store_true", help="do not write RESULTS.md")
+    parser.add_argument("--size", type=int, help=argparse.SUPPRESS)
+    parser.add_argument("--case", choices=["n", "1"], help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.case:
+        print(json.dumps(_case(args)))
+        return
+    script = Path(__file__).resolve()
+    common = ["--samples", str(args.samples), "--tile", str(args.tile), "--tile-overlap",
+              str(args.tile_overlap), "--untiled-max", str(args.untiled_max), "--device",
+              args.device]  # fmt: skip
+    rows: dict[int, dict[str, dict[str, float]]] = {}
+    for size in args.sizes:
+        rows[size] = {}
+        for case in ("n", "1"):
+            rows[size][case] = run_case_in_subprocess(script, case, [*common, "--size", str(size)])
+            print(f"size {size}, {case}: {rows[size][case]}", flush=True)
+    table = _table(args, rows)
+    print(table)
+    if not args.no_record:
+        if not RESULTS.exists():
+            RESULTS.write_text(
+                f"# Benchmark results\n\nMachine: {machine_description(args.device)}\n"
+            )
+        write_section(f"bench_sr ({args.device})", table)
+
+
+if __name__ == "__main__":
+    main()

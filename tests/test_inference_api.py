@@ -50,7 +50,7 @@ def test_tensor_input_shapes_seed_and_batches(
     b = resolver.super_resolve(lr.unsqueeze(0), temperature=0.8, samples=3, seed=5, batch_size=1)
     assert isinstance(a, torch.Tensor) and a.shape == (3, 3, 80, 104)
     assert a.min() >= 0 and a.max() <= 1
-    torch.testing.assert_close(a, b, atol=2e-5, rtol=0)  # batching changes rounding only
+    torch.testing.assert_close(a, b, atol=1e-4, rtol=0)  # batching changes rounding only
     assert (a[0] - a[1]).abs().mean() > 1e-3
     c = resolver.super_resolve(lr, temperature=0.8, samples=3, seed=6)
     assert (a - c).abs().mean() > 1e-3

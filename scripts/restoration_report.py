@@ -24,9 +24,7 @@ from __future__ import annotations
 import argparse
 import hashlib
 import io
-import os
 import sys
-import tempfile
 import time
 from pathlib import Path
 
@@ -35,6 +33,7 @@ import torch
 from PIL import Image
 
 from srflow.data.image_io import list_images, read_image
+from srflow.files import atomic_file
 from srflow.inference.api import default_model_path
 from srflow.inference.pipeline import pick_device
 from srflow.latent import decode_code, downscale, restore, sample_code
@@ -101,11 +100,8 @@ def strip(images: list[np.ndarray]) -> Image.Image:
 
 def write_text(path: Path, text: str) -> None:
     """Write ``text`` atomically."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    with os.fdopen(fd, "w") as handle:
+    with atomic_file(path, "w", encoding="utf-8") as handle:
         handle.write(text)
-    os.replace(tmp, path)
 
 
 def table(scores: dict[tuple[str, str], list[tuple[float, float, float]]]) -> list[str]:

@@ -21,8 +21,6 @@ import copy
 import dataclasses
 import difflib
 import functools
-import os
-import tempfile
 import types
 import typing
 from collections.abc import Mapping, Sequence
@@ -30,6 +28,8 @@ from pathlib import Path, PurePath
 from typing import Any, Literal, TypeVar, Union
 
 import yaml
+
+from srflow.files import atomic_file
 
 T = TypeVar("T")
 
@@ -310,12 +310,5 @@ def dumps_yaml(obj: object) -> str:
 
 def dump_yaml(obj: object, path: str | Path) -> None:
     """Write a dataclass instance to a YAML file atomically (temp file + ``os.replace``)."""
-    path = Path(path)
-    handle, temp_name = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(handle, "w", encoding="utf-8") as file:
-            file.write(dumps_yaml(obj))
-        os.replace(temp_name, path)
-    except BaseException:
-        Path(temp_name).unlink(missing_ok=True)
-        raise
+    with atomic_file(path, "w", encoding="utf-8") as file:
+        file.write(dumps_yaml(obj))

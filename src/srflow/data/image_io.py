@@ -18,7 +18,6 @@ from __future__ import annotations
 import logging
 import os
 import struct
-import tempfile
 import zlib
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -30,6 +29,7 @@ import torch
 from PIL import Image
 
 from srflow.data.png16 import decode_png, encode_png, is_16bit_colour_png
+from srflow.files import atomic_file
 
 __all__ = ["IMAGE_SUFFIXES", "ImageReadError", "LoadedImage", "image_from_pil", "image_to_pil",
            "list_images", "read_image", "to_uint8_round", "to_uint8_truncate",
@@ -304,26 +304,8 @@ def write_image(
         logger.warning("%s: %s does not keep alpha here, dropping it", path, fmt)
         alpha = None
     array = _quantise(_planes(rgb, alpha, grayscale, str(path)), bit_depth)
-    handle = tempfile.NamedTemporaryFile(  # closed below, then renamed
-        dir=path.parent, prefix=f".{path.name}.", suffix=".tmp", delete=False
-    )
-    try:
-        with handle:
-            _save(handle, array, fmt, bit_depth)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.chmod(handle.name, _new_file_mode())  # temporary files are private (0600)
-        os.replace(handle.name, path)
-    except BaseException:
-        Path(handle.name).unlink(missing_ok=True)
-        raise
-
-
-def _new_file_mode() -> int:
-    """The permissions ``open()`` gives a new file: ``0o666`` less the umask."""
-    umask = os.umask(0o022)
-    os.umask(umask)
-    return 0o666 & ~umask
+    with atomic_file(path) as handle:
+        _save(handle, array, fmt, bit_depth)
 
 
 def list_images(paths: Sequence[Path | str], recursive: bool = True) -> list[Path]:

@@ -19,16 +19,15 @@ from typing import Any
 
 from srflow.evaluation.metric_table import METRICS, format_value
 from srflow.evaluation.results import EvalResult, MethodResult
+from srflow.files import atomic_file
 
 __all__ = ["markdown_report", "write_atomic", "write_csv", "write_json", "write_markdown"]
 
 
 def write_atomic(path: Path, text: str) -> Path:
     """Write ``text`` to ``path`` via a temporary file in the same folder and a rename."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    temporary = path.with_name(f".{path.name}.tmp")
-    temporary.write_text(text, encoding="utf-8")
-    os.replace(temporary, path)
+    with atomic_file(path, "w", encoding="utf-8") as handle:
+        handle.write(text)
     return path
 
 

@@ -7,8 +7,6 @@ SRFlow ``.pth`` files are recognised and loaded through :mod:`srflow.compat`.
 from __future__ import annotations
 
 import json
-import os
-import tempfile
 from pathlib import Path
 
 import torch
@@ -24,6 +22,7 @@ from srflow.compat.official import (
 from srflow.compat.official_keys import is_official_layout
 from srflow.config.loading import ConfigError, from_dict, to_dict
 from srflow.config.schema import ModelConfig
+from srflow.files import atomic_path
 from srflow.models.srflow import SRFlow
 
 FORMAT = "srflow-model/1"
@@ -45,15 +44,8 @@ def write_safetensors(
 ) -> Path:
     """Write a safetensors file atomically (temporary file in the same folder, then rename)."""
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    os.close(fd)
-    try:
-        save_file(tensors, tmp, metadata=metadata)
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
+    with atomic_path(path) as temporary:
+        save_file(tensors, str(temporary), metadata=metadata)
     return path
 
 

@@ -14,13 +14,13 @@ Files: ``RUN_DIR/checkpoints/last.pt`` (always the newest) plus up to ``keep`` n
 from __future__ import annotations
 
 import os
-import tempfile
 from pathlib import Path
 from typing import Any
 
 import torch
 
 from srflow.compat.official import CheckpointError
+from srflow.files import atomic_file
 
 FORMAT = "srflow-train/1"
 LAST = "last.pt"
@@ -54,17 +54,8 @@ def restore_rng_states(state: dict[str, Any]) -> None:
 
 
 def _atomic_save(obj: dict[str, Any], path: Path) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            torch.save(obj, f)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    with atomic_file(path) as handle:
+        torch.save(obj, handle)
 
 
 def save_checkpoint(run_dir: Path, state: dict[str, Any], *, keep: int) -> Path:

@@ -1,0 +1,36 @@
+"""Atomic writes: all or nothing, and ordinary permissions on the finished file."""
+
+from __future__ import annotations
+
+import os
+import stat
+from pathlib import Path
+
+import pytest
+import torch
+
+from srflow.files import atomic_file, new_file_mode
+from srflow.models.checkpoint import write_safetensors
+
+
+def test_finished_file_has_umask_permissions(tmp_path: Path) -> None:
+    old = os.umask(0o022)
+    try:
+        with atomic_file(tmp_path / "a.txt", "w") as handle:
+            handle.write("done")
+        write_safetensors(tmp_path / "w.safetensors", {"x": torch.zeros(2)}, {})
+    finally:
+        os.umask(old)
+    for name in ("a.txt", "w.safetensors"):
+        assert stat.S_IMODE((tmp_path / name).stat().st_mode) == 0o644
+    assert new_file_mode() == 0o666 & ~old
+
+
+def test_failed_write_keeps_the_old_file_and_leaves_no_temporary(tmp_path: Path) -> None:
+    target = tmp_path / "a.txt"
+    target.write_text("old")
+    with pytest.raises(RuntimeError), atomic_file(target, "w") as handle:
+        handle.write("half")
+        raise RuntimeError("interrupted")
+    assert target.read_text() == "old"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["a.txt"]

@@ -159,6 +159,9 @@ def test_bad_models_and_options(
     assert main(["sr", str(tmp_path / "good.png"), "-o", str(out)]) == 2
     (line,) = errors(capsys)
     assert "no default model" in line and "--model" in line
+    assert main(["info"]) == 2
+    (line,) = errors(capsys)
+    assert "no default model" in line and "srflow info MODEL" in line
     for option in (["-n", "0"], ["--device", "nonsense"], ["--half"], ["--tile", "0"]):
         assert sr(model_file, tmp_path / "good.png", "-o", out, *option) == 2
         assert len(errors(capsys)) == 1

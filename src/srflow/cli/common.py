@@ -34,13 +34,16 @@ def fail(message: str) -> None:
     tqdm.write(f"error: {message}", file=sys.stderr)
 
 
-def resolve_model(path: str | None) -> Path:
-    """``--model`` or the embedded default; a clear error when neither exists."""
+def resolve_model(path: str | None, option: str = "--model PATH") -> Path:
+    """``--model`` or the embedded default; a clear error when neither exists.
+
+    ``option`` is how the error message tells the user to name a model instead.
+    """
     if path:
         return Path(path)
     default = default_model_path()
     if default is None:
-        raise CliError(missing_default_model_message("--model PATH"))
+        raise CliError(missing_default_model_message(option))
     return default
 
 

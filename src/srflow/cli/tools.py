@@ -112,7 +112,7 @@ def run_info(args: argparse.Namespace) -> int:
     from srflow.config.loading import dumps_yaml
     from srflow.models.checkpoint import load_model
 
-    path = resolve_model(args.model)
+    path = resolve_model(args.model, "a model path: srflow info MODEL")
     try:
         model = load_model(path)
     except CheckpointError as exc:

@@ -1,7 +1,9 @@
 """Evaluation in one call: the papers' and the NTIRE challenge's metrics (``docs/metrics.md``).
 
->>> from srflow.evaluation import EvalConfig, evaluate, load_eval_images  # doctest: +SKIP
->>> result = evaluate(model, load_eval_images(hr_dir, scale=4, crop=256), EvalConfig())
+Example (``model`` an :class:`~srflow.models.srflow.SRFlow`, ``hr_dir`` a folder of images)::
+
+    from srflow.evaluation import EvalConfig, evaluate, load_eval_images
+    result = evaluate(model, load_eval_images(hr_dir, scale=4, crop=256), EvalConfig())
 """
 
 from srflow.evaluation.config import EvalConfig, MetricConventions, MetricFiles

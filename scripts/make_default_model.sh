@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Rebuild the embedded default model from scratch (docs/model-card.md): prepare the photos,
-# train (a few hours on a 2-core CPU; resumes if runs/default_x4 holds a run), export the
+# train (about 1.5 h on a 2-core CPU; resumes if runs/default_x4 holds a run), export the
 # weights into the package, benchmark it on the held-out photos and update the model card.
 # Needs the Debian packages named in scripts/photos_manifest.yaml and pip install -e '.[eval]'.
 set -euo pipefail

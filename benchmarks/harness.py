@@ -42,8 +42,12 @@ def measure(fn: Callable[[], object], device: str) -> dict[str, float]:
         torch.cuda.synchronize()
         peak = (torch.cuda.max_memory_allocated() - base) / 2**20
     else:
-        peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024 - base
-    return {"seconds": time.perf_counter() - start, "peak_mb": peak}
+        process_peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+        peak = process_peak - base
+    result = {"seconds": time.perf_counter() - start, "peak_mb": peak}
+    if not device.startswith("cuda"):
+        result["process_peak_mb"] = process_peak  # the whole process, model included
+    return result
 
 
 def run_case_in_subprocess(script: Path, case: str, extra: list[str]) -> dict[str, float]:
@@ -60,8 +64,19 @@ def machine_description(device: str) -> str:
     if device.startswith("cuda"):
         return f"{torch.cuda.get_device_name()} (torch {torch.__version__})"
     cores = torch.get_num_threads()
-    cpu = platform.processor() or platform.machine()
+    cpu = _cpu_model() or platform.processor() or platform.machine()
     return f"CPU {cpu}, {cores} threads (torch {torch.__version__})"
+
+
+def _cpu_model() -> str:
+    """The CPU's model name from /proc/cpuinfo (Linux), or ''."""
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return ""
 
 
 def write_section(title: str, body: str) -> None:

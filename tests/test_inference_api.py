@@ -125,3 +125,20 @@ def test_tiling_latent_field_is_global(resolver: SuperResolver) -> None:
     assert diff_a[mask_a].max() < 2 and diff_b[mask_b].max() < 2
     assert ((a - b).abs().amax(dim=(0, 1)) * 255)[mask_a & mask_b].max() < 2
     assert diff_a.max() > 5 and diff_b.max() > 5
+
+
+@pytest.mark.parametrize("tile", [None, 8])
+def test_diverged_outputs_are_counted_and_clamped(tile: int | None, caplog) -> None:
+    from srflow.flows.nets import ZeroConv2d
+
+    model = tiny_model()
+    with torch.no_grad():
+        for module in model.modules():
+            if isinstance(module, ZeroConv2d):
+                module.bias.fill_(-40.0)  # affine scales at their lower bound: overflow
+    lr = torch.rand(3, 16, 16, generator=torch.Generator().manual_seed(0))
+    with caplog.at_level("WARNING", logger="srflow.inference.pipeline"):
+        out = SuperResolver(model).super_resolve(lr, temperature=1.0, samples=2, tile=tile)
+    assert torch.isfinite(out).all() and out.min() >= 0 and out.max() <= 1
+    (message,) = [r.getMessage() for r in caplog.records if "diverged" in r.getMessage()]
+    assert message.startswith("temperature 1.0: ") and f"of {out.numel()} output" in message

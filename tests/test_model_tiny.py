@@ -148,3 +148,21 @@ def test_shared_conditioning_equals_repeated_conditioning(images: int) -> None:
     assert fast_logdet.shape == (k * images,)
     for z, z_again in zip(latents, again.output, strict=True):
         torch.testing.assert_close(z_again, z, atol=1e-8, rtol=1e-8)
+
+
+def test_decoding_with_collapsed_affine_scales_stays_finite() -> None:
+    """Scales at their lower bound (a weak model at a high temperature) overflow the inverse;
+    the output must stay finite instead of turning into NaN where +inf and -inf mix."""
+    from srflow.flows.nets import ZeroConv2d
+
+    model = SRFlow(load_preset("tiny"), generator=torch.Generator().manual_seed(1)).eval()
+    with torch.no_grad():
+        for module in model.modules():
+            if isinstance(module, ZeroConv2d):
+                module.bias.fill_(-40.0)  # shift -40, scale sigmoid(-38) + eps = eps
+    lr = torch.rand(1, 3, 8, 8, generator=torch.Generator().manual_seed(0))
+    latents = model.sample_latents(model.latent_shapes(lr), 1.0, torch.Generator().manual_seed(0))
+    with torch.no_grad():
+        hr, _ = model.decode(lr, latents)
+    assert torch.isfinite(hr).all()
+    assert hr.abs().max() > 1e6  # it did overflow: the values are meaningless, but finite

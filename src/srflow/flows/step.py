@@ -73,6 +73,11 @@ class FlowStep(FlowLayer):
             y, logdet = self.coupling.inverse(y, cond)
             y, d = self.injector.inverse(y, cond)
             logdet = logdet + d
+            # Dividing by affine scales near ``affine_eps`` can overflow at high temperatures;
+            # the 1x1 conv would then mix +inf and -inf into NaN. Bounding the (already
+            # meaningless) values keeps the output finite; in-range values are unchanged.
+            bound = torch.finfo(y.dtype).max ** 0.5
+            y = y.clamp(-bound, bound)
         y, d = self.invconv.inverse(y)
         logdet = logdet + d
         y, d = self.actnorm.inverse(y)

@@ -24,6 +24,7 @@ from srflow.models.checkpoint import load_model
 from srflow.models.srflow import SRFlow, Temperature
 
 logger = logging.getLogger(__name__)
+DIVERGED_BEYOND = 10.0  # |value - 0.5| beyond which an output value counts as diverged
 ProgressFn = Callable[[float], None]
 ImageInput = Image.Image | str | os.PathLike[str]
 
@@ -194,17 +195,28 @@ class SuperResolver:
         for temperature in temperatures:
             gen = generator or torch.Generator().manual_seed(seed if seed is not None else 0)
             out = torch.empty(samples, 3, h * self.scale, w * self.scale)
+            diverged = 0
             for start in range(0, samples, per_batch):
                 count = min(per_batch, samples - start)
                 latents = self._draw(shapes, count, temperature, gen)
                 target = out[start : start + count]
                 if conds is not None:
                     hr = self.model.decode(lr, latents, conds=conds)[0]
-                    target.copy_(hr[:, :, : target.shape[2], : target.shape[3]].clamp(0, 1))
+                    hr = hr[:, :, : target.shape[2], : target.shape[3]]
+                    diverged += _count_diverged(hr)
+                    target.copy_(hr.clamp(0, 1))
                     if progress is not None:
                         progress(count)
                 else:
-                    self._decode_tiles(lr, latents, target, tile or 0, tile_overlap, progress)
+                    diverged += self._decode_tiles(
+                        lr, latents, target, tile or 0, tile_overlap, progress
+                    )
+            if diverged:
+                logger.warning(
+                    "temperature %s: %d of %d output values diverged (the inverse flow "
+                    "overflowed; they are clamped to 0 or 1); a lower temperature avoids it",
+                    temperature, diverged, out.numel(),
+                )  # fmt: skip
             yield out
 
     def _draw(
@@ -234,15 +246,28 @@ class SuperResolver:
     def _decode_tiles(
         self, lr: Tensor, latents: list[Tensor], target: Tensor, tile: int, overlap: int,
         progress: ProgressFn | None,
-    ) -> None:  # fmt: skip
-        """Decode tile by tile into ``target`` (the unpadded HR size; padding is cropped)."""
+    ) -> int:  # fmt: skip
+        """Decode tile by tile into ``target`` (the unpadded HR size; padding is cropped).
+
+        Returns the number of diverged output values (see :func:`_count_diverged`).
+        """
         s, n = self.scale, target.shape[0]
         area = lr.shape[2] * lr.shape[3]
+        diverged = 0
         for t, core in decode_tiled(self.model, lr, latents, tile, overlap):
             y0, x0 = t.core_y[0] * s, t.core_x[0] * s
             y1, x1 = min(t.core_y[1] * s, target.shape[2]), min(t.core_x[1] * s, target.shape[3])
             if y1 > y0 and x1 > x0:
-                target[:, :, y0:y1, x0:x1] = core[:, :, : y1 - y0, : x1 - x0].clamp(0, 1)
+                kept = core[:, :, : y1 - y0, : x1 - x0]
+                diverged += _count_diverged(kept)
+                target[:, :, y0:y1, x0:x1] = kept.clamp(0, 1)
             if progress is not None:
                 core_area = (t.core_y[1] - t.core_y[0]) * (t.core_x[1] - t.core_x[0])
                 progress(n * core_area / area)
+        return diverged
+
+
+def _count_diverged(hr: Tensor) -> int:
+    """Output values far outside the image range ``[0, 1]``: where the inverse flow overflowed
+    (high temperature, scales near their lower bound), not merely over- or undershoot."""
+    return int((hr - 0.5).abs().gt(DIVERGED_BEYOND).sum())

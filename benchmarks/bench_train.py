@@ -22,6 +22,7 @@ import sys
 import time
 
 import torch
+from harness import machine_description, write_section
 
 from srflow.config.presets import load_preset
 from srflow.config.training import RunConfig
@@ -83,6 +84,7 @@ def main() -> None:
     parser.add_argument("--batch", type=int, default=4)
     parser.add_argument("--patch", type=int, default=160, help="HR patch side")
     parser.add_argument("--compile", action="store_true", help="torch.compile the loss")
+    parser.add_argument("--no-record", action="store_true", help="do not write RESULTS.md")
     parser.add_argument("--phase", default=None, help=argparse.SUPPRESS)  # child process
     args = parser.parse_args()
     if args.phase:
@@ -92,20 +94,28 @@ def main() -> None:
             )
         )
         return
-    name = torch.cuda.get_device_name() if args.device.startswith("cuda") else "CPU"
-    print(f"SRFlow DF2K 4x training, batch {args.batch}, HR patch {args.patch}, "
-          f"{args.steps} timed steps, torch {torch.__version__}, {torch.get_num_threads()} "
-          f"threads\n")  # fmt: skip
-    print("| device | encoder | it/s | s/it | peak memory (MiB) | warm-up (s) |")
-    print("|---|---|---|---|---|---|")
+    lines = [
+        f"Machine: {machine_description(args.device)}. SRFlow DF2K 4x training (random "
+        f"weights), batch {args.batch}, HR patch {args.patch}, {args.steps} timed steps after "
+        "2 warm-up steps; peak memory: the process's peak resident set (CPU) or the peak of "
+        "allocated tensors (CUDA).",
+        "",
+        "| encoder | it/s | s/it | peak memory (MiB) | warm-up (s) |",
+        "|---|---|---|---|---|",
+    ]
     for phase, label in (("nll", "trained"), ("nll_frozen", "frozen")):
         out = subprocess.run(
             [sys.executable, __file__, *sys.argv[1:], "--phase", phase],
             check=True, capture_output=True, text=True,
         )  # fmt: skip
         r = json.loads(out.stdout.strip().splitlines()[-1])
-        print(f"| {name} | {label} | {r['it_per_s']:.3f} | {r['s_per_it']:.3f} | "
-              f"{r['peak_mb']:.0f} | {r['warmup_s']:.1f} |")  # fmt: skip
+        lines.append(f"| {label} | {r['it_per_s']:.3f} | {r['s_per_it']:.3f} | "
+                     f"{r['peak_mb']:.0f} | {r['warmup_s']:.1f} |")  # fmt: skip
+        print(lines[-1], flush=True)
+    table = "\n".join(lines) + "\n"
+    print(table)
+    if not args.no_record:
+        write_section(f"bench_train ({args.device})", table)
 
 
 if __name__ == "__main__":

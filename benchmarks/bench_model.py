@@ -52,8 +52,9 @@ def main() -> None:
         c: run_case_in_subprocess(script, c, extra) for c in ("encode", "sample_n1", "sample_n10")
     }
     n1 = rows["sample_n1"]["seconds"]
+    params = sum(p.numel() for p in SRFlow(load_preset("srflow_df2k_x4")).parameters()) / 1e6
     lines = [
-        f"Machine: {machine_description(args.device)}. Full DF2K 4x architecture (39.5 M "
+        f"Machine: {machine_description(args.device)}. Full DF2K 4x architecture ({params:.1f} M "
         f"parameters, random weights), one {args.lr_size}x{args.lr_size} LR input "
         f"({args.lr_size * 4}x{args.lr_size * 4} output), float32.",
         "",

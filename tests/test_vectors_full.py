@@ -56,10 +56,11 @@ def test_full_df2k_4x_matches_reference(full4x) -> None:
     for ours, ref in zip(enc.latents, io["encode"]["epses"], strict=True):
         torch.testing.assert_close(ours, ref, **F32)
     torch.testing.assert_close(enc.original_nll, io["encode"]["nll"], atol=1e-4, rtol=0)
-    torch.testing.assert_close(enc.original_logdet, io["encode"]["logdet"], atol=0, rtol=2e-6)
+    # log-dets are sums of ~1e4-sized terms that nearly cancel; float32 rounding depends on
+    # the CPU's kernels (2.7e-6 relative on an AMD EPYC); the vectors' README reports 6e-4 absolute
+    torch.testing.assert_close(enc.original_logdet, io["encode"]["logdet"], atol=6e-4, rtol=2e-6)
     sr, logdet = model.decode(io["lr"], io["encode"]["epses"])
     torch.testing.assert_close(sr, io["recon"]["sr"], **F32)
-    # a sum of ~1e4-sized terms that nearly cancel: the vectors' README reports 6e-4 absolute
     torch.testing.assert_close(logdet, io["recon"]["logdet"], atol=6e-4, rtol=2e-6)
     fixed = io["sample_fixed"]
     for j in range(len(fixed["heats"])):

@@ -27,6 +27,8 @@ COLUMNS = [
     ("pixel_std", "pixel std (0-255)", 2),
     ("div_mse", "diversity MSE (%)", 2),
     ("niqe", "NIQE", 2),
+    ("brisque", "BRISQUE", 2),
+    ("piqe", "PIQE", 2),
 ]
 
 

@@ -91,6 +91,20 @@ def test_augmentation_is_the_same_dihedral_on_hr_and_lr(folder: Path) -> None:
     assert len(seen) >= 5  # rotations and flips both happen
 
 
+def test_channel_shuffle_permutes_hr_and_lr_alike_and_keeps_other_draws(folder: Path) -> None:
+    plain, shuffled = patches(folder), patches(folder, channel_shuffle=True)
+    orders = set()
+    for index in range(24):
+        a, b = plain[(0, index)], shuffled[(0, index)]
+        assert a["noise_seed"] == b["noise_seed"]  # the option does not shift other draws
+        found = [o for o in ((0, 1, 2), (0, 2, 1), (1, 0, 2), (1, 2, 0), (2, 0, 1), (2, 1, 0))
+                 if torch.equal(a["hr"][list(o)], b["hr"])]  # fmt: skip
+        assert found, index
+        assert any(torch.equal(a["lr"][list(o)], b["lr"]) for o in found)
+        orders.add(found[0])
+    assert len(orders) >= 4
+
+
 def test_paired_lr_folder_is_aligned(folder: Path, tmp_path: Path) -> None:
     lr_root = tmp_path / "lr"
     (lr_root / "sub").mkdir(parents=True)

@@ -40,6 +40,9 @@ class DataConfig:
         patch_size: HR training patch side (the LR patch is ``patch_size / scale``).
         flips: random horizontal flips.
         rotations: random 90-degree rotations (with flips: the 8 dihedral transforms).
+        channel_shuffle: random permutation of the RGB channels (the same for HR and LR; not in
+            the original recipes): the flow must take every colour from the LR, which removes
+            colour casts of models trained on few photographs.
         cache_max_mb: decode every image once and keep the uint8 arrays in memory when they take
             at most this many MiB in total (0: never cache, decode per patch).
         workers: DataLoader worker processes (0: load in the main process).
@@ -54,6 +57,7 @@ class DataConfig:
     patch_size: int = 160
     flips: bool = True
     rotations: bool = True
+    channel_shuffle: bool = False
     cache_max_mb: int = 4096
     workers: int = 4
     val_crop: int = 256

@@ -165,9 +165,10 @@ class TrainPatches(Dataset):
         seed: int,
         flips: bool = True,
         rotations: bool = True,
+        channel_shuffle: bool = False,
     ) -> None:
         self.images, self.patch, self.seed = images, patch_size, seed
-        self.flips, self.rotations = flips, rotations
+        self.flips, self.rotations, self.channel_shuffle = flips, rotations, channel_shuffle
         self._perm: tuple[tuple[int, int], np.ndarray] | None = None
 
     def __len__(self) -> int:
@@ -195,10 +196,15 @@ class TrainPatches(Dataset):
             p = self.patch // s
             lr_patch = lr[top // s : top // s + p, left // s : left // s + p]
         k, flip = random_dihedral(rng, self.flips, self.rotations)
+        hr_patch, lr_patch = dihedral(hr_patch, k, flip), dihedral(lr_patch, k, flip)
+        noise_seed = int(rng.integers(0, 2**62))
+        if self.channel_shuffle:  # own stream: the other draws do not depend on the option
+            order = np.random.default_rng([self.seed, stream, index, 2]).permutation(3)
+            hr_patch, lr_patch = hr_patch[..., order], lr_patch[..., order]
         return {
-            "hr": to_chw_uint8(dihedral(hr_patch, k, flip)),
-            "lr": to_chw_uint8(dihedral(lr_patch, k, flip)),
-            "noise_seed": int(rng.integers(0, 2**62)),
+            "hr": to_chw_uint8(hr_patch),
+            "lr": to_chw_uint8(lr_patch),
+            "noise_seed": noise_seed,
             "index": index,
         }
 

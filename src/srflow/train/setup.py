@@ -147,7 +147,7 @@ def build_data(
     )  # fmt: skip
     patches = TrainPatches(
         images, patch_size=data.patch_size, seed=cfg.train.seed, flips=data.flips,
-        rotations=data.rotations,
+        rotations=data.rotations, channel_shuffle=data.channel_shuffle,
     )  # fmt: skip
     val = None
     if data.val_hr and with_validation:

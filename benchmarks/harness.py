@@ -41,13 +41,11 @@ def measure(fn: Callable[[], object], device: str) -> dict[str, float]:
     if device.startswith("cuda"):
         torch.cuda.synchronize()
         peak = (torch.cuda.max_memory_allocated() - base) / 2**20
-    else:
-        process_peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-        peak = process_peak - base
-    result = {"seconds": time.perf_counter() - start, "peak_mb": peak}
-    if not device.startswith("cuda"):
-        result["process_peak_mb"] = process_peak  # the whole process, model included
-    return result
+        return {"seconds": time.perf_counter() - start, "peak_mb": peak}
+    seconds = time.perf_counter() - start
+    process_peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    # process_peak_mb: the whole process, model included
+    return {"seconds": seconds, "peak_mb": process_peak - base, "process_peak_mb": process_peak}
 
 
 def run_case_in_subprocess(script: Path, case: str, extra: list[str]) -> dict[str, float]:

@@ -22,11 +22,9 @@ from __future__ import annotations
 import argparse
 import hashlib
 import io
-import os
 import shutil
 import subprocess
 import sys
-import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -175,15 +173,10 @@ def write_atomic(path: Path, data: bytes) -> bool:
     """Write ``data`` via a temporary file and rename; return False if ``path`` already held it."""
     if path.is_file() and path.read_bytes() == data:
         return False
-    path.parent.mkdir(parents=True, exist_ok=True)
-    handle, temp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(handle, "wb") as temp_file:
-            temp_file.write(data)
-        os.replace(temp_name, path)
-    except BaseException:
-        Path(temp_name).unlink(missing_ok=True)
-        raise
+    from srflow.files import atomic_file  # lazy, like imresize below
+
+    with atomic_file(path) as handle:
+        handle.write(data)
     return True
 
 

@@ -16,6 +16,7 @@ from PIL import Image
 
 from srflow.data.datasets import ValidationImages
 from srflow.data.transforms import bicubic_upscale, to_hwc_uint8
+from srflow.files import atomic_file
 from srflow.metrics.consistency import lr_psnr
 from srflow.metrics.psnr_ssim import psnr
 from srflow.models.srflow import SRFlow
@@ -73,10 +74,8 @@ def validate(
     if grid_path is not None and rows:
         width = max(r.shape[1] for r in rows)
         padded = [np.pad(r, ((0, 0), (0, width - r.shape[1]), (0, 0))) for r in rows]
-        grid_path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = grid_path.with_name(f".{grid_path.name}.tmp")
-        Image.fromarray(np.concatenate(padded, axis=0)).save(tmp, format="PNG")
-        tmp.replace(grid_path)
+        with atomic_file(grid_path) as handle:
+            Image.fromarray(np.concatenate(padded, axis=0)).save(handle, format="PNG")
     model.train(was_training)
     metrics = {"nll_bpd": _mean(nll)}
     for t, (psnrs, lr_psnrs) in scores.items():

@@ -21,18 +21,41 @@ from srflow.flows import (
     Squeeze2d,
     data_dependent_init,
 )
+from srflow.flows.nets import SubnetSpec, last_conv
 
 C, H, W, COND = 4, 2, 2, 3
+SRFLOW = SubnetSpec(hidden_channels=8)
+#: SRFlow-DA's sub-networks (DA / DA-S, DA-R, DA-D), shallow enough for tiny Jacobians
+DA_SUBNETS = {
+    "plain": SubnetSpec("plain", 8, depth=2, kernel=3),
+    "long_skip": SubnetSpec("long_skip", 8, depth=2, kernel=3),
+    "residual": SubnetSpec("residual", 8, depth=4, kernel=3),
+}
 FACTORIES: dict[str, Callable[[], FlowLayer]] = {
     "actnorm": lambda: ActNorm2d(C),
     "invconv": lambda: InvConv1x1(C),
-    "injector": lambda: AffineInjector(C, COND, 8),
-    "coupling": lambda: ConditionalAffineCoupling(C, COND, 8),
-    "transition_step": lambda: FlowStep(C, None, 8),
-    "conditional_step": lambda: FlowStep(C, COND, 8),
+    "injector": lambda: AffineInjector(C, COND, SRFLOW),
+    "coupling": lambda: ConditionalAffineCoupling(C, COND, SRFLOW),
+    "transition_step": lambda: FlowStep(C, None, SRFLOW),
+    "conditional_step": lambda: FlowStep(C, COND, SRFLOW),
     "squeeze": lambda: Squeeze2d(),
-    "sequence": lambda: FlowSequence([FlowStep(C, COND, 8), ActNorm2d(C), InvConv1x1(C)]),
+    "squeeze_by_4": lambda: Squeeze2d(4),
+    "sequence": lambda: FlowSequence([FlowStep(C, COND, SRFLOW), ActNorm2d(C), InvConv1x1(C)]),
+    **{
+        f"{kind}_injector": (lambda spec=spec: AffineInjector(C, COND, spec))
+        for kind, spec in DA_SUBNETS.items()
+    },
+    **{
+        f"{kind}_coupling": (lambda spec=spec: ConditionalAffineCoupling(C, COND, spec))
+        for kind, spec in DA_SUBNETS.items()
+    },
+    **{
+        f"{kind}_step": (lambda spec=spec: FlowStep(C, COND, spec))
+        for kind, spec in DA_SUBNETS.items()
+    },
 }
+#: spatial size per layer (a squeeze by 4 needs 4x4)
+SIZE = {"squeeze_by_4": 4}
 
 
 def _build(name: str) -> FlowLayer:
@@ -43,15 +66,16 @@ def _build(name: str) -> FlowLayer:
     return layer
 
 
-def _inputs() -> tuple[torch.Tensor, torch.Tensor]:
-    return torch.randn(2, C, H, W, dtype=torch.float64), torch.randn(
-        2, COND, H, W, dtype=torch.float64
+def _inputs(name: str = "") -> tuple[torch.Tensor, torch.Tensor]:
+    size = SIZE.get(name, H)
+    return torch.randn(2, C, size, size, dtype=torch.float64), torch.randn(
+        2, COND, size, size, dtype=torch.float64
     )
 
 
 @pytest.mark.parametrize("name", sorted(FACTORIES))
 def test_inverse_round_trip_float64(name: str) -> None:
-    layer, (x, cond) = _build(name), _inputs()
+    layer, (x, cond) = _build(name), _inputs(name)
     y, logdet = layer(x, cond)
     x_back, logdet_inv = layer.inverse(y, cond)
     torch.testing.assert_close(x_back, x, atol=1e-10, rtol=0)
@@ -63,20 +87,20 @@ def test_inverse_round_trip_float64(name: str) -> None:
 
 @pytest.mark.parametrize("name", sorted(FACTORIES))
 def test_logdet_equals_autograd_jacobian(name: str) -> None:
-    layer, (x, cond) = _build(name), _inputs()
+    layer, (x, cond) = _build(name), _inputs(name)
     _, logdet = layer(x, cond)
     for i in range(x.shape[0]):
 
         def f(v: torch.Tensor, i: int = i) -> torch.Tensor:
-            return layer(v.view(1, C, H, W), cond[i : i + 1])[0].reshape(-1)
+            return layer(v.view(1, *x.shape[1:]), cond[i : i + 1])[0].reshape(-1)
 
         jac = jacrev(f)(x[i].reshape(-1))
         torch.testing.assert_close(torch.linalg.slogdet(jac)[1], logdet[i], atol=1e-9, rtol=0)
 
 
-@pytest.mark.parametrize("name", sorted(set(FACTORIES) - {"squeeze"}))
+@pytest.mark.parametrize("name", sorted(set(FACTORIES) - {"squeeze", "squeeze_by_4"}))
 def test_gradients_reach_every_parameter(name: str) -> None:
-    layer, (x, cond) = _build(name), _inputs()
+    layer, (x, cond) = _build(name), _inputs(name)
     y, logdet = layer(x, cond)
     (0.5 * (y**2).sum() - logdet.sum()).backward()
     for pname, p in layer.named_parameters():
@@ -85,7 +109,7 @@ def test_gradients_reach_every_parameter(name: str) -> None:
 
 @pytest.mark.parametrize("name", sorted(FACTORIES))
 def test_state_dict_round_trip(name: str) -> None:
-    layer, (x, cond) = _build(name), _inputs()
+    layer, (x, cond) = _build(name), _inputs(name)
     fresh = FACTORIES[name]().double()
     fresh.load_state_dict(layer.state_dict())
     torch.testing.assert_close(fresh(x, cond)[0], layer(x, cond)[0], atol=0, rtol=0)
@@ -118,9 +142,9 @@ def test_actnorm_data_dependent_init_normalizes() -> None:
 
 
 def test_affine_scale_is_bounded_below() -> None:
-    layer = AffineInjector(C, COND, 8, eps=1e-4)
+    layer = AffineInjector(C, COND, SRFLOW, eps=1e-4)
     with torch.no_grad():
-        layer.net[4].bias.fill_(-1e4)  # drive the raw scale to -inf
+        last_conv(layer.net).bias.fill_(-1e4)  # drive the raw scale to -inf
     _, logdet = layer(torch.randn(1, C, H, W), torch.randn(1, COND, H, W))
     assert torch.isfinite(logdet).all()
 
@@ -130,3 +154,49 @@ def test_invconv_keeps_float64_in_inverse() -> None:
     y = torch.randn(1, C, H, W, dtype=torch.float64)
     assert layer.inverse(y)[0].dtype == torch.float64
     assert isinstance(layer, nn.Module)
+
+
+@pytest.mark.parametrize("kind", ["actnorm", *DA_SUBNETS])
+def test_subnets_output_zero_at_init(kind: str) -> None:
+    """Each coupling starts as zero shift and the constant scale sigmoid(2) + eps."""
+    spec = DA_SUBNETS.get(kind, SRFLOW)
+    layer = ConditionalAffineCoupling(C, COND, spec)
+    x, cond = torch.randn(2, C, H, W), torch.randn(2, COND, H, W)
+    y, _ = layer(x, cond)
+    scale = torch.sigmoid(torch.tensor(2.0)) + 1e-4
+    torch.testing.assert_close(y[:, C // 2 :], x[:, C // 2 :] * scale)
+
+
+@pytest.mark.parametrize("kind", ["actnorm", *DA_SUBNETS])
+def test_shared_conditioning_equals_repeated(kind: str) -> None:
+    """Samples sharing one conditioning tensor give what repeating it gives (fast path)."""
+    layer = _build(f"{kind}_coupling" if kind != "actnorm" else "coupling")
+    x = torch.randn(6, C, H, W, dtype=torch.float64)
+    cond = torch.randn(2, COND, H, W, dtype=torch.float64)
+    shared, logdet_shared = layer(x, cond)
+    repeated, logdet = layer(x, cond.repeat(3, 1, 1, 1))
+    torch.testing.assert_close(shared, repeated, atol=1e-12, rtol=0)
+    torch.testing.assert_close(logdet_shared, logdet, atol=1e-12, rtol=0)
+
+
+def test_deep_subnet_layer_order() -> None:
+    """DA-R adds the first activation before the last conv; DA-D adds per block."""
+    from srflow.flows.nets import DeepSubnet
+
+    torch.manual_seed(1)
+    x = torch.randn(1, 3, 4, 4)
+    for kind, depth in (("long_skip", 4), ("residual", 4), ("plain", 4)):
+        net = DeepSubnet(3, 2, SubnetSpec(kind, 5, depth, 3))
+        with torch.no_grad():
+            for p in net.parameters():
+                p.add_(0.1 * torch.randn_like(p))
+        a = torch.relu(net.first(x))
+        if kind == "long_skip":
+            expected = net.last(net.hidden(a) + a)
+        elif kind == "residual":
+            for block in net.hidden:
+                a = a + torch.relu(block[2](torch.relu(block[0](a))))
+            expected = net.last(a)
+        else:
+            expected = net.last(net.hidden(a))
+        torch.testing.assert_close(net(x), expected)

@@ -1,14 +1,12 @@
-"""The full published architectures: DF2K 4x against reference vectors, 8x against key layouts."""
+"""The full published SRFlow DF2K 4x against its vectors; every published key layout."""
 
 from __future__ import annotations
-
-import importlib.util
-import math
 
 import pytest
 import torch
 
-from conftest import SPEC, VECTORS, need_path
+from conftest import VECTORS, need_path
+from reference_weights import read_keys, rebuild_state_dict
 from srflow.compat import detect_official_config, load_official
 from srflow.compat.official import convert_official_state_dict
 from srflow.config.presets import load_preset
@@ -17,34 +15,10 @@ from srflow.models.srflow import SRFlow
 F32 = {"atol": 5e-5, "rtol": 1e-4}
 
 
-def _synth_module():
-    path = need_path(VECTORS / "synth_weights.py")
-    spec = importlib.util.spec_from_file_location("synth_weights", path)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-def _read_keys(name: str) -> dict[str, tuple[int, ...]]:
-    synth = _synth_module()
-    return dict(synth.read_keys_tsv(need_path(SPEC / "keys" / f"keys_{name}.tsv")))
-
-
 @pytest.fixture(scope="module")
 def full4x():
     folder = need_path(VECTORS / "full_DF2K_4X")
-    synth = _synth_module()
-    sd = synth.synth_state_dict(synth.read_keys_tsv(SPEC / "keys" / "keys_DF2K_4X.tsv"))
-    sd.update(torch.load(folder / "actnorm_params.pt"))
-    for line in (folder / "state_dict_checksums.tsv").read_text().splitlines():
-        if line.startswith("#"):
-            continue
-        key, _, total, squares = line.split("\t")
-        if not math.isclose(
-            float(sd[key].double().sum()), float(total), rel_tol=1e-6, abs_tol=1e-6
-        ):
-            pytest.skip("torch's randn stream changed: the full_DF2K_4X weights cannot be rebuilt")
-    return load_official(sd), torch.load(folder / "io.pt")
+    return load_official(rebuild_state_dict(folder)), torch.load(folder / "io.pt")
 
 
 @torch.no_grad()
@@ -94,7 +68,7 @@ def test_full_df2k_4x_float64(full4x) -> None:
 )
 def test_published_key_layouts(keys: str, preset: str) -> None:
     """Our model built from the preset has exactly the published keys and shapes."""
-    layout = _read_keys(keys)
+    layout = read_keys(keys)
     fake = {k: torch.zeros(s) for k, s in layout.items()}
     assert detect_official_config(fake) == load_preset(preset)
     converted = convert_official_state_dict(fake)

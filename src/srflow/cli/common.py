@@ -47,6 +47,13 @@ def resolve_model(path: str | None, option: str = "--model PATH") -> Path:
     return default
 
 
+def announce_model(path: Path, model: torch.nn.Module) -> None:
+    """Say (on stdout) which model a command detected in the file it loaded."""
+    from srflow.models.checkpoint import describe_model
+
+    tqdm.write(f"model: {describe_model(model)} from {path}", file=sys.stdout)
+
+
 def prepare_output_dir(path: Path) -> Path:
     """Create ``path`` and check that it is writable."""
     try:

@@ -12,7 +12,7 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
-from srflow.cli.common import CliError, prepare_output_dir, resolve_model
+from srflow.cli.common import CliError, announce_model, prepare_output_dir, resolve_model
 from srflow.compat.official import CheckpointError
 from srflow.data.image_io import write_image
 from srflow.evaluation import (
@@ -193,6 +193,7 @@ def run(args: argparse.Namespace) -> int:
         model = load_model(model_path, device=pick_device(args.device))
     except (CheckpointError, ValueError, OSError) as exc:
         raise CliError(str(exc)) from None
+    announce_model(model_path, model)
     scale = model.config.scale
     if args.scale is not None and args.scale != scale:
         raise CliError(f"{model_path}: the model is {scale}x, not {args.scale}x (--scale)")

@@ -9,7 +9,7 @@ from pathlib import Path
 import torch
 from torch import Tensor
 
-from srflow.cli.common import CliError, resolve_model
+from srflow.cli.common import CliError, announce_model, resolve_model
 from srflow.compat.official import CheckpointError
 from srflow.data.image_io import ImageReadError, read_image, write_image
 from srflow.inference.pipeline import pick_device
@@ -50,10 +50,13 @@ def temperatures(args: argparse.Namespace) -> float | list[float]:
 
 def load(args: argparse.Namespace) -> SRFlow:
     """The model of ``--model`` (or the embedded one) on ``--device``."""
+    path = resolve_model(args.model)
     try:
-        return load_model(resolve_model(args.model), device=pick_device(args.device))
+        model = load_model(path, device=pick_device(args.device))
     except (CheckpointError, RuntimeError, ValueError) as exc:
         raise CliError(str(exc)) from None
+    announce_model(path, model)
+    return model
 
 
 def generator(seed: int) -> torch.Generator:

@@ -17,6 +17,7 @@ from tqdm import tqdm
 from srflow.cli.common import (
     CliError,
     InputFile,
+    announce_model,
     collect_inputs,
     fail,
     for_each_input,
@@ -102,6 +103,7 @@ def run(args: argparse.Namespace) -> int:
     except (CheckpointError, ValueError) as exc:
         raise CliError(str(exc)) from None
     out_dir = prepare_output_dir(args.output)
+    announce_model(model_path, resolver.model)
     logger.info("model %s on %s", model_path, resolver.device)
     files, skipped, missing = collect_inputs(
         args.inputs, frozenset(IMAGE_SUFFIXES), exclude=out_dir

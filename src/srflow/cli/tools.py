@@ -30,8 +30,13 @@ def add_parsers(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--crop", action="store_true", help="crop to a multiple of the scale first")
     p.set_defaults(run=run_downscale)
 
-    p = subparsers.add_parser("convert", help="convert an original SRFlow .pth to .safetensors")
-    p.add_argument("source", type=Path, help="original checkpoint, e.g. SRFlow_DF2K_4X.pth")
+    p = subparsers.add_parser(
+        "convert", help="convert an original .pth (SRFlow, SRFlow-DA) to .safetensors"
+    )
+    p.add_argument(
+        "source", type=Path,
+        help="original checkpoint, e.g. SRFlow_DF2K_4X.pth or SRFlow-DA's 200000_G_X4.pth",
+    )  # fmt: skip
     p.add_argument("target", type=Path, help="output .safetensors file")
     p.add_argument(
         "--stacked-blocks",
@@ -96,21 +101,23 @@ def run_downscale(args: argparse.Namespace) -> int:
 
 def run_convert(args: argparse.Namespace) -> int:
     """Convert an original checkpoint; the weights are copied bit for bit."""
-    from srflow.models.checkpoint import convert_official_checkpoint
+    from srflow.models.checkpoint import convert_official_checkpoint, describe_model
 
     blocks = tuple(args.stacked_blocks) if args.stacked_blocks else None
     try:
-        target = convert_official_checkpoint(args.source, args.target, stacked_blocks=blocks)
+        model, target = convert_official_checkpoint(
+            args.source, args.target, stacked_blocks=blocks
+        )
     except CheckpointError as exc:
         raise CliError(str(exc)) from None
-    print(f"wrote {target}")
+    print(f"{args.source}: {describe_model(model)}\nwrote {target}")
     return 0
 
 
 def run_info(args: argparse.Namespace) -> int:
     """Print a model's configuration and size."""
     from srflow.config.loading import dumps_yaml
-    from srflow.models.checkpoint import load_model
+    from srflow.models.checkpoint import describe_model, load_model
 
     path = resolve_model(args.model, "a model path: srflow info MODEL")
     try:
@@ -118,6 +125,7 @@ def run_info(args: argparse.Namespace) -> int:
     except CheckpointError as exc:
         raise CliError(str(exc)) from None
     params = sum(p.numel() for p in model.parameters())
-    print(f"{path}\nscale: {model.config.scale}x   parameters: {params:,}")
+    print(f"{path}\nmodel: {describe_model(model)}")
+    print(f"scale: {model.config.scale}x   parameters: {params:,}")
     print(dumps_yaml(model.config), end="")
     return 0

@@ -1,4 +1,4 @@
-"""Load the checkpoints published with the original SRFlow (``.pth``) and its options."""
+"""Load the checkpoints published with the original SRFlow and SRFlow-DA code (``.pth``)."""
 
 from __future__ import annotations
 
@@ -10,12 +10,8 @@ from typing import Any
 import torch
 from torch import Tensor
 
-from srflow.compat.official_keys import (
-    detect_official_config,
-    rename_official_key,
-    strip_wrappers,
-)
 from srflow.config.schema import EncoderConfig, FlowConfig, ModelConfig
+from srflow.families import Detection, DetectionError, detect, family_of
 from srflow.models.srflow import SRFlow
 
 logger = logging.getLogger(__name__)
@@ -45,9 +41,29 @@ def read_torch_state_dict(path: str | Path) -> dict[str, Tensor]:
     return dict(obj)
 
 
-def convert_official_state_dict(state_dict: Mapping[str, Tensor]) -> dict[str, Tensor]:
-    """Rename an original state dict's keys to ours (dropping the unused conv)."""
-    return {rename_official_key(k): v for k, v in strip_wrappers(state_dict).items()}
+def convert_official_state_dict(
+    state_dict: Mapping[str, Tensor], **hints: Any
+) -> dict[str, Tensor]:
+    """Rename an original state dict's keys to ours (dropping the unused conv), whatever its
+    family (detected from the keys)."""
+    detection = detect(state_dict, **hints)
+    return detection.family.to_ours(state_dict, detection.config)
+
+
+def detect_official_config(
+    state_dict: Mapping[str, Tensor], stacked_blocks: tuple[int, ...] | None = None
+) -> ModelConfig:
+    """The configuration of an original SRFlow or SRFlow-DA state dict, from its keys.
+
+    Args:
+        state_dict: the original state dict (``module.`` prefix allowed).
+        stacked_blocks: the stacked RRDB block indices, needed only for layouts other than
+            the published ones (or all blocks stacked).
+
+    Raises:
+        DetectionError: one line saying why (see :func:`srflow.families.detect`).
+    """
+    return detect(state_dict, stacked_blocks=stacked_blocks).config
 
 
 def load_state_dict_strict(
@@ -80,10 +96,11 @@ def load_official(
     stacked_blocks: tuple[int, ...] | None = None,
     source_name: str | None = None,
 ) -> SRFlow:
-    """Build an :class:`SRFlow` from an original checkpoint, detecting its configuration.
+    """Build a model from an original checkpoint of any family, detecting its configuration.
 
     Args:
-        source: path of an original ``.pth`` (e.g. ``SRFlow_DF2K_4X.pth``) or its state dict.
+        source: path of an original ``.pth`` (``SRFlow_DF2K_4X.pth``, SRFlow-DA's
+            ``200000_G_X4.pth``, ...) or its state dict.
         config: the configuration, if known (otherwise detected from the keys).
         stacked_blocks: see :func:`detect_official_config`.
         source_name: how to name the source in error messages.
@@ -94,18 +111,32 @@ def load_official(
     name = source_name or (str(source) if isinstance(source, str | Path) else "state dict")
     sd = read_torch_state_dict(source) if isinstance(source, str | Path) else dict(source)
     try:
-        config = config or detect_official_config(sd, stacked_blocks)
-    except (ValueError, KeyError) as exc:
+        if config is None:
+            detection = detect(sd, stacked_blocks=stacked_blocks)
+        else:
+            family = family_of(config)
+            detection = Detection(family, config, family.published_for(config))
+    except (DetectionError, KeyError) as exc:
         raise CheckpointError(f"{name}: {exc}") from None
-    model = SRFlow(config)
-    load_state_dict_strict(model, convert_official_state_dict(sd), name)
-    logger.info("loaded original SRFlow checkpoint %s (scale %d)", name, config.scale)
+    model = detection.family.build(detection.config)
+    load_state_dict_strict(model, detection.family.to_ours(sd, detection.config), name)
+    logger.info("%s: detected %s", name, detection.describe())
     return model.eval()
 
 
+#: SRFlow-DA's ``model:`` values -> (sub-network kind, hidden convolutions); hard-coded there.
+_DA_SUBNETS = {
+    "SRFlow-DA": ("plain", 4), "SRFlow-DA-R": ("long_skip", 4),
+    "SRFlow-DA-S": ("plain", 4), "SRFlow-DA-D": ("residual", 36),
+}  # fmt: skip
+
+
 def config_from_official_options(opt: Mapping[str, Any]) -> ModelConfig:
-    """Model configuration from an original options dict (the parsed YAML, or its ``network_G``
-    part together with ``scale``).
+    """Model configuration from an original options dict (the parsed YAML of SRFlow or
+    SRFlow-DA, or its ``network_G`` part together with ``scale``).
+
+    SRFlow-DA's variant is its top-level ``model:`` value (``SRFlow-DA``, ``-R``, ``-S``,
+    ``-D``), compared exactly as the original does.
 
     Raises:
         ValueError: for options the original supports but this package does not.
@@ -115,16 +146,26 @@ def config_from_official_options(opt: Mapping[str, Any]) -> ModelConfig:
     coupling = flow.get("coupling", "CondAffineSeparatedAndCond")
     if coupling != "CondAffineSeparatedAndCond":
         raise ValueError(f"unsupported coupling {coupling!r}")
-    levels = int(flow["L"])
+    variant = str(opt.get("model", "SRFlow"))
+    if variant.startswith("SRFlow-DA") and variant not in _DA_SUBNETS:
+        raise ValueError(f"unknown SRFlow-DA variant {variant!r}")
+    levels, steps = int(flow["L"]), int(flow["K"])
     split = flow.get("split", {}) or {}
     if split.get("enable"):
-        last = levels if split.get("correct_splits") else levels - 1
-        split_levels = tuple(range(1, last))
+        correct = split.get("correct_splits") or variant in _DA_SUBNETS
+        split_levels = tuple(range(1, levels if correct else levels - 1))
     else:
         split_levels = ()
     quant = (opt.get("datasets", {}).get("train", {}) or {}).get("quant", 255)
     scale = int(opt.get("scale") or net.get("scale") or net["upscale"])
     affine = flow.get("CondAffineSeparatedAndCond", {}) or {}
+    subnet, depth, kernel, squeeze, mid_splits = "actnorm", 1, 1, 2, ()
+    if variant in _DA_SUBNETS:
+        (subnet, depth), kernel = _DA_SUBNETS[variant], 3
+    if variant == "SRFlow-DA-S":  # one level squeezed by the whole scale, splits every 6 steps
+        squeeze, split_levels = scale, ()
+        if split.get("enable"):
+            mid_splits = tuple(k for k in range(steps - 1) if k % 6 == 0)
     return ModelConfig(
         scale=scale,
         encoder=EncoderConfig(
@@ -132,8 +173,10 @@ def config_from_official_options(opt: Mapping[str, Any]) -> ModelConfig:
             tuple(int(b) for b in (flow.get("stackRRDB", {}) or {}).get("blocks", ())),
         ),
         flow=FlowConfig(
-            levels, int(flow["K"]), int(flow.get("additionalFlowNoAffine", 0)), split_levels,
+            levels, steps, int(flow.get("additionalFlowNoAffine", 0)), split_levels,
             int(affine.get("hidden_channels", 64)), float(affine.get("eps", 1e-4)),
+            subnet, depth, kernel, squeeze, mid_splits,  # type: ignore[arg-type]
         ),
         dequantization_bins=int(quant),
+        dequantization="gaussian" if variant in _DA_SUBNETS else "uniform",
     )  # fmt: skip

@@ -7,7 +7,7 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from srflow.flows.base import FlowLayer, sum_except_batch
-from srflow.flows.nets import conditioning_subnet
+from srflow.flows.nets import SRFLOW_SUBNET, SubnetSpec, make_subnet
 
 
 def _shift_and_scale(h: Tensor, eps: float) -> tuple[Tensor, Tensor]:
@@ -41,12 +41,12 @@ class AffineInjector(FlowLayer):
     Args:
         channels: channels of ``x``.
         cond_channels: channels of the conditioning tensor (same spatial size as ``x``).
-        hidden_channels: width of the sub-network.
+        subnet: structure of the sub-network (SRFlow's by default).
         eps: lower bound added to the sigmoid scale.
         generator: random source for the sub-network's initial weights.
 
     Example:
-        >>> layer = AffineInjector(4, 6, 8)
+        >>> layer = AffineInjector(4, 6, SubnetSpec(hidden_channels=8))
         >>> x, c = torch.randn(2, 4, 3, 3), torch.randn(2, 6, 3, 3)
         >>> y, logdet = layer(x, c)
         >>> torch.allclose(layer.inverse(y, c)[0], x, atol=1e-6)
@@ -57,13 +57,13 @@ class AffineInjector(FlowLayer):
         self,
         channels: int,
         cond_channels: int,
-        hidden_channels: int,
+        subnet: SubnetSpec = SRFLOW_SUBNET,
         eps: float = 1e-4,
         generator: torch.Generator | None = None,
     ) -> None:
         super().__init__()
         self.eps = eps
-        self.net = conditioning_subnet(cond_channels, 2 * channels, hidden_channels, generator)
+        self.net = make_subnet(cond_channels, 2 * channels, subnet, generator)
 
     def _params(self, cond: Tensor | None, batch: int) -> tuple[Tensor, Tensor]:
         assert cond is not None, "AffineInjector needs a conditioning tensor"
@@ -85,7 +85,7 @@ class ConditionalAffineCoupling(FlowLayer):
     :math:`y_2 = (x_2 + t(x_1, c)) \odot s(x_1, c)` (RealNVP/Glow with SRFlow's conditioning).
 
     Example:
-        >>> layer = ConditionalAffineCoupling(4, 6, 8)
+        >>> layer = ConditionalAffineCoupling(4, 6, SubnetSpec("plain", 8, depth=2, kernel=3))
         >>> x, c = torch.randn(2, 4, 3, 3), torch.randn(2, 6, 3, 3)
         >>> y, logdet = layer(x, c)
         >>> torch.equal(y[:, :2], x[:, :2])
@@ -96,7 +96,7 @@ class ConditionalAffineCoupling(FlowLayer):
         self,
         channels: int,
         cond_channels: int,
-        hidden_channels: int,
+        subnet: SubnetSpec = SRFLOW_SUBNET,
         eps: float = 1e-4,
         generator: torch.Generator | None = None,
     ) -> None:
@@ -104,9 +104,7 @@ class ConditionalAffineCoupling(FlowLayer):
         self.eps = eps
         self.passive = channels // 2
         active = channels - self.passive
-        self.net = conditioning_subnet(
-            self.passive + cond_channels, 2 * active, hidden_channels, generator
-        )
+        self.net = make_subnet(self.passive + cond_channels, 2 * active, subnet, generator)
 
     def _params(self, x1: Tensor, cond: Tensor | None) -> tuple[Tensor, Tensor]:
         assert cond is not None, "ConditionalAffineCoupling needs a conditioning tensor"
@@ -114,13 +112,12 @@ class ConditionalAffineCoupling(FlowLayer):
             return _shift_and_scale(self.net(torch.cat([x1, cond], dim=1)), self.eps)
         # Several samples share one conditioning tensor: the first convolution is linear in
         # its input channels, so its conditioning part is computed once per image.
-        first = self.net[0]
-        weight, padding = first.weight, first.padding
+        first = self.net.first
+        weight, bias, padding = first.weight, first.bias, first.padding
         hidden = F.conv2d(x1, weight[:, : self.passive], padding=padding) + broadcast_batch(
-            F.conv2d(cond, weight[:, self.passive :], padding=padding), x1.shape[0]
+            F.conv2d(cond, weight[:, self.passive :], bias, padding=padding), x1.shape[0]
         )
-        h = self.net[1:](first.actnorm.normalize(hidden))
-        return _shift_and_scale(h, self.eps)
+        return _shift_and_scale(self.net.tail(hidden), self.eps)
 
     def forward(self, x: Tensor, cond: Tensor | None = None) -> tuple[Tensor, Tensor]:
         x1, x2 = x[:, : self.passive], x[:, self.passive :]

@@ -1,11 +1,56 @@
-"""Convolutions used inside the conditional sub-networks (Glow conventions)."""
+"""Sub-networks of the conditional affine layers: SRFlow's and SRFlow-DA's.
+
+Every sub-network is ``tail(first(x))`` where ``first`` is one 'same' 3x3 convolution (a
+linear map of its input channels) and ``tail`` the rest. The split lets an affine coupling
+compute the conditioning part of ``first`` once per image when several samples share one
+conditioning tensor (:class:`~srflow.flows.coupling.ConditionalAffineCoupling`).
+"""
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import torch
+import torch.nn.functional as F
 from torch import Tensor, nn
 
 from srflow.flows.actnorm import ActNorm2d
+
+
+@dataclass(frozen=True)
+class SubnetSpec:
+    """Structure of a coupling sub-network.
+
+    Attributes:
+        kind: ``actnorm`` (SRFlow: bias-free convolutions each followed by an ActNorm),
+            ``plain`` (SRFlow-DA and DA-S: convolutions with bias), ``long_skip`` (DA-R: the
+            first convolution's activation is added to the last hidden one's) or ``residual``
+            (DA-D: hidden convolutions in residual blocks of two).
+        hidden_channels: width.
+        depth: hidden convolutions between the first and the last (zero-initialized) one.
+        kernel: kernel size of the hidden convolutions.
+    """
+
+    kind: str = "actnorm"
+    hidden_channels: int = 64
+    depth: int = 1
+    kernel: int = 1
+
+
+#: SRFlow's sub-network (the default of the affine layers).
+SRFLOW_SUBNET = SubnetSpec()
+
+
+def _normal_conv(
+    in_channels: int, out_channels: int, kernel: int, bias: bool, generator: torch.Generator | None
+) -> nn.Conv2d:
+    """'Same' convolution with Glow's initialization: weights ``N(0, 0.05^2)``, bias 0."""
+    conv = nn.Conv2d(in_channels, out_channels, kernel, padding=kernel // 2, bias=bias)
+    with torch.no_grad():
+        conv.weight.copy_(torch.randn(conv.weight.shape, generator=generator) * 0.05)
+        if conv.bias is not None:
+            conv.bias.zero_()
+    return conv
 
 
 class ConvActNorm2d(nn.Conv2d):
@@ -49,20 +94,105 @@ class ZeroConv2d(nn.Conv2d):
         return super().forward(x) * torch.exp(self.logs * self.logscale_factor)
 
 
-def conditioning_subnet(
-    in_channels: int,
-    out_channels: int,
-    hidden_channels: int,
-    generator: torch.Generator | None = None,
-) -> nn.Sequential:
-    """Conv3x3+ActNorm -> ReLU -> Conv1x1+ActNorm -> ReLU -> ZeroConv3x3.
+class ActNormSubnet(nn.Sequential):
+    """SRFlow's sub-network: Conv3x3+ActNorm -> ReLU -> ``depth`` x (Conv+ActNorm -> ReLU)
+    -> ZeroConv3x3.
 
-    Module indices 0, 2 and 4 carry the parameters, matching the original SRFlow's keys.
+    Module indices 0, 2, ..., ``2 * depth + 2`` carry the parameters, matching the original
+    SRFlow's keys.
     """
-    return nn.Sequential(
-        ConvActNorm2d(in_channels, hidden_channels, 3, generator),
-        nn.ReLU(),
-        ConvActNorm2d(hidden_channels, hidden_channels, 1, generator),
-        nn.ReLU(),
-        ZeroConv2d(hidden_channels, out_channels),
-    )
+
+    def __init__(
+        self, in_channels: int, out_channels: int, spec: SubnetSpec,
+        generator: torch.Generator | None = None,
+    ) -> None:  # fmt: skip
+        width = spec.hidden_channels
+        layers: list[nn.Module] = [ConvActNorm2d(in_channels, width, 3, generator), nn.ReLU()]
+        for _ in range(spec.depth):
+            layers += [ConvActNorm2d(width, width, spec.kernel, generator), nn.ReLU()]
+        super().__init__(*layers, ZeroConv2d(width, out_channels))
+
+    @property
+    def first(self) -> nn.Conv2d:
+        """The first convolution (its linear part; its ActNorm is applied by :meth:`tail`)."""
+        return self[0]
+
+    def tail(self, hidden: Tensor) -> Tensor:
+        """Everything after the first convolution's linear map."""
+        x = self[0].actnorm.normalize(hidden)
+        for module in list(self)[1:]:
+            x = module(x)
+        return x
+
+
+class DeepSubnet(nn.Module):
+    """SRFlow-DA's deep convolutional block (Jo et al., NTIRE 2021 "SRFlow-DA").
+
+    ``first``: Conv3x3 with bias -> ReLU; ``hidden``: ``depth`` convolutions with bias, each
+    followed by a ReLU (``residual``: in blocks of two, ``h + ReLU(conv(ReLU(conv(h))))``);
+    ``last``: ZeroConv3x3. ``long_skip`` adds the first activation to the hidden output.
+    """
+
+    def __init__(
+        self, in_channels: int, out_channels: int, spec: SubnetSpec,
+        generator: torch.Generator | None = None,
+    ) -> None:  # fmt: skip
+        super().__init__()
+        width, k = spec.hidden_channels, spec.kernel
+        self.kind = spec.kind
+        self.first = _normal_conv(in_channels, width, 3, True, generator)
+        if spec.kind == "residual":
+            self.hidden = nn.Sequential(
+                *(
+                    nn.Sequential(
+                        _normal_conv(width, width, k, True, generator),
+                        nn.ReLU(),
+                        _normal_conv(width, width, k, True, generator),
+                        nn.ReLU(),
+                    )  # fmt: skip
+                    for _ in range(spec.depth // 2)
+                )
+            )
+        else:
+            layers: list[nn.Module] = []
+            for _ in range(spec.depth):
+                layers += [_normal_conv(width, width, k, True, generator), nn.ReLU()]
+            self.hidden = nn.Sequential(*layers)
+        self.last = ZeroConv2d(width, out_channels)
+
+    def tail(self, hidden: Tensor) -> Tensor:
+        """Everything after the first convolution's linear map."""
+        a = F.relu(hidden)
+        if self.kind == "residual":
+            for block in self.hidden:
+                a = a + block(a)
+        elif self.kind == "long_skip":
+            a = self.hidden(a) + a
+        else:
+            a = self.hidden(a)
+        return self.last(a)
+
+    def forward(self, x: Tensor) -> Tensor:
+        return self.tail(self.first(x))
+
+
+Subnet = ActNormSubnet | DeepSubnet
+
+
+def make_subnet(
+    in_channels: int, out_channels: int, spec: SubnetSpec,
+    generator: torch.Generator | None = None,
+) -> Subnet:  # fmt: skip
+    """Build the sub-network ``spec`` describes, with output exactly 0 at initialization."""
+    if spec.kind == "actnorm":
+        return ActNormSubnet(in_channels, out_channels, spec, generator)
+    if spec.kind in ("plain", "long_skip", "residual"):
+        return DeepSubnet(in_channels, out_channels, spec, generator)
+    raise ValueError(f"unknown sub-network kind {spec.kind!r}")
+
+
+def last_conv(net: Subnet) -> ZeroConv2d:
+    """The zero-initialized output convolution of a sub-network."""
+    last = net[-1] if isinstance(net, ActNormSubnet) else net.last
+    assert isinstance(last, ZeroConv2d)
+    return last

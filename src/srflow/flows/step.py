@@ -9,6 +9,7 @@ from srflow.flows.actnorm import ActNorm2d
 from srflow.flows.base import FlowLayer
 from srflow.flows.coupling import AffineInjector, ConditionalAffineCoupling
 from srflow.flows.invconv import InvConv1x1
+from srflow.flows.nets import SRFLOW_SUBNET, SubnetSpec
 
 
 class FlowStep(FlowLayer):
@@ -18,12 +19,12 @@ class FlowStep(FlowLayer):
     Args:
         channels: channels of the flowing tensor.
         cond_channels: channels of the conditioning tensor, or ``None`` for a transitional step.
-        hidden_channels: width of the conditional sub-networks.
+        subnet: structure of the conditional sub-networks (SRFlow's by default).
         affine_eps: lower bound of the affine scales.
         generator: random source for initial weights.
 
     Example:
-        >>> step = FlowStep(4, cond_channels=6, hidden_channels=8)
+        >>> step = FlowStep(4, cond_channels=6, subnet=SubnetSpec(hidden_channels=8))
         >>> x, c = torch.randn(2, 4, 3, 3), torch.randn(2, 6, 3, 3)
         >>> y, logdet = step(x, c)
         >>> torch.allclose(step.inverse(y, c)[0], x, atol=1e-5)
@@ -34,7 +35,7 @@ class FlowStep(FlowLayer):
         self,
         channels: int,
         cond_channels: int | None = None,
-        hidden_channels: int = 64,
+        subnet: SubnetSpec = SRFLOW_SUBNET,
         affine_eps: float = 1e-4,
         generator: torch.Generator | None = None,
     ) -> None:
@@ -45,10 +46,10 @@ class FlowStep(FlowLayer):
         self.coupling: ConditionalAffineCoupling | None = None
         if cond_channels is not None:
             self.injector = AffineInjector(
-                channels, cond_channels, hidden_channels, affine_eps, generator
+                channels, cond_channels, subnet, affine_eps, generator
             )
             self.coupling = ConditionalAffineCoupling(
-                channels, cond_channels, hidden_channels, affine_eps, generator
+                channels, cond_channels, subnet, affine_eps, generator
             )
 
     @property

@@ -20,7 +20,7 @@ from torch import Tensor
 from srflow.data.image_io import LoadedImage, image_from_pil, image_to_pil, read_image
 from srflow.data.resize import imresize
 from srflow.inference.tiling import decode_tiled
-from srflow.models.checkpoint import load_model
+from srflow.models.checkpoint import describe_model, load_model
 from srflow.models.srflow import SRFlow, Temperature
 
 logger = logging.getLogger(__name__)
@@ -95,6 +95,14 @@ class SuperResolver:
     def scale(self) -> int:
         """The super-resolution factor."""
         return self.model.config.scale
+
+    @property
+    def description(self) -> str:
+        """Which model this is, e.g. ``SRFlow-DA-R 4x (published SRFlowDA-R_4X)``."""
+        return describe_model(self.model)
+
+    def __repr__(self) -> str:
+        return f"SuperResolver({self.description}, device={self.device}, dtype={self.dtype})"
 
     @property
     def min_lr_size(self) -> int:

@@ -7,7 +7,7 @@ Decoding runs the flow backwards. Per layer, a change at a position can spread:
   1x1 convolution act per position; the affine injector depends on the conditioning only;
 * a split (decode: ``z2 = mean(kept) + exp(logs(kept)) * eps``): by the radius of its prior
   convolution, plus the positions where ``eps`` itself changed;
-* an un-squeeze: one position becomes its 2x2 block.
+* an un-squeeze: one position becomes its 2x2 (``f`` x ``f``) block.
 
 Following this through the decoder gives a set of HR pixels that contains every pixel the
 change can reach (an upper bound of the receptive field of the changed latents): outside it
@@ -60,7 +60,8 @@ def affected_region(model: SRFlow, changed: list[Tensor]) -> Tensor:
     region = changed[-1].bool()
     for layer in reversed(model.flow.layers):
         if isinstance(layer, Squeeze2d):
-            region = region.repeat_interleave(2, 2).repeat_interleave(2, 3)
+            f = layer.factor
+            region = region.repeat_interleave(f, 2).repeat_interleave(f, 3)
         elif isinstance(layer, SplitPrior):
             region = _dilate(region, conv_radius(layer.prior)) | remaining.pop().bool()
         else:

@@ -1,7 +1,8 @@
 """Our model checkpoint format: safetensors weights with the model config in the metadata.
 
-A checkpoint rebuilds its own model: ``load_model(path)`` needs no other argument. Original
-SRFlow ``.pth`` files are recognised and loaded through :mod:`srflow.compat`.
+A checkpoint rebuilds its own model: ``load_model(path)`` needs no other argument. The
+metadata names the model family (:mod:`srflow.families`; files without it are SRFlow).
+Original ``.pth`` files of every family are recognised by their keys (:mod:`srflow.compat`).
 """
 
 from __future__ import annotations
@@ -19,9 +20,9 @@ from srflow.compat.official import (
     load_state_dict_strict,
     read_torch_state_dict,
 )
-from srflow.compat.official_keys import is_official_layout
-from srflow.config.loading import ConfigError, from_dict, to_dict
+from srflow.config.loading import ConfigError, to_dict
 from srflow.config.schema import ModelConfig
+from srflow.families import DetectionError, family_named, family_of
 from srflow.files import atomic_path
 from srflow.models.srflow import SRFlow
 
@@ -35,7 +36,11 @@ def save_model(model: SRFlow, path: str | Path, *, dtype: torch.dtype | None = N
         k: (v.to(dtype) if dtype is not None and v.is_floating_point() else v).contiguous().cpu()
         for k, v in model.state_dict().items()
     }
-    metadata = {"format": FORMAT, "config": json.dumps(to_dict(model.config))}
+    metadata = {
+        "format": FORMAT,
+        "family": family_of(model.config).name,
+        "config": json.dumps(to_dict(model.config)),
+    }
     return write_safetensors(path, tensors, metadata)
 
 
@@ -62,13 +67,14 @@ def read_model_config(path: str | Path) -> ModelConfig:
     if metadata.get("format") != FORMAT or "config" not in metadata:
         raise CheckpointError(f"{path}: safetensors file without an srflow model config")
     try:
-        return from_dict(ModelConfig, json.loads(metadata["config"]), path="config")
-    except (ConfigError, json.JSONDecodeError) as exc:
+        family = family_named(metadata.get("family", "SRFlow"))
+        return family.config_from_dict(json.loads(metadata["config"]))
+    except (ConfigError, DetectionError, json.JSONDecodeError) as exc:
         raise CheckpointError(f"{path}: invalid model config ({exc})") from None
 
 
 def load_model(path: str | Path, *, device: torch.device | str = "cpu") -> SRFlow:
-    """Load one of our ``.safetensors`` checkpoints or an original SRFlow ``.pth``.
+    """Load one of our ``.safetensors`` checkpoints or an original ``.pth`` of any family.
 
     Returns the model in eval mode (float32, on ``device``).
 
@@ -80,23 +86,26 @@ def load_model(path: str | Path, *, device: torch.device | str = "cpu") -> SRFlo
         raise CheckpointError(f"{path}: no such model file")
     if path.suffix == ".safetensors":
         config = read_model_config(path)
-        model = SRFlow(config)
+        model = family_of(config).build(config)
         try:
             state = load_file(str(path))
         except (SafetensorError, OSError) as exc:
             raise CheckpointError(f"{path}: cannot read weights ({exc})") from None
         load_state_dict_strict(model, {k: v.float() for k, v in state.items()}, str(path))
         return model.eval().to(device)
-    state = read_torch_state_dict(path)
-    if is_official_layout(state):
-        return load_official(state, source_name=str(path)).to(device)
-    raise CheckpointError(f"{path}: not an srflow checkpoint nor an original SRFlow state dict")
+    return load_official(read_torch_state_dict(path), source_name=str(path)).to(device)
+
+
+def describe_model(model: SRFlow) -> str:
+    """One line naming the model's family, variant and scale (and its published name)."""
+    return family_of(model.config).describe(model.config)
 
 
 def convert_official_checkpoint(
     source: str | Path, target: str | Path, *, stacked_blocks: tuple[int, ...] | None = None
-) -> Path:
-    """Convert an original ``.pth`` into our safetensors format (weights bit-identical)."""
+) -> tuple[SRFlow, Path]:
+    """Convert an original ``.pth`` of any family into our safetensors format (weights
+    bit-identical); returns the loaded model and the written path."""
     state = read_torch_state_dict(source)
     model = load_official(state, stacked_blocks=stacked_blocks, source_name=str(source))
-    return save_model(model, target)
+    return model, save_model(model, target)

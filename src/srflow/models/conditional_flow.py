@@ -8,6 +8,7 @@ import torch
 from torch import Tensor, nn
 
 from srflow.config.schema import FlowConfig
+from srflow.flows.nets import SubnetSpec
 from srflow.flows.split import SplitPrior
 from srflow.flows.squeeze import Squeeze2d
 from srflow.flows.step import FlowStep
@@ -29,14 +30,22 @@ class FlowPass:
     split_log_prob: Tensor
 
 
+def subnet_spec(config: FlowConfig) -> SubnetSpec:
+    """The coupling sub-network structure of a flow config."""
+    return SubnetSpec(
+        config.subnet, config.hidden_channels, config.subnet_depth, config.subnet_kernel
+    )
+
+
 class ConditionalFlow(nn.Module):
-    """SRFlow's flow network (``FlowUpsamplerNet``) as an ordered list of layers.
+    """The flow network of SRFlow and SRFlow-DA (``FlowUpsamplerNet``) as a list of layers.
 
     ``layers`` keeps the original layer order and numbering, so parameters line up with the
-    original checkpoints: for each level a :class:`Squeeze2d`, ``transitional_steps``
-    unconditional :class:`FlowStep`\\ s, ``steps_per_level`` conditional ones, then a
-    :class:`SplitPrior` if the level is in ``split_levels``. Level ``l`` is conditioned on
-    ``conds[l - 1]``.
+    original checkpoints: for each level a :class:`Squeeze2d` (by ``squeeze_factor``),
+    ``transitional_steps`` unconditional :class:`FlowStep`\\ s, ``steps_per_level``
+    conditional ones (with a :class:`SplitPrior` after each step index in
+    ``split_after_steps``), then a :class:`SplitPrior` if the level is in ``split_levels``.
+    Level ``l`` is conditioned on ``conds[l - 1]``.
 
     Args:
         config: the flow's structure.
@@ -56,23 +65,22 @@ class ConditionalFlow(nn.Module):
         self.config = config
         self.layers = nn.ModuleList()
         self.layer_levels: list[int] = []
+        subnet, eps = subnet_spec(config), config.affine_eps
         channels = in_channels
         for level in range(1, config.levels + 1):
-            channels *= 4
-            new: list[nn.Module] = [Squeeze2d()]
+            channels *= config.squeeze_factor**2
+            new: list[nn.Module] = [Squeeze2d(config.squeeze_factor)]
             new += [
-                FlowStep(channels, None, config.hidden_channels, config.affine_eps, generator)
+                FlowStep(channels, None, subnet, eps, generator)
                 for _ in range(config.transitional_steps)
             ]
-            new += [
-                FlowStep(
-                    channels, cond_channels, config.hidden_channels, config.affine_eps, generator
-                )
-                for _ in range(config.steps_per_level)
-            ]
+            for step in range(config.steps_per_level):
+                new.append(FlowStep(channels, cond_channels, subnet, eps, generator))
+                if step in config.split_after_steps:
+                    new.append(split := SplitPrior(channels))
+                    channels = split.kept
             if level in config.split_levels:
-                split = SplitPrior(channels)
-                new.append(split)
+                new.append(split := SplitPrior(channels))
                 channels = split.kept
             self.layers.extend(new)
             self.layer_levels += [level] * len(new)
@@ -118,7 +126,7 @@ class ConditionalFlow(nn.Module):
         shapes = []
         for layer in self.layers:
             if isinstance(layer, Squeeze2d):
-                h, w = h // 2, w // 2
+                h, w = h // layer.factor, w // layer.factor
             elif isinstance(layer, SplitPrior):
                 shapes.append((batch, layer.factored, h, w))
         shapes.append((batch, self.top_channels, h, w))

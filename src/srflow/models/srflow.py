@@ -15,6 +15,8 @@ from srflow.flows.distributions import gaussian_log_prob, sample_normal
 from srflow.models.conditional_flow import ConditionalFlow
 
 LN2 = math.log(2.0)
+#: Standard deviation of SRFlow-DA's Gaussian dequantization noise, ``(4 / sqrt(3)) / 255``.
+GAUSSIAN_DEQUANTIZATION_SIGMA = (4.0 / math.sqrt(3.0)) / 255.0
 Temperature = float | Sequence[float]
 
 
@@ -61,7 +63,8 @@ class Encoding:
 
 
 class SRFlow(nn.Module):
-    """RRDB encoder + multi-level conditional flow modelling ``p(HR | LR)``.
+    """RRDB encoder + multi-level conditional flow modelling ``p(HR | LR)``: SRFlow (Lugmayr
+    et al., ECCV 2020) and, by its config, SRFlow-DA (Jo et al., NTIRE 2021).
 
     Images are float tensors in ``[0, 1]``: LR ``(B, 3, h, w)``, HR ``(B, 3, scale*h,
     scale*w)``. The LR size must be a multiple of :attr:`ModelConfig.size_multiple_lr`.
@@ -110,7 +113,8 @@ class SRFlow(nn.Module):
         dequantize: bool = False,
         generator: torch.Generator | None = None,
     ) -> Encoding:
-        """Encode ``hr`` given ``lr``; with ``dequantize`` add ``U(-0.5, 0.5) / bins`` first."""
+        """Encode ``hr`` given ``lr``; with ``dequantize`` add the training noise first
+        (:meth:`dequantize`)."""
         if hr.shape[2:] != torch.Size([s * self.config.scale for s in lr.shape[2:]]):
             raise ValueError(
                 f"HR {tuple(hr.shape)} is not {self.config.scale}x LR {tuple(lr.shape)}"
@@ -119,10 +123,7 @@ class SRFlow(nn.Module):
         pixels = hr.shape[2] * hr.shape[3]
         deq_logdet = 0.0
         if dequantize:
-            bins = self.config.dequantization_bins
-            noise = torch.rand(hr.shape, generator=generator, dtype=hr.dtype, device=hr.device)
-            hr = hr + (noise - 0.5) / bins
-            deq_logdet = -math.log(bins) * pixels
+            hr, deq_logdet = self.dequantize(hr, generator)
         result = self.flow.encode(hr, conds)
         latents = result.output
         assert isinstance(latents, list)
@@ -130,6 +131,22 @@ class SRFlow(nn.Module):
             latents, result.logdet, result.split_log_prob,
             gaussian_log_prob(latents[-1]), pixels, deq_logdet,
         )  # fmt: skip
+
+    def dequantize(
+        self, hr: Tensor, generator: torch.Generator | None = None
+    ) -> tuple[Tensor, float]:
+        """``hr`` plus the configured training noise, and the original's log-det term for it.
+
+        ``uniform`` (SRFlow): ``hr + (U(0, 1) - 0.5) / bins`` and ``-ln(bins) * H * W``;
+        ``gaussian`` (SRFlow-DA): ``hr + N(0, 1) * sigma`` with ``sigma = (4/sqrt(3))/255``
+        and no log-det term (as the original).
+        """
+        kwargs = {"generator": generator, "dtype": hr.dtype, "device": hr.device}
+        if self.config.dequantization == "gaussian":
+            return hr + torch.randn(hr.shape, **kwargs) * GAUSSIAN_DEQUANTIZATION_SIGMA, 0.0
+        bins = self.config.dequantization_bins
+        noise = torch.rand(hr.shape, **kwargs)
+        return hr + (noise - 0.5) / bins, -math.log(bins) * hr.shape[2] * hr.shape[3]
 
     def decode(
         self, lr: Tensor, latents: list[Tensor], *, conds: list[Tensor] | None = None
@@ -158,15 +175,15 @@ class SRFlow(nn.Module):
         self, hr: Tensor, lr: Tensor, *, dequantize: bool = True,
         generator: torch.Generator | None = None,
     ) -> Tensor:  # fmt: skip
-        """Discrete NLL in bits per dimension with uniform dequantization (the training loss).
+        """NLL in bits per dimension of the dequantized image (the training loss).
 
-        With ``dequantize`` the density of the dequantized image is corrected by
-        ``-3 H W ln(bins)`` (a proper per-dimension discretization).
+        With uniform ``dequantize`` the density is corrected by ``-3 H W ln(bins)`` (a proper
+        per-dimension discretization); Gaussian dequantization (SRFlow-DA) has no such term:
+        the value is the continuous NLL of the noisy image, as SRFlow-DA trains it.
         """
         enc = self.encode(hr, lr, dequantize=dequantize, generator=generator)
-        correction = (
-            3 * enc.pixels * math.log(self.config.dequantization_bins) if dequantize else 0
-        )
+        uniform = dequantize and self.config.dequantization == "uniform"
+        correction = 3 * enc.pixels * math.log(self.config.dequantization_bins) if uniform else 0
         return -(enc.log_prob - correction) / (LN2 * 3 * enc.pixels)
 
     def latent_shapes(self, lr: Tensor, n: int = 1) -> list[tuple[int, ...]]:

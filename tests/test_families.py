@@ -1,0 +1,154 @@
+"""The family registry: every published layout is detected as exactly its configuration."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+import torch
+
+from conftest import VECTORS, need_path
+from reference_weights import read_keys
+from srflow.cli.main import main
+from srflow.compat import config_from_official_options
+from srflow.compat.official import CheckpointError
+from srflow.families import FAMILIES, DetectionError, detect, family_of, published_models
+from srflow.models.checkpoint import load_model, read_model_config
+
+#: key-layout file -> (family, published name)
+LAYOUTS = {
+    "DF2K_4X": ("SRFlow", "SRFlow_DF2K_4X"),
+    "DF2K_8X": ("SRFlow", "SRFlow_DF2K_8X"),
+    "CelebA_8X": ("SRFlow", "SRFlow_CelebA_8X"),
+    **{
+        f"SRFlowDA{v}_{s}X": ("SRFlow-DA", f"SRFlowDA{v}_{s}X")
+        for v in ("", "-R", "-S", "-D")
+        for s in (4, 8)
+    },
+}
+
+
+def _fake(layout: dict[str, tuple[int, ...]], device: str = "meta") -> dict[str, torch.Tensor]:
+    return {k: torch.zeros(s, device=device) for k, s in layout.items()}
+
+
+def test_registry_lists_every_published_checkpoint_once() -> None:
+    names = [p.name for _, p in published_models()]
+    assert sorted(names) == sorted(name for _, name in LAYOUTS.values())
+    configs = [p.config for _, p in published_models()]
+    assert len(set(configs)) == len(configs)  # no two published models share a config
+    for family, published in published_models():
+        assert family_of(published.config) is family
+
+
+@pytest.mark.parametrize("layout_name", sorted(LAYOUTS))
+def test_layout_is_detected_as_its_configuration(layout_name: str) -> None:
+    family_name, published_name = LAYOUTS[layout_name]
+    layout = read_keys(layout_name)
+    detection = detect(_fake(layout))
+    assert detection.family.name == family_name
+    assert detection.published is not None and detection.published.name == published_name
+    assert detection.config == detection.published.config
+    assert published_name in detection.describe()
+    # both directions of the key mapping, and the exact key set of the built model
+    assert detection.family.original_keys(detection.config) == set(layout)
+    ours = detection.family.to_ours(_fake(layout), detection.config)
+    with torch.device("meta"):
+        model_keys = detection.family.build(detection.config).state_dict()
+    assert {k: tuple(v.shape) for k, v in ours.items()} == {
+        k: tuple(v.shape) for k, v in model_keys.items()
+    }
+    # DataParallel prefix
+    wrapped = {f"module.{k}": v for k, v in _fake(layout).items()}
+    assert detect(wrapped).config == detection.config
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("layout_name", ["SRFlowDA-S_8X", "SRFlowDA-D_4X", "DF2K_8X"])
+def test_detection_survives_our_safetensors_format(
+    layout_name: str, tmp_path: Path, capsys
+) -> None:
+    """``.pth`` -> ``srflow convert`` -> ``.safetensors`` keeps family and configuration."""
+    family_name, published_name = LAYOUTS[layout_name]
+    source = tmp_path / "original.pth"
+    torch.save(_fake(read_keys(layout_name), "cpu"), source)
+    target = tmp_path / "converted.safetensors"
+    assert main(["convert", str(source), str(target)]) == 0
+    assert published_name in capsys.readouterr().out
+    published = next(p for _, p in published_models() if p.name == published_name)
+    assert read_model_config(target) == published.config
+    assert main(["info", str(target)]) == 0
+    out = capsys.readouterr().out
+    assert f"published {published_name}" in out and family_name in out
+    assert load_model(target).config == published.config
+
+
+def test_unknown_file_names_families_and_closest_match(tmp_path: Path) -> None:
+    layout = read_keys("SRFlowDA-R_4X")
+    fake = _fake(layout)
+    # the flow of DA-R 4x with an encoder under another name: no family claims it
+    renamed = {k.replace("RRDB.", "encoder."): v for k, v in fake.items()}
+    with pytest.raises(DetectionError) as info:
+        detect(renamed)
+    message = str(info.value)
+    assert "\n" not in message
+    assert "tried SRFlow, SRFlow-DA" in message
+    assert "closest is SRFlow-DA SRFlowDA-R_4X" in message
+    assert "missing (RRDB." in message and "unexpected (encoder." in message
+    path = tmp_path / "other.pth"
+    torch.save({k: torch.zeros(1) for k in list(renamed)[:5]}, path)
+    with pytest.raises(CheckpointError, match=r"other\.pth: matches no model family"):
+        load_model(path)
+
+
+def test_claimed_but_broken_layout_names_the_keys(tmp_path: Path) -> None:
+    layout = read_keys("SRFlowDA-D_4X")
+    state = _fake(layout, "cpu")
+    del state["flowUpsamplerNet.layers.3.affine.fAffine2.5.2.weight"]
+    path = tmp_path / "broken_da.pth"
+    torch.save(state, path)
+    with pytest.raises(CheckpointError) as info:
+        load_model(path)
+    message = str(info.value)
+    assert "broken_da.pth" in message and "\n" not in message
+    assert "flow.layers.3.coupling.net.hidden.5.2.weight" in message
+
+
+def test_families_claim_disjoint_layouts() -> None:
+    for layout_name in LAYOUTS:
+        fake = _fake(read_keys(layout_name))
+        assert sum(family.claims(fake) for family in FAMILIES) == 1, layout_name
+
+
+@pytest.mark.parametrize(
+    "folder",
+    ["full_SRFlowDA_4X", "full_SRFlowDA-R_4X", "full_SRFlowDA-S_4X", "full_SRFlowDA-D_4X"],
+)
+def test_original_options_give_the_detected_configuration(folder: str) -> None:
+    """The original's parsed yml (``model:`` selects the variant) -> the same config."""
+    config_json = need_path(VECTORS / folder / "config.json")
+    opt = json.loads(config_json.read_text())["parsed_official_opt"]
+    name = folder.removeprefix("full_")
+    assert config_from_official_options(opt) == detect(_fake(read_keys(name))).config
+
+
+def test_da_8x_configurations_follow_the_spec() -> None:
+    """8x facts of the spec's table, independent of the 4x tests: levels, latents, params."""
+    expected = {  # name -> (final latent channels at LR, number of splits, parameters)
+        "SRFlowDA_8X": (48, 2, 30_014_883), "SRFlowDA-R_8X": (48, 2, 30_014_883),
+        "SRFlowDA-S_8X": (24, 3, 31_748_931), "SRFlowDA-D_8X": (48, 2, 26_276_979),
+    }  # fmt: skip
+    for _, published in published_models():
+        if published.name not in expected:
+            continue
+        channels, splits, params = expected[published.name]
+        with torch.device("meta"):
+            model = family_of(published.config).build(published.config)
+        lr = torch.empty(1, 3, 5, 7, device="meta")
+        shapes = model.latent_shapes(lr)
+        assert shapes[-1] == (1, channels, 5, 7)
+        assert len(shapes) == splits + 1
+        assert sum(p.numel() for p in model.parameters()) + 276_576 == params
+        assert model.config.encoder.stacked_blocks == (1, 8, 15, 22)
+        assert model.config.size_multiple_lr == 1

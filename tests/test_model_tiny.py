@@ -4,12 +4,11 @@ from __future__ import annotations
 
 import pytest
 import torch
-from torch.func import jacrev
 
+from flow_checks import assert_log_prob_is_change_of_variables
 from srflow.compat import CheckpointError
 from srflow.config.presets import load_preset
 from srflow.flows import data_dependent_init
-from srflow.flows.distributions import gaussian_log_prob
 from srflow.models.checkpoint import load_model, save_model
 from srflow.models.srflow import SRFlow
 
@@ -34,20 +33,9 @@ def test_encode_decode_round_trip_float64() -> None:
 
 def test_model_log_prob_equals_jacobian_change_of_variables() -> None:
     """log p(hr) = log|det d latents / d hr| + log N(latents; 0, I), via autograd."""
-    model = _tiny()
     hr = torch.rand(1, 3, 8, 8, dtype=torch.float64)
     lr = torch.rand(1, 3, 2, 2, dtype=torch.float64)
-    conds = model.conditioning(lr)
-
-    def to_latents(v: torch.Tensor) -> torch.Tensor:
-        latents = model.flow.encode(v.view(1, 3, 8, 8), conds).output
-        return torch.cat([z.reshape(-1) for z in latents])
-
-    jac = jacrev(to_latents)(hr.reshape(-1))
-    enc = model.encode(hr, lr)
-    flat = torch.cat([z.reshape(1, -1) for z in enc.latents], dim=1)
-    expected = torch.linalg.slogdet(jac)[1] + gaussian_log_prob(flat)
-    torch.testing.assert_close(enc.log_prob, expected, atol=1e-8, rtol=0)
+    assert_log_prob_is_change_of_variables(_tiny(), hr, lr)
 
 
 @pytest.mark.parametrize("lr_hw", [(2, 2), (4, 6), (6, 4), (8, 10)])

@@ -23,7 +23,7 @@ import difflib
 import functools
 import types
 import typing
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path, PurePath
 from typing import Any, Literal, TypeVar, Union
 
@@ -263,13 +263,19 @@ def _check_override_path(cls: type, override: str) -> None:
             raise ConfigError(f"override '{override}': '{path}' is not a section")
 
 
-def load_yaml(cls: type[T], path: str | Path, overrides: Sequence[str] = ()) -> T:
+def load_yaml(
+    cls: type[T],
+    path: str | Path,
+    overrides: Sequence[str] = (),
+    apply: Callable[[dict[str, Any], Sequence[str]], dict[str, Any]] | None = None,
+) -> T:
     """Load a YAML file strictly into the dataclass ``cls``, applying overrides.
 
     Args:
         cls: the dataclass schema.
         path: the YAML file (``yaml.safe_load``); an empty file means all defaults.
         overrides: ``"a.b.c=value"`` strings applied after loading, in order.
+        apply: applies the overrides to the data (default :func:`apply_overrides`).
 
     Raises:
         ConfigError: with the file name, on invalid YAML or any error of :func:`from_dict`.
@@ -286,7 +292,7 @@ def load_yaml(cls: type[T], path: str | Path, overrides: Sequence[str] = ()) -> 
             raise ConfigError(f"top level must be a mapping, got {type(data).__name__}")
         for override in overrides:
             _check_override_path(cls, override)
-        return from_dict(cls, apply_overrides(data, overrides))
+        return from_dict(cls, (apply or apply_overrides)(dict(data), overrides))
     except ConfigError as exc:
         raise ConfigError(f"{path}: {exc}") from exc
 

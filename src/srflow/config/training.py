@@ -208,12 +208,40 @@ def load_run_config(source: str | Path, overrides: Sequence[str] = ()) -> RunCon
     if path.suffix in (".yaml", ".yml") or path.exists():
         if not path.is_file():
             raise FileNotFoundError(f"{path}: no such config file")
-        return load_yaml(RunConfig, path, overrides)
+        return load_yaml(RunConfig, path, overrides, _apply_with_model_names)
     from srflow.config.presets import preset_path
 
     preset = preset_path(str(source))
     data = yaml.safe_load(preset.read_text(encoding="utf-8")) or {}
     try:
-        return from_dict(RunConfig, apply_overrides(data, overrides))
+        return from_dict(RunConfig, _apply_with_model_names(data, overrides))
     except ConfigError as exc:
         raise ConfigError(f"preset {source}: {exc}") from exc
+
+
+def named_model(value: object) -> object:
+    """A published model's name (``SRFlowDA-R_4X``) -> its model config as plain data; any
+    other value is returned as it is."""
+    if not isinstance(value, str):
+        return value
+    from srflow.config.loading import to_dict
+    from srflow.families import published_models
+
+    for _, published in published_models():
+        if published.name == value:
+            return to_dict(published.config)
+    names = ", ".join(p.name for _, p in published_models())
+    raise ConfigError(f"model: unknown published model {value!r}; known: {names}")
+
+
+def _apply_with_model_names(data: dict, overrides: Sequence[str]) -> dict:
+    """Overrides in order, where ``model`` may name a published model (in the file or as
+    ``model=NAME``); later ``model.*`` overrides change that model's config."""
+    data = {**data, "model": named_model(data.get("model", {}))}
+    for override in overrides:
+        key, _, value = override.partition("=")
+        if key.strip() == "model":
+            data["model"] = named_model(yaml.safe_load(value))
+        else:
+            data = apply_overrides(data, [override])
+    return data

@@ -36,7 +36,7 @@ from srflow.train.objective import (
     TrainingObjective,
     dequantized_nll,
     parameters_used_by,
-    per_sample_uniform,
+    per_sample_noise,
 )
 from srflow.train.schedule import Phase, learning_rate, phase_at, phase_end
 from srflow.train.setup import (
@@ -155,8 +155,9 @@ class _Session:
         lr = batch["lr"].to(self.device, non_blocking=True).float().div_(255.0)
         return hr, lr, batch["noise_seed"].tolist()
 
-    def _uniform(self, hr: Tensor, seeds: list[int]) -> Tensor:
-        return per_sample_uniform(tuple(hr.shape[1:]), seeds, self.noise_gen, self.device)
+    def _noise(self, hr: Tensor, seeds: list[int]) -> Tensor:
+        kind = self.model.config.dequantization
+        return per_sample_noise(tuple(hr.shape[1:]), seeds, self.noise_gen, self.device, kind)
 
     def _actnorm_init(self) -> None:
         """Glow's data-dependent ActNorm init on the first NLL global batch (every rank)."""
@@ -164,7 +165,7 @@ class _Session:
         batch = global_batch(self.dataset, self.state.step, size, self.state.rollbacks)
         hr, lr, seeds = self._to_device(batch)
         with data_dependent_init(self.model), torch.no_grad():
-            dequantized_nll(self.model, hr, lr, self._uniform(hr, seeds))
+            dequantized_nll(self.model, hr, lr, self._noise(hr, seeds))
         self.state.actnorm_ready = True
 
     def _save(self, stage: str) -> None:
@@ -198,10 +199,10 @@ class _Session:
             hr, lr, seeds = self._to_device(batch)
             if self.hook is not None:
                 hr, lr = self.hook(state.step, hr, lr)
-            uniform = self._uniform(hr, seeds) if stage == "nll" else None
+            noise = self._noise(hr, seeds) if stage == "nll" else None
             for group in optimizer.param_groups:
                 group["lr"] = learning_rate(state.step, tc, state.lr_scale)
-            loss = loss_fn(hr, lr, uniform, stage).mean()
+            loss = loss_fn(hr, lr, noise, stage).mean()
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             grad_norm = torch.nn.utils.clip_grad_norm_(trainable, clip, foreach=True)

@@ -1,11 +1,12 @@
 """The training losses, wrapped as one module so that DistributedDataParallel can drive them.
 
-NLL: the original's uniform dequantization ``hr + (u - 0.5) / bins`` with ``u ~ U(0, 1)``, but
-with ``u`` drawn *per sample* from a generator seeded by the sample's own seed, so a batch split
-over ranks sees exactly the noise of the single-process batch. The value equals
-``model.nll_bits_per_dim(hr, lr, dequantize=True, generator=g)`` when ``u`` is
-``torch.rand(hr.shape, generator=g)`` (the correction ``+ log2(bins)`` bits per dimension is
-what ``dequantize=True`` adds).
+NLL: the original's dequantization, SRFlow's uniform ``hr + (u - 0.5) / bins`` with
+``u ~ U(0, 1)`` or SRFlow-DA's Gaussian ``hr + n * sigma`` with ``n ~ N(0, 1)``
+(``model.config.dequantization``), but with the noise drawn *per sample* from a generator
+seeded by the sample's own seed, so a batch split over ranks sees exactly the noise of the
+single-process batch. The value equals ``model.nll_bits_per_dim(hr, lr, dequantize=True,
+generator=g)`` when the noise is ``torch.rand`` / ``torch.randn(hr.shape, generator=g)`` (the
+uniform correction ``+ log2(bins)`` bits per dimension is what ``dequantize=True`` adds).
 
 L1 pre-training: mean absolute error of the encoder's own SR output
 (``model.encoder.super_resolve``) against HR, as the RRDB was pre-trained in the original.
@@ -18,24 +19,31 @@ import math
 import torch
 from torch import Tensor, nn
 
-from srflow.models.srflow import SRFlow
+from srflow.models.srflow import GAUSSIAN_DEQUANTIZATION_SIGMA, SRFlow
 
 
-def per_sample_uniform(
-    shape: tuple[int, ...], seeds: list[int], generator: torch.Generator, device: torch.device
-) -> Tensor:
-    """``(len(seeds), *shape)`` uniform noise; row ``i`` comes from ``seeds[i]`` alone."""
+def per_sample_noise(
+    shape: tuple[int, ...], seeds: list[int], generator: torch.Generator, device: torch.device,
+    kind: str = "uniform",
+) -> Tensor:  # fmt: skip
+    """``(len(seeds), *shape)`` noise, ``U(0, 1)`` or (``kind="gaussian"``) ``N(0, 1)``;
+    row ``i`` comes from ``seeds[i]`` alone."""
+    draw = torch.randn if kind == "gaussian" else torch.rand
     out = torch.empty((len(seeds), *shape), device=device)
     for row, seed in zip(out, seeds, strict=True):
         generator.manual_seed(seed)
-        row.copy_(torch.rand(shape, generator=generator, device=device))
+        row.copy_(draw(shape, generator=generator, device=device))
     return out
 
 
-def dequantized_nll(model: SRFlow, hr: Tensor, lr: Tensor, uniform: Tensor) -> Tensor:
-    """Per-sample NLL in bits/dim of ``hr`` dequantized with the given ``U(0, 1)`` draws."""
+def dequantized_nll(model: SRFlow, hr: Tensor, lr: Tensor, noise: Tensor) -> Tensor:
+    """Per-sample NLL in bits/dim of ``hr`` dequantized with the given draws (``U(0, 1)`` for
+    uniform, ``N(0, 1)`` for Gaussian dequantization, see :func:`per_sample_noise`)."""
+    if model.config.dequantization == "gaussian":
+        dequantized = hr + noise * GAUSSIAN_DEQUANTIZATION_SIGMA
+        return model.nll_bits_per_dim(dequantized, lr, dequantize=False)
     bins = model.config.dequantization_bins
-    dequantized = hr + (uniform - 0.5) / bins
+    dequantized = hr + (noise - 0.5) / bins
     return model.nll_bits_per_dim(dequantized, lr, dequantize=False) + math.log2(bins)
 
 
@@ -45,17 +53,17 @@ def l1_loss(model: SRFlow, hr: Tensor, lr: Tensor) -> Tensor:
 
 
 class TrainingObjective(nn.Module):
-    """``forward(hr, lr, uniform, stage)`` -> per-sample loss ``(B,)`` (``stage``: l1 or nll)."""
+    """``forward(hr, lr, noise, stage)`` -> per-sample loss ``(B,)`` (``stage``: l1 or nll)."""
 
     def __init__(self, model: SRFlow) -> None:
         super().__init__()
         self.model = model
 
-    def forward(self, hr: Tensor, lr: Tensor, uniform: Tensor | None, stage: str) -> Tensor:
+    def forward(self, hr: Tensor, lr: Tensor, noise: Tensor | None, stage: str) -> Tensor:
         if stage == "l1":
             return l1_loss(self.model, hr, lr)
-        assert uniform is not None
-        return dequantized_nll(self.model, hr, lr, uniform)
+        assert noise is not None
+        return dequantized_nll(self.model, hr, lr, noise)
 
 
 def parameters_used_by(objective: TrainingObjective, stage: str, device: torch.device) -> set[str]:

@@ -20,7 +20,7 @@ from srflow.files import atomic_file
 from srflow.metrics.consistency import lr_psnr
 from srflow.metrics.psnr_ssim import psnr
 from srflow.models.srflow import SRFlow
-from srflow.train.objective import dequantized_nll, per_sample_uniform
+from srflow.train.objective import dequantized_nll, per_sample_noise
 
 
 def _to_device(image: np.ndarray, device: torch.device) -> torch.Tensor:
@@ -59,7 +59,9 @@ def validate(
     rows = []
     for index, (hr, lr) in enumerate(zip(images.hr, images.lr, strict=True)):
         hr_t, lr_t = _to_device(hr, device), _to_device(lr, device)
-        noise = per_sample_uniform(tuple(hr_t.shape[1:]), [seed + index], generator, device)
+        noise = per_sample_noise(
+            tuple(hr_t.shape[1:]), [seed + index], generator, device, model.config.dequantization
+        )
         nll.append(float(dequantized_nll(model, hr_t, lr_t, noise)[0]))
         row = [bicubic_upscale(lr, scale)]
         for t in temperatures:

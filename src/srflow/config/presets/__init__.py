@@ -28,6 +28,16 @@ def preset_path(name: str) -> Path:
 
 
 def load_preset(name: str) -> ModelConfig:
-    """The model configuration of a shipped preset."""
-    data = yaml.safe_load(preset_path(name).read_text())
-    return from_dict(ModelConfig, data["model"], path="model")
+    """The model configuration of a shipped preset, or of a published model by its name
+    (``SRFlow_DF2K_4X``, ``SRFlowDA-R_4X``: see :mod:`srflow.families`)."""
+    from srflow.config.training import named_model
+
+    if name in preset_names():
+        model = yaml.safe_load(preset_path(name).read_text())["model"]
+    else:
+        try:
+            model = named_model(name)
+        except ConfigError:
+            preset_path(name)  # the error lists the presets
+            raise
+    return from_dict(ModelConfig, named_model(model), path="model")

@@ -1,10 +1,12 @@
-"""Time and peak memory of the full DF2K 4x SRFlow: encode, and sampling N=1 / N=10.
+"""Every published architecture: parameters, time and peak memory of encode and of sampling.
 
-    python benchmarks/bench_model.py [--device cpu|cuda] [--lr-size 128]
+    python benchmarks/bench_model.py [--device cpu|cuda] [--lr-size 64] [--models NAME ...]
 
-Random weights (the speed does not depend on them). Each case runs in a fresh process after
-one warm-up call. Sampling N images runs the RRDB encoder once (``SRFlow.sample``); the table
-also shows N separate N=1 calls' cost for comparison.
+Random weights (the speed does not depend on them), one LR input of ``--lr-size``; each case
+runs in a fresh process after one warm-up call. Cases: ``encode`` (HR -> latents and
+likelihood), ``sample_n1`` and ``sample_n10`` (1 and 10 samples at temperature 0.8; the
+encoder runs once per image however many samples are drawn). Every model is also given as a
+ratio to the SRFlow model of its scale (DF2K 4x or 8x) measured in the same run.
 """
 
 from __future__ import annotations
@@ -16,15 +18,26 @@ from pathlib import Path
 import torch
 from harness import machine_description, measure, run_case_in_subprocess, write_section
 
-from srflow.config.presets import load_preset
-from srflow.models.srflow import SRFlow
+from srflow.families import family_of, published_models
+
+CASES = ("encode", "sample_n1", "sample_n10")
+BASELINE = {4: "SRFlow_DF2K_4X", 8: "SRFlow_DF2K_8X"}
 
 
-def _case(case: str, device: str, lr_size: int) -> dict[str, float]:
+def _published(name: str):  # noqa: ANN202 (benchmark helper)
+    for _, published in published_models():
+        if published.name == name:
+            return published
+    raise SystemExit(f"unknown model {name!r}")
+
+
+def _case(name: str, case: str, device: str, lr_size: int) -> dict[str, float]:
     torch.manual_seed(0)
-    model = SRFlow(load_preset("srflow_df2k_x4")).eval().to(device)
+    config = _published(name).config
+    model = family_of(config).build(config).eval().to(device)
+    s = config.scale
     lr = torch.rand(1, 3, lr_size, lr_size, device=device)
-    hr = torch.rand(1, 3, lr_size * 4, lr_size * 4, device=device)
+    hr = torch.rand(1, 3, lr_size * s, lr_size * s, device=device)
     g = torch.Generator().manual_seed(0)
     calls = {
         "encode": lambda: model.encode(hr, lr),
@@ -32,40 +45,62 @@ def _case(case: str, device: str, lr_size: int) -> dict[str, float]:
         "sample_n10": lambda: model.sample(lr, 0.8, n=10, generator=g),
     }
     with torch.no_grad():
-        small = torch.rand(1, 3, 16, 16, device=device)
+        small = torch.rand(1, 3, 8, 8, device=device)
         model.sample(small, 0.8, n=1, generator=g)  # warm-up (allocator, kernels)
-        return measure(calls[case], device)
+        result = measure(calls[case], device)
+    result["params"] = float(sum(p.numel() for p in model.parameters()))
+    return result
+
+
+def _table(rows: dict[str, dict[str, dict[str, float]]], args: argparse.Namespace) -> str:
+    lines = [
+        f"Machine: {machine_description(args.device)}. Random weights, one "
+        f"{args.lr_size}x{args.lr_size} LR input, float32, temperature 0.8. Ratios: time and "
+        "peak memory over the SRFlow DF2K model of the same scale in this run; "
+        "'10 / 10x1': 10 samples in one call over ten one-sample calls.",
+        "",
+        "| model | parameters (M) | encode (s) | encode peak (MB) | 10 samples (s) | "
+        "10 samples peak (MB) | encode time vs SRFlow | 10 samples time vs SRFlow | "
+        "10 samples memory vs SRFlow | 10 / 10x1 |",
+        "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
+    ]
+    for name, r in rows.items():
+        base = rows.get(BASELINE[_published(name).config.scale])
+
+        def ratio(case: str, key: str, r: dict = r, base: dict | None = base) -> str:
+            return f"{r[case][key] / base[case][key]:.2f}" if base else "-"
+
+        reuse = r["sample_n10"]["seconds"] / (10 * r["sample_n1"]["seconds"])
+        lines.append(
+            f"| {name} | {r['encode']['params'] / 1e6:.1f} | {r['encode']['seconds']:.2f} | "
+            f"{r['encode']['peak_mb']:.0f} | {r['sample_n10']['seconds']:.2f} | "
+            f"{r['sample_n10']['peak_mb']:.0f} | {ratio('encode', 'seconds')} | "
+            f"{ratio('sample_n10', 'seconds')} | {ratio('sample_n10', 'peak_mb')} | {reuse:.2f} |"
+        )
+    return "\n".join(lines) + "\n"
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--device", default="cpu")
-    parser.add_argument("--lr-size", type=int, default=128)
+    parser.add_argument("--lr-size", type=int, default=64)
+    parser.add_argument("--models", nargs="+", default=[p.name for _, p in published_models()])
     parser.add_argument("--case", help=argparse.SUPPRESS)
+    parser.add_argument("--model", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.case:
-        print(json.dumps(_case(args.case, args.device, args.lr_size)))
+        print(json.dumps(_case(args.model, args.case, args.device, args.lr_size)))
         return
     script = Path(__file__).resolve()
     extra = ["--device", args.device, "--lr-size", str(args.lr_size)]
-    rows = {
-        c: run_case_in_subprocess(script, c, extra) for c in ("encode", "sample_n1", "sample_n10")
-    }
-    n1 = rows["sample_n1"]["seconds"]
-    params = sum(p.numel() for p in SRFlow(load_preset("srflow_df2k_x4")).parameters()) / 1e6
-    lines = [
-        f"Machine: {machine_description(args.device)}. Full DF2K 4x architecture ({params:.1f} M "
-        f"parameters, random weights), one {args.lr_size}x{args.lr_size} LR input "
-        f"({args.lr_size * 4}x{args.lr_size * 4} output), float32.",
-        "",
-        "| case | time (s) | peak memory (MB) | time vs N x (N=1) |",
-        "|---|---|---|---|",
-    ]
-    for case, n in (("encode", None), ("sample_n1", 1), ("sample_n10", 10)):
-        r = rows[case]
-        ratio = f"{r['seconds'] / (n * n1):.2f}" if n else "-"
-        lines.append(f"| {case} | {r['seconds']:.2f} | {r['peak_mb']:.0f} | {ratio} |")
-    table = "\n".join(lines) + "\n"
+    rows = {}
+    for name in args.models:
+        rows[name] = {
+            case: run_case_in_subprocess(script, case, [*extra, "--model", name])
+            for case in CASES
+        }
+        print(f"{name}: " + ", ".join(f"{c} {rows[name][c]['seconds']:.1f} s" for c in CASES))
+    table = _table(rows, args)
     print(table)
     write_section(f"bench_model ({args.device})", table)
 

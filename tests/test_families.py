@@ -152,3 +152,21 @@ def test_da_8x_configurations_follow_the_spec() -> None:
         assert sum(p.numel() for p in model.parameters()) + 276_576 == params
         assert model.config.encoder.stacked_blocks == (1, 8, 15, 22)
         assert model.config.size_multiple_lr == 1
+
+
+def test_models_doc_lists_every_published_checkpoint_with_its_parameters() -> None:
+    """docs/models.md's table: one row per published model, parameter counts as built."""
+    doc = (Path(__file__).resolve().parents[1] / "docs" / "models.md").read_text()
+    rows = {
+        cells[0]: cells
+        for line in doc.splitlines()
+        if line.startswith("| ")
+        and len(cells := [c.strip() for c in line.strip("|").split("|")]) == 8
+    }
+    for family, published in published_models():
+        cells = rows[published.name]
+        assert cells[1] == family.name and cells[2] == published.variant
+        assert cells[3] == f"{published.scale}x" and published.file in cells[5]
+        with torch.device("meta"):
+            params = sum(p.numel() for p in family.build(published.config).parameters())
+        assert cells[4] == f"{params:,}"

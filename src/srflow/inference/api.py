@@ -10,8 +10,9 @@ from srflow.inference.pipeline import SuperResolver
 
 DEFAULT_MODEL_NAME = "default_x4.safetensors"
 MODEL_HELP = (
-    "an srflow .safetensors (ours, or trained with `srflow train`) or an original SRFlow .pth "
-    "such as SRFlow_DF2K_4X.pth from the SRFlow authors' release"
+    "an srflow .safetensors (ours, or trained with `srflow train`) or a published .pth of "
+    "SRFlow (SRFlow_DF2K_4X.pth, ...) or SRFlow-DA (200000_G_X4.pth of any variant), "
+    "detected from its keys (docs/models.md)"
 )
 
 
@@ -33,14 +34,17 @@ def load(
     """Load a model for super-resolution.
 
     Args:
-        path: our ``.safetensors`` checkpoint or an original SRFlow ``.pth``; ``None`` loads the
-            embedded default 4x model.
+        path: our ``.safetensors`` checkpoint or a published ``.pth`` of any family (SRFlow,
+            SRFlow-DA; detected from its keys); ``None`` loads the embedded
+            default 4x model.
         device: ``cpu``, ``cuda``, ``cuda:N``, ``mps`` or ``auto``.
         half: float16 inference (GPU only).
 
     Returns:
         A :class:`SuperResolver`; call ``.super_resolve(image, temperature=..., samples=...,
         seed=..., tile=...)`` with a Pillow image, a file path or a ``(3, h, w)`` tensor.
+        Its ``description`` says which model was detected (``SRFlow-DA-R 4x (published
+        SRFlowDA-R_4X)``).
 
     Raises:
         CheckpointError: if the file is missing or not a model (or no default is installed).

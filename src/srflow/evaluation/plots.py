@@ -60,7 +60,7 @@ def _metrics_vs_temperature(plt: Any, result: EvalResult, path: Path) -> Path:
     temperatures = [r.temperature for r in srflow]
     for axis, key in zip(axes.flat, keys, strict=False):
         values = [r.metrics.get(key, math.nan) for r in srflow]
-        axis.plot(temperatures, values, "o-", label="SRFlow")
+        axis.plot(temperatures, values, "o-", label=srflow[0].family if srflow else "model")
         if bicubic and math.isfinite(bicubic[0].metrics.get(key, math.nan)):
             axis.axhline(bicubic[0].metrics[key], color="gray", ls="--", label="bicubic")
         axis.set_title(METRICS[key].label)
@@ -89,7 +89,7 @@ def _perception_distortion(plt: Any, result: EvalResult, path: Path) -> Path | N
         x, y = row.metrics.get("psnr", math.nan), row.metrics.get(perceptual, math.nan)
         marker = "s" if row.temperature is None else "o"
         axis.plot(x, y, marker, color="gray" if row.temperature is None else "C0")
-        axis.annotate(row.label.replace("SRFlow ", ""), (x, y), textcoords="offset points",
+        axis.annotate(row.label.replace(f"{row.family} ", ""), (x, y), textcoords="offset points",
                       xytext=(5, 4), fontsize=8)  # fmt: skip
     axis.set_xlabel("PSNR (dB) → less distortion")
     axis.set_ylabel(f"{METRICS[perceptual].label} (lower = better perceptual quality)")

@@ -21,11 +21,12 @@ class MethodResult:
 
     Attributes:
         image: Image name, or ``"mean"`` for the average over images.
-        method: ``"bicubic"`` or ``"srflow"``.
-        temperature: SRFlow's temperature (None for bicubic).
+        method: ``"bicubic"`` or ``"srflow"`` (the flow model, whatever its family).
+        temperature: the model's sampling temperature (None for bicubic).
         samples: Samples scored per image.
         metrics: Metric key -> value (``math.inf`` for a perfect LR-PSNR, NaN if not measured).
         per_sample: Metric key -> the per-sample values (empty for averaged rows).
+        family: the model's family, shown in labels (``SRFlow``, ``SRFlow-DA``).
     """
 
     image: str
@@ -34,13 +35,14 @@ class MethodResult:
     samples: int
     metrics: dict[str, float]
     per_sample: dict[str, list[float]] = field(default_factory=dict)
+    family: str = "SRFlow"
 
     @property
     def label(self) -> str:
-        """``bicubic`` or ``SRFlow τ=0.9``."""
+        """``bicubic`` or ``SRFlow τ=0.9`` (``SRFlow-DA τ=0.9``, ...)."""
         if self.temperature is None:
             return self.method
-        return f"SRFlow τ={self.temperature:g}"
+        return f"{self.family} τ={self.temperature:g}"
 
 
 @dataclass
@@ -88,5 +90,9 @@ class EvalResult:
                 values = [r.metrics.get(key, math.nan) for r in rows]
                 finite_or_inf = [v for v in values if not math.isnan(v)]
                 metrics[key] = float(np.mean(finite_or_inf)) if finite_or_inf else math.nan
-            averaged.append(MethodResult(AVERAGE, method, temperature, rows[0].samples, metrics))
+            averaged.append(
+                MethodResult(
+                    AVERAGE, method, temperature, rows[0].samples, metrics, family=rows[0].family
+                )  # fmt: skip
+            )
         return averaged

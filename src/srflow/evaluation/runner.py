@@ -14,6 +14,7 @@ from srflow.evaluation.images import EvalImage
 from srflow.evaluation.results import EvalResult, MethodResult
 from srflow.evaluation.sampling import ModelSampler, bicubic_upscale
 from srflow.evaluation.scoring import MetricSuite, outputs_as_uint8
+from srflow.families import family_of
 from srflow.models.srflow import SRFlow
 
 __all__ = ["GALLERY_SAMPLES", "SampleSink", "evaluate"]
@@ -42,7 +43,7 @@ def evaluate(
     (``config.conventions.lr_psnr_reference``).
 
     Args:
-        model: The SRFlow model (evaluated on its own device).
+        model: The flow model, any family (evaluated on its own device).
         images: Ground truths and LR inputs (:func:`srflow.evaluation.images.load_eval_images`).
         config: Sampling settings and metric conventions.
         model_name: Name shown in reports.
@@ -54,6 +55,7 @@ def evaluate(
     """
     start = time.perf_counter()
     scale = model.config.scale
+    family = family_of(model.config).name
     sampler = ModelSampler(model, config.batch_size)
     suite = MetricSuite(config, device=sampler.device)
     result = EvalResult(
@@ -83,8 +85,9 @@ def evaluate(
         for method, temperature, samples in outputs:
             scores = suite.score(image.hr, lr_reference, scale, samples)
             row = MethodResult(
-                image.name, method, temperature, len(samples), scores.metrics, scores.per_sample
-            )
+                image.name, method, temperature, len(samples), scores.metrics, scores.per_sample,
+                family,
+            )  # fmt: skip
             result.rows.append(row)
             if index == 0 or sample_sink is not None:
                 as_uint8 = outputs_as_uint8(samples, mode)

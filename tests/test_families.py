@@ -170,3 +170,22 @@ def test_models_doc_lists_every_published_checkpoint_with_its_parameters() -> No
         with torch.device("meta"):
             params = sum(p.numel() for p in family.build(published.config).parameters())
         assert cells[4] == f"{params:,}"
+
+
+def test_every_published_config_survives_our_metadata(tmp_path: Path) -> None:
+    """The JSON config our safetensors files carry rebuilds each published configuration."""
+    from srflow.config.loading import to_dict
+    from srflow.families import family_named
+
+    for family, published in published_models():
+        data = json.loads(json.dumps(to_dict(published.config)))
+        assert family_named(family.name).config_from_dict(data) == published.config
+        assert family.describe(published.config).endswith(f"(published {published.name})")
+
+
+def test_info_on_an_unknown_file_is_one_line(tmp_path: Path, capsys) -> None:
+    path = tmp_path / "esrgan.pth"
+    torch.save({"conv_first.weight": torch.zeros(64, 3, 3, 3)}, path)
+    assert main(["info", str(path)]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.count("\n") == 0 and "esrgan.pth" in err and "matches no model family" in err

@@ -201,3 +201,18 @@ def test_downscale(tmp_path: Path, capsys) -> None:
     assert np.array_equal(pixels(out / "odd.png"), imresize(CHELSEA[:28, :32], scale=0.25))
     assert main(["downscale", str(src / "odd.png"), "-o", str(out), "-s", "1"]) == 2
     assert len(errors(capsys)) == 1
+
+
+def test_closed_pipe_ends_quietly(monkeypatch, capsys) -> None:
+    """``srflow info | head -1``: the reader left; exit 141 with no traceback."""
+    import os
+    import sys
+
+    read_end, write_end = os.pipe()
+    os.close(read_end)  # the reader is gone: writing raises BrokenPipeError
+    stdout = os.fdopen(write_end, "w", buffering=1)
+    monkeypatch.setattr(sys, "stdout", stdout)
+    try:
+        assert main(["info"]) == 141
+    finally:
+        stdout.close()

@@ -21,7 +21,9 @@ from srflow.flows import (
     Squeeze2d,
     data_dependent_init,
 )
-from srflow.flows.nets import SubnetSpec, last_conv
+from srflow.flows.bounded_coupling import BoundedAffineCoupling, LowpassAffineShift
+from srflow.flows.haar import HaarSqueeze2d
+from srflow.flows.nets import ActNormSubnet, DenseSubnet, SubnetSpec, last_conv
 
 C, H, W, COND = 4, 2, 2, 3
 SRFLOW = SubnetSpec(hidden_channels=8)
@@ -41,6 +43,14 @@ FACTORIES: dict[str, Callable[[], FlowLayer]] = {
     "squeeze": lambda: Squeeze2d(),
     "squeeze_by_4": lambda: Squeeze2d(4),
     "sequence": lambda: FlowSequence([FlowStep(C, COND, SRFLOW), ActNorm2d(C), InvConv1x1(C)]),
+    # HCFlow: bounded (atan) couplings, the rescaling trunk's low-pass coupling, Haar squeeze
+    "bounded_coupling": lambda: BoundedAffineCoupling(C, ActNormSubnet(C // 2, C, SRFLOW)),
+    "bounded_conditional_coupling": lambda: BoundedAffineCoupling(
+        C, ActNormSubnet(C // 2 + COND, C, SRFLOW), conditional=True
+    ),
+    "lowpass_affine": lambda: LowpassAffineShift(C, DenseSubnet(3, 2 * (C - 3), 4), True),
+    "lowpass_shift": lambda: LowpassAffineShift(C, DenseSubnet(C - 3, 3, 4), False),
+    "haar": lambda: HaarSqueeze2d(C),
     **{
         f"{kind}_injector": (lambda spec=spec: AffineInjector(C, COND, spec))
         for kind, spec in DA_SUBNETS.items()
@@ -62,7 +72,8 @@ def _build(name: str) -> FlowLayer:
     layer = FACTORIES[name]().double()
     with torch.no_grad():  # move away from identity/zero init so every parameter matters
         for p in layer.parameters():
-            p.add_(0.2 * torch.randn_like(p))
+            if p.requires_grad:  # fixed parameters (Haar filters) stay as they are
+                p.add_(0.2 * torch.randn_like(p))
     return layer
 
 
@@ -98,13 +109,14 @@ def test_logdet_equals_autograd_jacobian(name: str) -> None:
         torch.testing.assert_close(torch.linalg.slogdet(jac)[1], logdet[i], atol=1e-9, rtol=0)
 
 
-@pytest.mark.parametrize("name", sorted(set(FACTORIES) - {"squeeze", "squeeze_by_4"}))
+@pytest.mark.parametrize("name", sorted(set(FACTORIES) - {"squeeze", "squeeze_by_4", "haar"}))
 def test_gradients_reach_every_parameter(name: str) -> None:
     layer, (x, cond) = _build(name), _inputs(name)
     y, logdet = layer(x, cond)
     (0.5 * (y**2).sum() - logdet.sum()).backward()
     for pname, p in layer.named_parameters():
-        assert p.grad is not None and p.grad.abs().sum() > 0, pname
+        if p.requires_grad:
+            assert p.grad is not None and p.grad.abs().sum() > 0, pname
 
 
 @pytest.mark.parametrize("name", sorted(FACTORIES))
@@ -200,3 +212,32 @@ def test_deep_subnet_layer_order() -> None:
         else:
             expected = net.last(net.hidden(a))
         torch.testing.assert_close(net(x), expected)
+
+
+def test_bounded_log_scale_stays_within_its_bound() -> None:
+    from srflow.flows.bounded_coupling import bounded_log_scale
+
+    raw = torch.tensor([-1e6, -1.0, 0.0, 1.0, 1e6])
+    log_scale = bounded_log_scale(raw)
+    assert log_scale.abs().max() < 0.318 * torch.pi / 2 + 1e-6
+    assert log_scale[2] == 0 and log_scale[3] > 0 > log_scale[1]
+
+
+def test_haar_squeeze_low_pass_is_the_block_mean_and_filters_are_fixed() -> None:
+    layer = HaarSqueeze2d(3)
+    x = torch.rand(2, 3, 4, 6)
+    y, _ = layer(x)
+    torch.testing.assert_close(y[:, :3], torch.nn.functional.avg_pool2d(x, 2))
+    assert not layer.haar_weights.requires_grad
+    assert tuple(layer.haar_weights.shape) == (12, 1, 2, 2)
+
+
+def test_new_couplings_start_as_the_identity() -> None:
+    x = torch.randn(2, C, H, W)
+    for layer in (
+        LowpassAffineShift(C, DenseSubnet(3, 2 * (C - 3), 4), True),
+        LowpassAffineShift(C, DenseSubnet(C - 3, 3, 4), False),
+    ):
+        y, logdet = layer(x)
+        torch.testing.assert_close(y, x)
+        assert torch.equal(logdet, torch.zeros(2))

@@ -8,34 +8,26 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from srflow.flows.nets import DenseConvs
+
 
 def _lrelu(x: Tensor) -> Tensor:
     return F.leaky_relu(x, 0.2)
 
 
-class ResidualDenseBlock(nn.Module):
+class ResidualDenseBlock(DenseConvs):
     """Five densely connected 3x3 convolutions; output ``x + 0.2 * conv5(...)``."""
 
     def __init__(self, features: int = 64, growth: int = 32) -> None:
-        super().__init__()
-        self.conv1 = nn.Conv2d(features, growth, 3, padding=1)
-        self.conv2 = nn.Conv2d(features + growth, growth, 3, padding=1)
-        self.conv3 = nn.Conv2d(features + 2 * growth, growth, 3, padding=1)
-        self.conv4 = nn.Conv2d(features + 3 * growth, growth, 3, padding=1)
-        self.conv5 = nn.Conv2d(features + 4 * growth, features, 3, padding=1)
-        for conv in (self.conv1, self.conv2, self.conv3, self.conv4, self.conv5):
+        super().__init__(features, features, growth)
+        for conv in self.convs():
             nn.init.kaiming_normal_(conv.weight, a=0, mode="fan_in")
             with torch.no_grad():
                 conv.weight.mul_(0.1)
             nn.init.zeros_(conv.bias)
 
     def forward(self, x: Tensor) -> Tensor:
-        x1 = _lrelu(self.conv1(x))
-        x2 = _lrelu(self.conv2(torch.cat((x, x1), 1)))
-        x3 = _lrelu(self.conv3(torch.cat((x, x1, x2), 1)))
-        x4 = _lrelu(self.conv4(torch.cat((x, x1, x2, x3), 1)))
-        x5 = self.conv5(torch.cat((x, x1, x2, x3, x4), 1))
-        return x5 * 0.2 + x
+        return super().forward(x) * 0.2 + x
 
 
 class RRDB(nn.Module):

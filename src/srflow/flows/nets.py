@@ -176,6 +176,46 @@ class DeepSubnet(nn.Module):
         return self.tail(self.first(x))
 
 
+class DenseConvs(nn.Module):
+    """Five densely connected 'same' 3x3 convolutions with bias (ESRGAN's dense block without
+    its residual): ``conv_k`` sees the input and every earlier output, LeakyReLU 0.2 after
+    each but the last; ``growth`` channels each, ``out_channels`` from ``conv5``. Keys
+    ``conv1`` ... ``conv5`` as in the original checkpoints; PyTorch's default initialization.
+    """
+
+    def __init__(self, in_channels: int, out_channels: int, growth: int = 32) -> None:
+        super().__init__()
+        widths = [in_channels + k * growth for k in range(5)]
+        outs = [growth] * 4 + [out_channels]
+        for k, (w_in, w_out) in enumerate(zip(widths, outs, strict=True), start=1):
+            setattr(self, f"conv{k}", nn.Conv2d(w_in, w_out, 3, padding=1))
+
+    def convs(self) -> list[nn.Conv2d]:
+        """``conv1`` ... ``conv5``."""
+        return [getattr(self, f"conv{k}") for k in range(1, 6)]
+
+    def forward(self, x: Tensor) -> Tensor:
+        features = [x]
+        for conv in self.convs()[:4]:
+            features.append(F.leaky_relu(conv(torch.cat(features, 1)), 0.2))
+        return self.conv5(torch.cat(features, 1))
+
+
+class DenseSubnet(DenseConvs):
+    """:class:`DenseConvs` as a coupling sub-network (HCFlow's rescaling trunk): weights
+    Xavier-normal times 0.1, biases 0 and ``conv5`` zero, so the coupling starts as the
+    identity."""
+
+    def __init__(self, in_channels: int, out_channels: int, growth: int = 32) -> None:
+        super().__init__(in_channels, out_channels, growth)
+        for conv in self.convs():
+            nn.init.xavier_normal_(conv.weight)
+            with torch.no_grad():
+                conv.weight.mul_(0.1)
+            nn.init.zeros_(conv.bias)
+        nn.init.zeros_(self.conv5.weight)
+
+
 Subnet = ActNormSubnet | DeepSubnet
 
 

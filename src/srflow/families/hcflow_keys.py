@@ -3,8 +3,9 @@
 Trunk steps are ``flow.layers.<i>.{actnorm, permute, affine.f}``; ``affine.f`` is an FCN
 (``conv1``/``conv2`` with ActNorm, ``conv3`` zero-initialized: our ``net.0/2/4``) in the SR
 models and a dense block (``conv1`` ... ``conv5``, the same names here) in the rescaling
-model, whose Haar squeezes store their filters (``haar_weights``). The conditional flows
-(``flow.level<l>_condFlow.*``) follow with the HCFlow model.
+model, whose Haar squeezes store their filters (``haar_weights``). Each level's conditional
+flow is ``flow.level<l>_condFlow.{conv_first, RRDB_trunk0, RRDB_trunk1, trunk_conv1,
+additional_flow_steps.<s>, f}`` (our ``features.*``, ``steps.<s>``, ``prior``).
 """
 
 from __future__ import annotations
@@ -27,3 +28,31 @@ def trunk_key_to_ours(key: str, fcn: bool) -> str | None:
         conv, _, tail = rest.removeprefix("affine.f.").partition(".")
         rest = f"affine.net.{_FCN[conv] if fcn else conv}.{tail}"
     return f"layers.{index}.{rest}"
+
+
+_LEVEL = re.compile(r"^flow\.level(\d+)_condFlow\.(.*)$")
+_LEVEL_PARTS = [
+    (re.compile(r"^conv_first\."), "features.conv_first."),
+    (re.compile(r"^RRDB_trunk([01])\.(\d+)\.RDB(\d)\."), r"features.trunk\1.\2.rdb\3."),
+    (re.compile(r"^trunk_conv1\."), "features.trunk_conv."),
+    (re.compile(r"^f\."), "prior."),
+]
+
+
+def level_key_to_ours(key: str) -> tuple[int, str] | None:
+    """``(level, our key)`` (relative to
+    :class:`~srflow.models.hcflow_conditional.ConditionalLevelFlow`) for an original
+    conditional-flow key, or ``None`` if ``key`` is not one."""
+    m = _LEVEL.match(key)
+    if not m:
+        return None
+    level, rest = int(m.group(1)), m.group(2)
+    if rest.startswith("additional_flow_steps."):
+        inner = "flow.layers." + rest.removeprefix("additional_flow_steps.")
+        step = trunk_key_to_ours(inner, fcn=True)
+        assert step is not None
+        return level, "steps." + step.removeprefix("layers.")
+    for pattern, repl in _LEVEL_PARTS:
+        if pattern.match(rest):
+            return level, pattern.sub(repl, rest, count=1)
+    return level, rest

@@ -26,3 +26,12 @@ def assert_log_prob_is_change_of_variables(
     flat = torch.cat([z.reshape(1, -1) for z in enc.latents], dim=1)
     expected = torch.linalg.slogdet(jac)[1] + gaussian_log_prob(flat)
     torch.testing.assert_close(enc.log_prob, expected, atol=1e-8, rtol=0)
+
+
+def assert_each_close(
+    ours: list[torch.Tensor], refs: list[torch.Tensor], **tolerance: float
+) -> None:
+    """``assert_close`` over two equally long lists of tensors (latents per level, ...)."""
+    assert len(ours) == len(refs), (len(ours), len(refs))
+    for mine, ref in zip(ours, refs, strict=True):
+        torch.testing.assert_close(mine, ref, **tolerance)

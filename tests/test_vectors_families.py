@@ -17,6 +17,7 @@ import pytest
 import torch
 
 from conftest import VECTORS
+from flow_checks import assert_each_close
 from reference_weights import rebuild_state_dict
 from srflow.compat import load_official
 from srflow.compat.original_sampling import original_seeded_latents
@@ -70,8 +71,7 @@ def test_detected_architecture(reference) -> None:
 def test_encode_and_likelihood_float32(reference) -> None:
     name, model, io = reference
     enc = model.encode(io["hr"], io["lr"])
-    for ours, ref in zip(enc.latents, io["encode"]["epses"], strict=True):
-        torch.testing.assert_close(ours, ref, **F32)
+    assert_each_close(enc.latents, io["encode"]["epses"], **F32)
     torch.testing.assert_close(enc.original_nll, io["encode"]["nll"], atol=1e-4, rtol=0)
     torch.testing.assert_close(
         enc.original_logdet, io["encode"]["logdet"], **_logdet_tolerance(name)
@@ -92,8 +92,7 @@ def test_dequantized_encode_float32(reference) -> None:
         assert model.config.dequantization == "uniform"
         offset = 5.0
     enc = model.encode(deq["hr_deq"], io["lr"])
-    for ours, ref in zip(enc.latents, deq["epses"], strict=True):
-        torch.testing.assert_close(ours, ref, **F32)
+    assert_each_close(enc.latents, deq["epses"], **F32)
     torch.testing.assert_close(enc.original_nll + offset, deq["nll"], atol=1e-4, rtol=0)
 
 
@@ -118,8 +117,7 @@ def test_seeded_sampling_replay(reference) -> None:
         heat = float(key.removeprefix("heat_"))
         latents = original_seeded_latents(model, io["lr"], heat, int(seeded["seed"]))
         torch.testing.assert_close(latents[-1], seeded["z"], atol=0, rtol=0)
-        for ours, ref in zip(latents[:-1], seeded["split_eps"], strict=True):
-            torch.testing.assert_close(ours, ref, atol=0, rtol=0)
+        assert_each_close(latents[:-1], seeded["split_eps"], atol=0, rtol=0)
         sr, _ = model.decode(io["lr"], latents)
         torch.testing.assert_close(sr, seeded["sr"], **F32)
 
@@ -131,8 +129,7 @@ def test_float64(reference) -> None:
     ref = io["f64"]
     hr, lr = io["hr"].double(), io["lr"].double()
     enc = model64.encode(hr, lr)
-    for ours, theirs in zip(enc.latents, ref["encode"]["epses"], strict=True):
-        torch.testing.assert_close(ours, theirs, **F64)
+    assert_each_close(enc.latents, ref["encode"]["epses"], **F64)
     torch.testing.assert_close(enc.original_nll, ref["encode"]["nll"], **F64)
     torch.testing.assert_close(enc.original_logdet, ref["encode"]["logdet"], atol=1e-8, rtol=1e-12)
     sr, _ = model64.decode(lr, ref["encode"]["epses"])

@@ -56,3 +56,20 @@ def level_key_to_ours(key: str) -> tuple[int, str] | None:
         if pattern.match(rest):
             return level, pattern.sub(repl, rest, count=1)
     return level, rest
+
+
+def to_ours(state_dict: dict, fcn: bool) -> dict:
+    """An original HCFlow state dict renamed to :class:`~srflow.models.hcflow.HCFlow`'s keys
+    (``module.`` prefixes dropped); unknown keys are kept as they are, so a strict load names
+    them."""
+    out = {}
+    for key, value in state_dict.items():
+        key = key.removeprefix("module.")
+        trunk = trunk_key_to_ours(key, fcn)
+        level = level_key_to_ours(key)
+        if trunk is not None:
+            key = "trunk." + trunk
+        elif level is not None:
+            key = f"levels.{level[0]}.{level[1]}"
+        out[key] = value
+    return out

@@ -96,29 +96,51 @@ class HCFlowTrunk(nn.Module):
             channels = in_channels if level == levels - 1 else channels // 2
             self.layers.append(ChannelSplit(channels))
 
+    def _level_layers(self, level: int) -> list[nn.Module]:
+        """The layers of ``level`` (0 = finest), its split last."""
+        bounds = [i for i, m in enumerate(self.layers) if isinstance(m, ChannelSplit)]
+        start = bounds[level - 1] + 1 if level else 0
+        return list(self.layers)[start : bounds[level] + 1]
+
+    @property
+    def levels(self) -> int:
+        """Number of levels."""
+        return sum(isinstance(m, ChannelSplit) for m in self.layers)
+
+    def encode_level(self, level: int, x: Tensor) -> tuple[Tensor, Tensor, Tensor]:
+        """One level: ``x`` -> ``(kept, part, logdet)``."""
+        logdet = x.new_zeros(x.shape[0])
+        *steps, split = self._level_layers(level)
+        for layer in steps:
+            x, d = layer(x)
+            logdet = logdet + d
+        assert isinstance(split, ChannelSplit)
+        return x[:, : split.kept], x[:, split.kept :], logdet
+
+    def decode_level(self, level: int, kept: Tensor, part: Tensor) -> tuple[Tensor, Tensor]:
+        """Inverse of :meth:`encode_level`: ``(x, logdet)``."""
+        x = torch.cat([kept, part], dim=1)
+        logdet = x.new_zeros(x.shape[0])
+        for layer in reversed(self._level_layers(level)[:-1]):
+            x, d = layer.inverse(x)
+            logdet = logdet + d
+        return x, logdet
+
     def encode(self, x: Tensor) -> tuple[Tensor, list[Tensor], Tensor]:
         """HR ``(B, 3, H, W)`` -> ``(y, [a_1, ..., a_L], logdet)``: the flow's LR image, the
         high-frequency parts finest first, and the log-det ``(B,)``."""
         logdet = x.new_zeros(x.shape[0])
         parts = []
-        for layer in self.layers:
-            if isinstance(layer, ChannelSplit):
-                x, part = x[:, : layer.kept], x[:, layer.kept :]
-                parts.append(part)
-            else:
-                x, d = layer(x)
-                logdet = logdet + d
+        for level in range(self.levels):
+            x, part, d = self.encode_level(level, x)
+            parts.append(part)
+            logdet = logdet + d
         return x, parts, logdet
 
     def decode(self, y: Tensor, parts: list[Tensor]) -> tuple[Tensor, Tensor]:
         """Inverse of :meth:`encode`: ``(hr, logdet)`` from ``y`` and the parts."""
-        remaining = list(parts)
         logdet = y.new_zeros(y.shape[0])
-        for layer in reversed(self.layers):
-            if isinstance(layer, ChannelSplit):
-                y = torch.cat([y, remaining.pop()], dim=1)
-            else:
-                y, d = layer.inverse(y)
-                logdet = logdet + d
+        for level in reversed(range(self.levels)):
+            y, d = self.decode_level(level, y, parts[level])
+            logdet = logdet + d
         return y, logdet
-

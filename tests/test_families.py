@@ -26,6 +26,9 @@ LAYOUTS = {
         for v in ("", "-R", "-S", "-D")
         for s in (4, 8)
     },
+    "HCFlow_SR4X": ("HCFlow", "HCFlow_SR_DF2K_4X"),
+    "HCFlow_SRface8X": ("HCFlow", "HCFlow_SR_CelebA_8X"),
+    "HCFlow_Rescaling4X": ("HCFlow", "HCFlow_Rescaling_DF2K_4X"),
 }
 
 
@@ -93,7 +96,7 @@ def test_unknown_file_names_families_and_closest_match(tmp_path: Path) -> None:
         detect(renamed)
     message = str(info.value)
     assert "\n" not in message
-    assert "tried SRFlow, SRFlow-DA" in message
+    assert "tried SRFlow, SRFlow-DA, HCFlow" in message
     assert "closest is SRFlow-DA SRFlowDA-R_4X" in message
     assert "missing (RRDB." in message and "unexpected (encoder." in message
     path = tmp_path / "other.pth"
@@ -189,3 +192,28 @@ def test_info_on_an_unknown_file_is_one_line(tmp_path: Path, capsys) -> None:
     assert main(["info", str(path)]) == 2
     err = capsys.readouterr().err.strip()
     assert err.count("\n") == 0 and "esrgan.pth" in err and "matches no model family" in err
+
+
+def test_hcflow_checkpoints_load_but_sr_says_not_yet(tmp_path: Path, capsys) -> None:
+    """An HCFlow file is detected, converted and described; the commands that do not run
+    HCFlow yet refuse it with one line instead of failing inside."""
+    from srflow.families import family_named
+    from srflow.inference.pipeline import SuperResolver
+    from srflow.models.checkpoint import save_model
+
+    family = family_named("HCFlow")
+    config = family.published[2].config  # rescaling 4x: the smallest
+    model = family.build(config)
+    path = save_model(model, tmp_path / "rescaling.safetensors")
+    assert main(["info", str(path)]) == 0
+    assert "HCFlow (rescaling) 4x (published HCFlow_Rescaling_DF2K_4X)" in capsys.readouterr().out
+    assert load_model(path).config == config
+    with pytest.raises(ValueError, match="not supported yet"):
+        SuperResolver(load_model(path))
+    image = tmp_path / "lr.png"
+    from PIL import Image
+
+    Image.new("RGB", (8, 8)).save(image)
+    assert main(["sr", str(image), "-o", str(tmp_path / "out"), "--model", str(path)]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.count("\n") == 0 and "not supported yet" in err

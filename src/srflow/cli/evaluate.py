@@ -32,7 +32,8 @@ from srflow.evaluation.plots import write_plots
 from srflow.evaluation.report import write_csv, write_json, write_markdown
 from srflow.evaluation.runner import SampleSink
 from srflow.inference.pipeline import pick_device
-from srflow.models.checkpoint import load_model
+from srflow.models.checkpoint import describe_model, load_model
+from srflow.models.srflow import SRFlow
 
 logger = logging.getLogger(__name__)
 BENCHMARKS = {"photos": Path("data") / "photos" / "eval"}
@@ -193,6 +194,8 @@ def run(args: argparse.Namespace) -> int:
         model = load_model(model_path, device=pick_device(args.device))
     except (CheckpointError, ValueError, OSError) as exc:
         raise CliError(str(exc)) from None
+    if not isinstance(model, SRFlow):
+        raise CliError(f"{model_path}: srflow eval does not support {describe_model(model)} yet")
     announce_model(model_path, model)
     scale = model.config.scale
     if args.scale is not None and args.scale != scale:

@@ -14,7 +14,7 @@ from srflow.compat.official import CheckpointError
 from srflow.data.image_io import ImageReadError, read_image, write_image
 from srflow.inference.pipeline import pick_device
 from srflow.latent import LatentCode, LatentFileError, check_compatible, load_latents, read_mask
-from srflow.models.checkpoint import load_model
+from srflow.models.checkpoint import describe_model, load_model
 from srflow.models.srflow import SRFlow
 
 logger = logging.getLogger(__name__)
@@ -55,6 +55,8 @@ def load(args: argparse.Namespace) -> SRFlow:
         model = load_model(path, device=pick_device(args.device))
     except (CheckpointError, RuntimeError, ValueError) as exc:
         raise CliError(str(exc)) from None
+    if not isinstance(model, SRFlow):
+        raise CliError(f"{path}: the latent tools do not support {describe_model(model)} yet")
     announce_model(path, model)
     return model
 

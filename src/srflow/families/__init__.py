@@ -5,7 +5,7 @@ alone (as spandrel does for feed-forward SR models), then renamed and loaded str
 
     >>> from srflow.families import FAMILIES
     >>> [family.name for family in FAMILIES]
-    ['SRFlow', 'SRFlow-DA']
+    ['SRFlow', 'SRFlow-DA', 'HCFlow']
 """
 
 from __future__ import annotations
@@ -17,10 +17,11 @@ from typing import Any
 from torch import Tensor
 
 from srflow.families.base import Detection, DetectionError, ModelFamily, PublishedModel
+from srflow.families.hcflow import HCFLOW
 from srflow.families.srflow import SRFLOW
 from srflow.families.srflow_da import SRFLOW_DA
 
-FAMILIES: tuple[ModelFamily, ...] = (SRFLOW, SRFLOW_DA)
+FAMILIES: tuple[ModelFamily, ...] = (SRFLOW, SRFLOW_DA, HCFLOW)
 
 
 def family_named(name: str) -> ModelFamily:

@@ -73,3 +73,38 @@ def to_ours(state_dict: dict, fcn: bool) -> dict:
             key = f"levels.{level[0]}.{level[1]}"
         out[key] = value
     return out
+
+
+_FCN_BACK = {v: k for k, v in _FCN.items()}
+_LEVEL_PARTS_BACK = [
+    (re.compile(r"^features\.conv_first\."), "conv_first."),
+    (re.compile(r"^features\.trunk([01])\.(\d+)\.rdb(\d)\."), r"RRDB_trunk\1.\2.RDB\3."),
+    (re.compile(r"^features\.trunk_conv\."), "trunk_conv1."),
+    (re.compile(r"^prior\."), "f."),
+]
+
+
+def _step_to_original(rest: str, fcn: bool) -> str:
+    if rest.startswith("affine.net."):
+        conv, _, tail = rest.removeprefix("affine.net.").partition(".")
+        rest = f"affine.f.{_FCN_BACK[conv] if fcn else conv}.{tail}"
+    return rest
+
+
+def to_original_key(key: str, fcn: bool) -> str:
+    """Inverse of :func:`to_ours` for one key."""
+    m = re.match(r"^trunk\.layers\.(\d+)\.(.*)$", key)
+    if m:
+        return f"flow.layers.{m.group(1)}.{_step_to_original(m.group(2), fcn)}"
+    m = re.match(r"^levels\.(\d+)\.(.*)$", key)
+    if not m:
+        return key
+    prefix, rest = f"flow.level{m.group(1)}_condFlow.", m.group(2)
+    step = re.match(r"^steps\.(\d+)\.(.*)$", rest)
+    if step:
+        inner = _step_to_original(step.group(2), fcn=True)
+        return f"{prefix}additional_flow_steps.{step.group(1)}.{inner}"
+    for pattern, repl in _LEVEL_PARTS_BACK:
+        if pattern.match(rest):
+            return prefix + pattern.sub(repl, rest, count=1)
+    return prefix + rest

@@ -79,6 +79,11 @@ class SuperResolver:
         self.device = (
             torch.device(device) if device is not None else next(model.parameters()).device
         )
+        if not isinstance(model, SRFlow):
+            raise ValueError(
+                f"{describe_model(model)}: super-resolution with this family is not supported "
+                "yet (loading, conversion and `srflow info` are)"
+            )
         if half and self.device.type == "cpu":
             raise ValueError("--half needs a GPU (float16 on the CPU is slow and unsupported)")
         self.dtype = torch.float16 if half else torch.float32

@@ -96,9 +96,10 @@ def load_model(path: str | Path, *, device: torch.device | str = "cpu") -> SRFlo
     return load_official(read_torch_state_dict(path), source_name=str(path)).to(device)
 
 
-def describe_model(model: SRFlow) -> str:
+def describe_model(model: torch.nn.Module) -> str:
     """One line naming the model's family, variant and scale (and its published name)."""
-    return family_of(model.config).describe(model.config)
+    config = model.config
+    return family_of(config).describe(config)
 
 
 def convert_official_checkpoint(

@@ -106,3 +106,43 @@ def test_float64(reference) -> None:
     for j, heat in enumerate(fixed["heats"].tolist()):
         hr, _ = model64.decode(lr_in, [u.double() * heat for u in fixed["unit_eps"]])
         torch.testing.assert_close(hr, ref["sample_fixed"]["sr_unclamped"][j], **F64)
+
+
+@torch.no_grad()
+def test_rescaling_upscale_from_the_stored_lr(reference) -> None:
+    """Rescaling: HR from the 8-bit flow LR (T=0: the means; with the encoded latents) and
+    from the bicubic LR (T=0 and unit noise at T=1)."""
+    folder, model, io = reference
+    if model.config.task != "rescale":
+        pytest.skip("rescaling vectors only")
+    forward, up, bicubic = io["forward"], io["upscale"], io["upscale_bicubic"]
+    zeros = [torch.zeros_like(z) for z in forward["z"]]
+    cases = [
+        (forward["lr_quant"], zeros, up["T0"]),
+        (forward["lr_quant"], forward["z"], up["encoded_z"]),
+        (io["lr"], zeros, bicubic["T0"]),
+        (io["lr"], io["sample_fixed"]["unit_eps"], bicubic["T1_unit_eps"]),
+    ]
+    for lr, latents, ref in cases:
+        hr, _ = model.decode(lr, latents)
+        torch.testing.assert_close(hr, ref["sr_unclamped"], **F32)
+        torch.testing.assert_close(hr.clamp(0, 1), ref["sr"], **F32)
+
+
+@torch.no_grad()
+def test_sr_replays_the_original_test_routine(reference) -> None:
+    """The original ``test()`` after ``manual_seed``: dequantization noise, NLL, then one sample
+    per test heat (``[0, 0, 0.9]``: heat 0 twice, the second kept), all from one RNG stream."""
+    folder, model, io = reference
+    if model.config.task != "sr":
+        pytest.skip("SR vectors only")
+    seeded = io["test_seeded"]
+    generator = torch.Generator().manual_seed(int(seeded["seed"]))
+    noise = torch.rand(io["hr"].shape, generator=generator)
+    assert torch.equal(noise, seeded["u"])
+    enc = model.encode(io["hr"], io["lr"], noise=noise)
+    assert float(enc.nll.mean()) == pytest.approx(seeded["returned"], rel=1e-6)
+    heats = [float(h) for h in seeded["val_heats"]]
+    samples = [model.sample(io["lr"], h, 1, generator)[0] for h in heats]
+    torch.testing.assert_close(samples[1], seeded["sr"][0], **F32)
+    torch.testing.assert_close(samples[2], seeded["sr"][1], **F32)

@@ -194,26 +194,23 @@ def test_info_on_an_unknown_file_is_one_line(tmp_path: Path, capsys) -> None:
     assert err.count("\n") == 0 and "esrgan.pth" in err and "matches no model family" in err
 
 
-def test_hcflow_checkpoints_load_but_sr_says_not_yet(tmp_path: Path, capsys) -> None:
-    """An HCFlow file is detected, converted and described; the commands that do not run
-    HCFlow yet refuse it with one line instead of failing inside."""
+def test_hcflow_checkpoints_load_and_unsupported_tools_say_so(tmp_path: Path, capsys) -> None:
+    """An HCFlow file is detected, converted and described; the latent tools, which do not
+    run HCFlow yet, refuse it with one line instead of failing inside."""
+    from PIL import Image
+
     from srflow.families import family_named
-    from srflow.inference.pipeline import SuperResolver
     from srflow.models.checkpoint import save_model
 
     family = family_named("HCFlow")
     config = family.published[2].config  # rescaling 4x: the smallest
-    model = family.build(config)
-    path = save_model(model, tmp_path / "rescaling.safetensors")
+    path = save_model(family.build(config), tmp_path / "rescaling.safetensors")
     assert main(["info", str(path)]) == 0
     assert "HCFlow (rescaling) 4x (published HCFlow_Rescaling_DF2K_4X)" in capsys.readouterr().out
     assert load_model(path).config == config
-    with pytest.raises(ValueError, match="not supported yet"):
-        SuperResolver(load_model(path))
-    image = tmp_path / "lr.png"
-    from PIL import Image
-
-    Image.new("RGB", (8, 8)).save(image)
-    assert main(["sr", str(image), "-o", str(tmp_path / "out"), "--model", str(path)]) == 2
+    image = tmp_path / "photo.png"
+    Image.new("RGB", (16, 16)).save(image)
+    z = tmp_path / "z.safetensors"
+    assert main(["encode", str(image), "-o", str(z), "--model", str(path)]) == 2
     err = capsys.readouterr().err.strip()
-    assert err.count("\n") == 0 and "not supported yet" in err
+    assert err.count("\n") == 0 and "do not support" in err and not z.exists()

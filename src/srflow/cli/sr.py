@@ -39,7 +39,9 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("-o", "--output", type=Path, required=True, help="output folder")
     p.add_argument("--model", help="model file (.safetensors or original .pth); default: embedded")
     p.add_argument("-t", "--temperature", type=float, nargs="+", default=[0.8],
-                   help="latent standard deviation(s) (default 0.8)")  # fmt: skip
+                   help="latent standard deviation(s) (default 0.8); for HCFlow models the "
+                        "noise around each level's predicted mean (0: the means; HCFlow's "
+                        "authors use 0.9 for general SR, 0.8 for faces)")  # fmt: skip
     p.add_argument("-n", "--samples", type=int, default=1, help="samples per temperature")
     p.add_argument("--seed", type=int, default=0, help="random seed (same seed, same output)")
     p.add_argument("--tile", type=int, default=None, help="LR tile size for large images")

@@ -21,6 +21,7 @@ from srflow.data.image_io import LoadedImage, image_from_pil, image_to_pil, read
 from srflow.data.resize import imresize
 from srflow.inference.tiling import decode_tiled
 from srflow.models.checkpoint import describe_model, load_model
+from srflow.models.hcflow import HCFlow
 from srflow.models.srflow import SRFlow, Temperature
 
 logger = logging.getLogger(__name__)
@@ -74,16 +75,13 @@ class SuperResolver:
     """
 
     def __init__(
-        self, model: SRFlow, device: torch.device | str | None = None, half: bool = False
+        self, model: SRFlow | HCFlow, device: torch.device | str | None = None, half: bool = False
     ) -> None:
         self.device = (
             torch.device(device) if device is not None else next(model.parameters()).device
         )
-        if not isinstance(model, SRFlow):
-            raise ValueError(
-                f"{describe_model(model)}: super-resolution with this family is not supported "
-                "yet (loading, conversion and `srflow info` are)"
-            )
+        if not isinstance(model, SRFlow | HCFlow):
+            raise ValueError(f"{describe_model(model)}: not a super-resolution flow")
         if half and self.device.type == "cpu":
             raise ValueError("--half needs a GPU (float16 on the CPU is slow and unsupported)")
         self.dtype = torch.float16 if half else torch.float32

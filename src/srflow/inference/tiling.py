@@ -16,6 +16,7 @@ from dataclasses import dataclass
 
 from torch import Tensor
 
+from srflow.models.hcflow import HCFlow
 from srflow.models.srflow import SRFlow
 
 
@@ -56,7 +57,7 @@ def _slice_latent(z: Tensor, win_y: tuple[int, int], win_x: tuple[int, int], lr_
 
 
 def decode_tiled(
-    model: SRFlow,
+    model: SRFlow | HCFlow,
     lr: Tensor,
     latents: list[Tensor],
     tile: int,

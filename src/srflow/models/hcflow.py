@@ -11,13 +11,15 @@ around the given LR (the "Dirac" LR term), evaluated at ``y`` quantized to 8 bit
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import torch
 from torch import Tensor, nn
 
 from srflow.config.hcflow import HCFlowConfig
-from srflow.flows.distributions import gaussian_log_prob
+from srflow.flows.coupling import broadcast_batch
+from srflow.flows.distributions import gaussian_log_prob, sample_normal
 from srflow.models.hcflow_conditional import ConditionalLevelFlow, level_condition
 from srflow.models.hcflow_trunk import HCFlowTrunk
 
@@ -156,21 +158,56 @@ class HCFlow(nn.Module):
             hr.shape[2] * hr.shape[3], deq_logdet,
         )  # fmt: skip
 
-    def decode(self, lr: Tensor, latents: list[Tensor]) -> tuple[Tensor, Tensor]:
+    def conditioning(self, lr: Tensor) -> list[Tensor]:
+        """What depends on the LR alone: the coarsest level's features (one per image)."""
+        return [self.levels[-1].features(lr)]
+
+    def decode(
+        self, lr: Tensor, latents: list[Tensor], *, conds: list[Tensor] | None = None
+    ) -> tuple[Tensor, Tensor]:
         """``(hr, logdet)`` from the LR (inserted as the flow's ``y`` as it is) and the
-        normalized latents (finest first); ``hr`` is not clamped."""
+        normalized latents (finest first); ``hr`` is not clamped.
+
+        The latents may hold ``k`` samples per image (batch ``k * B``, sample-major) while
+        ``lr`` (and ``conds`` from :meth:`conditioning`) hold each image once.
+        """
         if len(latents) != self.config.levels:
             raise ValueError(f"expected {self.config.levels} latent tensors, got {len(latents)}")
-        x = lr
-        logdet = lr.new_zeros(lr.shape[0])
+        batch = latents[0].shape[0]
+        x = broadcast_batch(lr, batch).expand(batch, *lr.shape[1:])
+        logdet = lr.new_zeros(batch)
         coarser: list[Tensor] = []
         for level in reversed(range(self.config.levels)):
-            cond = lr if level == self.config.levels - 1 else level_condition(x, coarser)
-            part, features, d = self.levels[level].decode(latents[level], cond)
+            flow = self.levels[level]
+            if level == self.config.levels - 1:
+                features = (conds or self.conditioning(lr))[0]
+                features = broadcast_batch(features, batch).expand(batch, *features.shape[1:])
+                part, d = flow.decode_with_features(latents[level], features)
+            else:
+                part, features, d = flow.decode(latents[level], level_condition(x, coarser))
             coarser.insert(0, features)
             x, d_trunk = self.trunk.decode_level(level, x, part)
             logdet = logdet + d + d_trunk
         return x, logdet
+
+    def sample_latents(
+        self, shapes: list[tuple[int, ...]], temperature: float | Sequence[float],
+        generator: torch.Generator | None = None, *, dtype: torch.dtype = torch.float32,
+        device: torch.device | str = "cpu",
+    ) -> list[Tensor]:  # fmt: skip
+        """Latents ``N(0, T^2)`` (finest first), drawn coarsest first as the original does;
+        ``temperature`` may give one value per latent tensor."""
+        temps = (
+            [float(temperature)] * len(shapes) if isinstance(temperature, int | float)
+            else [float(t) for t in temperature]
+        )  # fmt: skip
+        if len(temps) != len(shapes):
+            raise ValueError(f"need one temperature per latent tensor ({len(shapes)})")
+        drawn = {
+            i: sample_normal(shapes[i], temps[i], generator=generator, dtype=dtype, device=device)
+            for i in reversed(range(len(shapes)))
+        }
+        return [drawn[i] for i in range(len(shapes))]
 
     def latent_shapes(self, lr: Tensor, n: int = 1) -> list[tuple[int, ...]]:
         """Latent shapes (finest first) for ``n`` samples of each image in ``lr``."""
@@ -192,12 +229,10 @@ class HCFlow(nn.Module):
         Noise is drawn coarsest level first, as the original's sampler.
         """
         shapes = self.latent_shapes(lr)
+        conds = self.conditioning(lr)
         outs = []
         for _ in range(n):
-            noise = {
-                level: torch.randn(shapes[level], generator=generator) * temperature
-                for level in reversed(range(self.config.levels))
-            }
-            latents = [noise[level].to(lr.device, lr.dtype) for level in range(self.config.levels)]
-            outs.append(self.decode(lr, latents)[0].clamp(0, 1))
+            latents = self.sample_latents(shapes, temperature, generator, dtype=lr.dtype)
+            latents = [z.to(lr.device) for z in latents]
+            outs.append(self.decode(lr, latents, conds=conds)[0].clamp(0, 1))
         return torch.stack(outs)

@@ -126,13 +126,18 @@ class ConditionalLevelFlow(nn.Module):
     def decode(self, eps: Tensor, cond: Tensor) -> tuple[Tensor, Tensor, Tensor]:
         """Normalized latent -> ``(a, features, logdet)`` given ``cond``."""
         features = self.features(cond)
+        part, logdet = self.decode_with_features(eps, features)
+        return part, features, logdet
+
+    def decode_with_features(self, eps: Tensor, features: Tensor) -> tuple[Tensor, Tensor]:
+        """:meth:`decode` with the features already computed: ``(a, logdet)``."""
         mean, log_std = self.mean_log_std(features)
         part = mean + torch.exp(log_std) * eps
         logdet = part.new_zeros(part.shape[0])
         for step in reversed(self.steps):
             part, d = step.inverse(part, features)
             logdet = logdet + d
-        return part, features, logdet
+        return part, logdet
 
 
 def level_condition(kept: Tensor, coarser_features: list[Tensor]) -> Tensor:

@@ -12,6 +12,7 @@ from torch import Tensor
 
 from srflow.config.schema import EncoderConfig, FlowConfig, ModelConfig
 from srflow.families import Detection, DetectionError, detect, family_of
+from srflow.models.hcflow import HCFlow
 from srflow.models.srflow import SRFlow
 
 logger = logging.getLogger(__name__)
@@ -95,7 +96,7 @@ def load_official(
     config: ModelConfig | None = None,
     stacked_blocks: tuple[int, ...] | None = None,
     source_name: str | None = None,
-) -> SRFlow:
+) -> SRFlow | HCFlow:
     """Build a model from an original checkpoint of any family, detecting its configuration.
 
     Args:

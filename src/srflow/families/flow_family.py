@@ -26,9 +26,11 @@ from srflow.models.srflow import SRFlow
 _UNUSED_KEYS = (f"{UNUSED_PREFIX}0.weight", f"{UNUSED_PREFIX}0.bias")
 
 
-def _subnet_structure(sd: Mapping[str, Tensor], prefix: str) -> tuple[str, int, int, int]:
-    """``(kind, depth, hidden kernel, width)`` of the sub-network whose keys start ``prefix``
-    (``...affine.fFeatures``)."""
+def _subnet_structure(
+    sd: Mapping[str, Tensor], prefix: str
+) -> tuple[str, int, int, int, int]:
+    """``(kind, depth, hidden kernel, width, input channels)`` of the sub-network whose keys
+    start ``prefix`` (``...affine.fFeatures``)."""
 
     def weights(pattern: str) -> list[str]:
         return [k for k in sd if re.fullmatch(re.escape(prefix) + pattern, k)]
@@ -45,7 +47,7 @@ def _subnet_structure(sd: Mapping[str, Tensor], prefix: str) -> tuple[str, int, 
     else:
         raise DetectionError(f"unknown coupling sub-network layout under {prefix}")
     kernel = sd[hidden[0]].shape[-1] if hidden else 1
-    return kind, len(hidden), kernel, first.shape[0]
+    return kind, len(hidden), kernel, first.shape[0], first.shape[1]
 
 
 class FlowFamily(ModelFamily):
@@ -90,9 +92,8 @@ class FlowFamily(ModelFamily):
         try:
             nf, gc, nb, scale = read_encoder_layout(sd)
             layout = read_flow_layout(sd)
-            kind, depth, kernel, hidden = _subnet_structure(sd, prefix)
-            n_stacked = sd[f"{prefix}{'1' if kind in ('long_skip', 'residual') else ''}.0.weight"
-                           ].shape[1] // nf - 1  # fmt: skip
+            kind, depth, kernel, hidden, cond_channels = _subnet_structure(sd, prefix)
+            n_stacked = cond_channels // nf - 1  # the injector sees the conditioning only
         except (KeyError, IndexError, ValueError) as exc:
             raise DetectionError(f"unreadable {self.name} layout ({exc})") from None
         if stacked_blocks is None:

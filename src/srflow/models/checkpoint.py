@@ -24,12 +24,15 @@ from srflow.config.loading import ConfigError, to_dict
 from srflow.config.schema import ModelConfig
 from srflow.families import DetectionError, family_named, family_of
 from srflow.files import atomic_path
+from srflow.models.hcflow import HCFlow
 from srflow.models.srflow import SRFlow
 
 FORMAT = "srflow-model/1"
 
 
-def save_model(model: SRFlow, path: str | Path, *, dtype: torch.dtype | None = None) -> Path:
+def save_model(
+    model: SRFlow | HCFlow, path: str | Path, *, dtype: torch.dtype | None = None
+) -> Path:
     """Write ``model`` (weights, optionally cast to ``dtype``, plus config) atomically."""
     path = Path(path)
     tensors = {
@@ -73,7 +76,9 @@ def read_model_config(path: str | Path) -> ModelConfig:
         raise CheckpointError(f"{path}: invalid model config ({exc})") from None
 
 
-def load_model(path: str | Path, *, device: torch.device | str = "cpu") -> SRFlow:
+def load_model(
+    path: str | Path, *, device: torch.device | str = "cpu"
+) -> SRFlow | HCFlow:
     """Load one of our ``.safetensors`` checkpoints or an original ``.pth`` of any family.
 
     Returns the model in eval mode (float32, on ``device``).
@@ -104,7 +109,7 @@ def describe_model(model: torch.nn.Module) -> str:
 
 def convert_official_checkpoint(
     source: str | Path, target: str | Path, *, stacked_blocks: tuple[int, ...] | None = None
-) -> tuple[SRFlow, Path]:
+) -> tuple[SRFlow | HCFlow, Path]:
     """Convert an original ``.pth`` of any family into our safetensors format (weights
     bit-identical); returns the loaded model and the written path."""
     state = read_torch_state_dict(source)

@@ -49,6 +49,9 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     source.add_argument("--hr", type=Path, help="folder (or file) of ground-truth HR images")
     source.add_argument("--benchmark", choices=sorted(BENCHMARKS),
                         help="photos: data/photos/eval (scripts/prepare_photos.py)")  # fmt: skip
+    p.add_argument("--task", choices=["sr", "rescale"], default="sr",
+                   help="sr (default), or rescale: an HCFlow rescaling model's 8-bit LR and "
+                        "its reconstruction vs bicubic down + up (docs/rescaling.md)")  # fmt: skip
     p.add_argument("--lr", type=Path, help="LR images paired by file stem (default: bicubic)")
     p.add_argument("--model", help="model file (.safetensors or original .pth); default: embedded")
     p.add_argument("--scale", type=int, help="check the model's scale factor")
@@ -188,6 +191,13 @@ def run(args: argparse.Namespace) -> int:
         raise CliError("--samples must be at least 1")
     if args.crop is not None and args.crop < 8:
         raise CliError("--crop must be at least 8")
+    if args.task == "rescale":
+        from srflow.cli.evaluate_rescale import run_rescale
+
+        if args.lr is not None:
+            raise CliError("--task rescale makes its LR with the model: drop --lr")
+        hr_dir = args.hr if args.hr is not None else BENCHMARKS[args.benchmark] / "hr"
+        return run_rescale(args, hr_dir, DEFAULT_TEMPERATURES)
     config = _config(args)
     model_path = resolve_model(args.model)
     try:

@@ -9,14 +9,15 @@ import sys
 from collections.abc import Sequence
 
 from srflow import __version__
-from srflow.cli import evaluate, latent, sr, tools
+from srflow.cli import evaluate, latent, rescale, sr, tools
 from srflow.cli.common import CliError, fail
 
 
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser with every subcommand."""
     parser = argparse.ArgumentParser(
-        prog="srflow", description="Flow-based, diverse image super-resolution (SRFlow)."
+        prog="srflow",
+        description="Flow-based, diverse image super-resolution (SRFlow, SRFlow-DA, HCFlow).",
     )
     parser.add_argument("--version", action="version", version=f"srflow {__version__}")
     parser.add_argument("-v", "--verbose", action="store_true", help="log details")
@@ -25,6 +26,7 @@ def build_parser() -> argparse.ArgumentParser:
     tools.add_parsers(subparsers)
     evaluate.add_parser(subparsers)
     latent.add_parsers(subparsers)
+    rescale.add_parser(subparsers)
     try:
         from srflow.cli import train
     except ImportError:  # training extras not importable: the other commands still work

@@ -99,5 +99,10 @@ class HCFlowFamily(ModelFamily):
     def owns(self, config: Any) -> bool:
         return isinstance(config, HCFlowConfig)
 
+    def describe(self, config: Any) -> str:
+        if self.published_for(config) is None and config.task == "rescale":
+            return f"{self.name} rescaling {config.scale}x (custom configuration)"
+        return super().describe(config)
+
 
 HCFLOW = HCFlowFamily()

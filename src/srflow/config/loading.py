@@ -66,6 +66,15 @@ def _unknown_key(key: object, path: str, known: Sequence[str]) -> ConfigError:
     return ConfigError(f"unknown key '{_join(path, key)}'{hint}")
 
 
+def _misfit(hint: Any, value: object) -> int:
+    """How many keys of a mapping ``value`` the dataclass ``hint`` does not know (a large
+    number when ``hint`` is not a dataclass or ``value`` not a mapping)."""
+    if not (dataclasses.is_dataclass(hint) and isinstance(value, Mapping)):
+        return 1 << 30
+    names = {f.name for f in dataclasses.fields(hint)}
+    return sum(key not in names for key in value)
+
+
 def _convert(value: object, hint: Any, path: str) -> Any:
     """Check ``value`` against the type hint ``hint`` and coerce it (lists to tuples, ...)."""
     origin, args = typing.get_origin(hint), typing.get_args(hint)
@@ -79,11 +88,15 @@ def _convert(value: object, hint: Any, path: str) -> Any:
             return None
         if len(options) == 1:
             return _convert(value, options[0], path)
+        errors: list[tuple[int, ConfigError]] = []
         for option in options:
             try:
                 return _convert(value, option, path)
-            except ConfigError:
-                continue
+            except ConfigError as exc:
+                errors.append((_misfit(option, value), exc))
+        best = min(errors, key=lambda e: e[0])
+        if isinstance(value, Mapping) and best[0] < len(value):
+            raise best[1]  # the schema the mapping was meant for says what is wrong
         raise _mismatch(hint, value, path)
     if origin is Literal:
         if any(type(value) is type(a) and value == a for a in args):

@@ -23,7 +23,9 @@ from pathlib import Path
 
 import yaml
 
+from srflow.config.hcflow import HCFlowConfig
 from srflow.config.loading import ConfigError, apply_overrides, from_dict, load_yaml
+from srflow.config.losses import LossWeights
 from srflow.config.schema import ConfigValueError, ModelConfig
 
 
@@ -91,6 +93,14 @@ class TrainConfig:
         encoder_freeze_fraction: the encoder is frozen for this first fraction of NLL steps
             (the original's ``train_RRDB_delay``).
         grad_clip_norm: clip the global gradient norm to this value (0: no clipping).
+        grad_clip_value: first clip every gradient element to ``[-v, v]`` (0: off; HCFlow 5).
+        losses: the loss terms and their weights (HCFlow's stages; SRFlow: the NLL alone).
+        actnorm_init: Glow's data-dependent ActNorm init on the first NLL-stage batch (as
+            every original recipe); off, the ActNorms start as the identity (the tiny
+            rescaling recipe: its Haar low-pass then starts as an image).
+        init_from: start from this model's weights (ours or a published ``.pth`` of the
+            same configuration), e.g. HCFlow+ from an HCFlow model; ActNorms count as
+            initialised.
         ema_decay: exponential moving average of the weights (0: off). When on, the EMA weights
             are validated and exported.
         max_nonfinite: non-finite (skipped) steps within ``nonfinite_window`` steps that trigger
@@ -123,6 +133,10 @@ class TrainConfig:
     lr_gamma: float = 0.5
     encoder_freeze_fraction: float = 0.0
     grad_clip_norm: float = 100.0
+    grad_clip_value: float = 0.0
+    losses: LossWeights = field(default_factory=LossWeights)
+    actnorm_init: bool = True
+    init_from: str | None = None
     ema_decay: float = 0.0
     max_nonfinite: int = 10
     nonfinite_window: int = 100
@@ -147,10 +161,10 @@ class TrainConfig:
         if (
             min(self.lr, self.l1_lr, self.adam_eps) <= 0
             or self.weight_decay < 0
-            or self.grad_clip_norm < 0
+            or min(self.grad_clip_norm, self.grad_clip_value) < 0
         ):
             raise ConfigValueError(
-                "train: lr, l1_lr, adam_eps > 0; weight_decay, grad_clip_norm >= 0"
+                "train: lr, l1_lr, adam_eps > 0; weight_decay, grad_clip_norm/_value >= 0"
             )
         if not all(0.0 <= b < 1.0 for b in self.betas) or not 0.0 <= self.ema_decay < 1.0:
             raise ConfigValueError("train: betas and ema_decay must lie in [0, 1)")
@@ -177,12 +191,22 @@ class TrainConfig:
 class RunConfig:
     """A whole training run: the model to build, its data and the optimization."""
 
-    model: ModelConfig = field(default_factory=ModelConfig)
+    model: ModelConfig | HCFlowConfig = field(default_factory=ModelConfig)
     data: DataConfig = field(default_factory=DataConfig)
     train: TrainConfig = field(default_factory=TrainConfig)
 
     def validate(self) -> None:
-        """Cross-section checks (patch sizes against the model's size constraints)."""
+        """Cross-section checks (patch sizes against the model's size constraints, the
+        options each model family supports)."""
+        tc = self.train
+        if isinstance(self.model, HCFlowConfig):
+            if tc.l1_pretrain_steps or tc.encoder_freeze_fraction:
+                raise ConfigValueError(
+                    "train: HCFlow has no L1 pre-training or encoder freezing "
+                    "(l1_pretrain_steps and encoder_freeze_fraction must be 0)"
+                )
+        elif not tc.losses.nll_only:
+            raise ConfigValueError("train.losses: SRFlow models train with the NLL alone")
         scale, multiple = self.model.scale, self.model.size_multiple_lr
         for name, size in (("data.patch_size", self.data.patch_size),
                            ("data.val_crop", self.data.val_crop)):  # fmt: skip

@@ -27,8 +27,10 @@ LN2 = math.log(2.0)
 
 
 def quantize_8bit(x: Tensor) -> Tensor:
-    """``round(clamp(x, 0, 1) * 255) / 255`` (the original's LR quantization)."""
-    return torch.round(x.clamp(0, 1) * 255.0) / 255.0
+    """``round(clamp(x, 0, 1) * 255) / 255`` (the original's LR quantization), with a
+    straight-through gradient (the identity), as the original trains through it."""
+    quantized = torch.round(x.clamp(0, 1) * 255.0) / 255.0
+    return x + (quantized - x).detach() if x.requires_grad else quantized
 
 
 @dataclass(frozen=True)
@@ -157,6 +159,11 @@ class HCFlow(nn.Module):
             y, lr_quant, latents, logdet_trunk, logdet_cond, priors, lr_log_prob,
             hr.shape[2] * hr.shape[3], deq_logdet,
         )  # fmt: skip
+
+    def downscale(self, hr: Tensor) -> Tensor:
+        """The flow's LR ``y`` of ``hr`` (the trunk alone; unclamped and unquantized: store
+        :func:`quantize_8bit` of it). ``hr``'s sides must be multiples of the scale."""
+        return self.trunk.encode(hr)[0]
 
     def conditioning(self, lr: Tensor) -> list[Tensor]:
         """What depends on the LR alone: the coarsest level's features (one per image)."""

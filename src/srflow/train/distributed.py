@@ -88,3 +88,12 @@ def wrap(module: nn.Module, ctx: DistContext, device: torch.device) -> nn.Module
         return module
     ids = [device.index] if device.type == "cuda" else None
     return DistributedDataParallel(module, device_ids=ids, find_unused_parameters=False)
+
+
+def average_gradients(params: list[nn.Parameter], ctx: DistContext) -> None:
+    """Average the gradients over ranks in place (for modules run outside DDP)."""
+    if ctx.enabled:
+        for p in params:
+            if p.grad is not None:
+                dist.all_reduce(p.grad, op=dist.ReduceOp.SUM)
+                p.grad /= ctx.world_size

@@ -1,10 +1,12 @@
-"""The SRFlow training loop: ``train(cfg, run_dir)``.
+"""The training loop of every family: ``train(cfg, run_dir)``.
 
 Setup (seed, data, model, resume) -> per phase (``l1``, ``nll_frozen``, ``nll``; see
 :mod:`srflow.train.schedule`): trainable parameters, ActNorm data-dependent init on the first
 NLL batch, EMA, optimizer, checkpoint, DDP wrapper, loader -> per step: loss, backward, clip,
 non-finite guard, Adam step (cancelled on the device if non-finite), EMA -> periodically: log,
 guard check (rollback), checkpoint, validation -> final checkpoint, validation and export.
+HCFlow runs have one phase (``nll``) whose loss is the weighted sum of ``train.losses``
+(:mod:`srflow.train.recipe`); with a GAN term the discriminator steps after the model.
 
 No host synchronization happens per step on CUDA: losses, gradient norms and the guard's
 flags accumulate on the device and are read at log intervals.
@@ -26,17 +28,18 @@ from srflow.config.training import RunConfig
 from srflow.data.datasets import global_batch
 from srflow.flows import data_dependent_init
 from srflow.models.checkpoint import save_model
-from srflow.models.srflow import SRFlow
 from srflow.train import checkpoint as ckpt
 from srflow.train import distributed as dist
 from srflow.train.ema import ModelEMA
 from srflow.train.guard import NonFiniteGuard, optimizer_step
 from srflow.train.logging import MetricsLog, progress_bar
-from srflow.train.objective import (
-    TrainingObjective,
-    dequantized_nll,
-    parameters_used_by,
-    per_sample_noise,
+from srflow.train.objective import TrainingObjective, per_sample_noise
+from srflow.train.recipe import (
+    TrainableModel,
+    build_model,
+    build_objective,
+    load_init_weights,
+    used_parameters,
 )
 from srflow.train.schedule import Phase, learning_rate, phase_at, phase_end
 from srflow.train.setup import (
@@ -79,7 +82,7 @@ def train(
     batch_hook: BatchHook | None = None,
     progress: bool = True,
 ) -> TrainResult:
-    """Train SRFlow as configured; see the module docstring for the sequence.
+    """Train the configured model; see the module docstring for the sequence.
 
     Args:
         cfg: the resolved run config.
@@ -127,16 +130,21 @@ class _Session:
         if existing is not None and not resume:
             raise RunDirError(f"{self.run_dir}: already holds a run; pass --resume or a new --out")
         self.dataset, self.val = build_data(cfg, with_validation=main)
+        self.model = build_model(cfg, self.device)
+        self.objective = build_objective(self.model, cfg, self.device)  # may fail: no run dir yet
         if main:
             prepare_run_dir(self.run_dir, cfg, command)
             tb = self.run_dir / "tb" if self.tc.tensorboard else None
             self.log = MetricsLog(self.run_dir / "metrics.jsonl", tb)
-        torch.manual_seed(self.tc.seed)
-        model = SRFlow(cfg.model, generator=torch.Generator().manual_seed(self.tc.seed))
-        self.model = model.to(self.device).train()
-        self.objective = TrainingObjective(self.model)
-        used = parameters_used_by(self.objective, "nll", self.device)
+        used = used_parameters(self.objective, self.device)
         self.state = TrainingState(cfg, self.model, used, self.device)
+        if self.tc.losses.gan:
+            from srflow.train.adversarial import Adversary
+
+            self.state.adversary = Adversary(cfg, self.ctx, self.device)
+        if self.tc.init_from and existing is None:
+            load_init_weights(self.model, self.tc.init_from)
+            self.state.actnorm_ready = True  # trained ActNorms are not re-initialised
         if existing is not None:
             payload = ckpt.load_checkpoint(existing, self.device)
             check_resumed_config(cfg, payload["config"], existing)
@@ -156,7 +164,7 @@ class _Session:
         return hr, lr, batch["noise_seed"].tolist()
 
     def _noise(self, hr: Tensor, seeds: list[int]) -> Tensor:
-        kind = self.model.config.dequantization
+        kind = getattr(self.model.config, "dequantization", "uniform")
         return per_sample_noise(tuple(hr.shape[1:]), seeds, self.noise_gen, self.device, kind)
 
     def _actnorm_init(self) -> None:
@@ -165,7 +173,7 @@ class _Session:
         batch = global_batch(self.dataset, self.state.step, size, self.state.rollbacks)
         hr, lr, seeds = self._to_device(batch)
         with data_dependent_init(self.model), torch.no_grad():
-            dequantized_nll(self.model, hr, lr, self._noise(hr, seeds))
+            self.objective.initialize_actnorms(hr, lr, self._noise(hr, seeds))
         self.state.actnorm_ready = True
 
     def _save(self, stage: str) -> None:
@@ -178,7 +186,9 @@ class _Session:
         stage = "l1" if phase == "l1" else "nll"
         trainable = set_trainable(self.model, phase, state.used_by_nll)
         if stage == "nll" and not state.actnorm_ready:
-            self._actnorm_init()
+            if tc.actnorm_init:
+                self._actnorm_init()
+            state.actnorm_ready = True
         if stage == "nll" and tc.ema_decay and state.ema is None:
             state.ema = ModelEMA(self.model, tc.ema_decay)
         if stage == "nll":
@@ -193,6 +203,7 @@ class _Session:
             self.dataset, self.cfg, self.ctx, state.step, end, state.rollbacks, self.device
         )
         clip = tc.grad_clip_norm or float("inf")
+        adversary = state.adversary
         totals = torch.zeros(3, device=self.device)  # loss sum, grad-norm sum, good steps
         since, tick = state.step, time.perf_counter()
         for batch in loader:
@@ -202,12 +213,25 @@ class _Session:
             noise = self._noise(hr, seeds) if stage == "nll" else None
             for group in optimizer.param_groups:
                 group["lr"] = learning_rate(state.step, tc, state.lr_scale)
-            loss = loss_fn(hr, lr, noise, stage).mean()
+            latents = self.objective.draw_latents(lr, seeds, self.noise_gen)
+            warming_up = adversary is not None and state.step < adversary.warmup
             optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            grad_norm = torch.nn.utils.clip_grad_norm_(trainable, clip, foreach=True)
+            with torch.set_grad_enabled(not warming_up):  # only D trains while warming up
+                loss = loss_fn(hr, lr, noise, stage, *latents).mean()
+                if adversary is not None and not warming_up:
+                    loss = loss + adversary.generator_term(self.objective.sample).mean()
+            if warming_up:
+                grad_norm = torch.zeros((), device=self.device)
+            else:
+                loss.backward()
+                if tc.grad_clip_value:
+                    torch.nn.utils.clip_grad_value_(trainable, tc.grad_clip_value, foreach=True)
+                grad_norm = torch.nn.utils.clip_grad_norm_(trainable, clip, foreach=True)
             bad = dist.any_rank(NonFiniteGuard.is_bad(loss.detach(), grad_norm), self.ctx)
-            optimizer_step(optimizer, bad)  # cancelled on the device when bad
+            if not warming_up:
+                optimizer_step(optimizer, bad)  # cancelled on the device when bad
+            if adversary is not None:
+                adversary.step(hr, self.objective.sample, state.step)
             state.guard.record(state.step, bad)
             if state.ema is not None and stage == "nll":
                 state.ema.update(self.model, keep=1.0 - bad)
@@ -244,7 +268,8 @@ class _Session:
         loss_sum, norm_sum, good = dist.mean_over_ranks(totals, self.ctx).tolist()
         loss = loss_sum / good if good else float("nan")
         values = {
-            "stage": phase, "loss": loss, "bits_per_dim": loss if phase != "l1" else None,
+            "stage": phase, "loss": loss,
+            "bits_per_dim": loss if self._loss_is_bpd(phase) else None,
             "lr": learning_rate(step - 1, self.tc, self.state.lr_scale),
             "grad_norm": norm_sum / good if good else float("nan"), "it_per_s": rate,
             "skipped_total": self.state.guard.skipped_total,
@@ -252,11 +277,15 @@ class _Session:
         self.last_metrics.update({k: v for k, v in values.items() if v is not None})
         if self.log is not None:
             self.log.write("train", step, **values)
-            key = "l1" if phase == "l1" else "bpd"
+            key = "l1" if phase == "l1" else "bpd" if self._loss_is_bpd(phase) else "loss"
             skipped = self.state.guard.skipped_total
             pbar.set_postfix({key: f"{loss:.4f}", "skip": skipped}, refresh=False)
 
-    def _eval_model(self) -> SRFlow:
+    def _loss_is_bpd(self, phase: str) -> bool:
+        """The logged loss is SRFlow's NLL in bits per dimension."""
+        return phase != "l1" and isinstance(self.objective, TrainingObjective)
+
+    def _eval_model(self) -> TrainableModel:
         ema = self.state.ema
         return ema.module if ema is not None else self.model  # type: ignore[return-value]
 

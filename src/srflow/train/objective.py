@@ -59,7 +59,18 @@ class TrainingObjective(nn.Module):
         super().__init__()
         self.model = model
 
-    def forward(self, hr: Tensor, lr: Tensor, noise: Tensor | None, stage: str) -> Tensor:
+    def draw_latents(self, lr: Tensor, seeds: list[int], generator: torch.Generator) -> list:
+        """No loss term samples (the interface of the HCFlow objective)."""
+        return []
+
+    def initialize_actnorms(self, hr: Tensor, lr: Tensor, noise: Tensor | None) -> None:
+        """The forward pass that data-dependent ActNorm init runs on."""
+        assert noise is not None
+        dequantized_nll(self.model, hr, lr, noise)
+
+    def forward(
+        self, hr: Tensor, lr: Tensor, noise: Tensor | None, stage: str, *latents: Tensor
+    ) -> Tensor:
         if stage == "l1":
             return l1_loss(self.model, hr, lr)
         assert noise is not None

@@ -14,7 +14,6 @@ from torch.utils.data import DataLoader
 from srflow.config.loading import ConfigError, dump_yaml, to_dict
 from srflow.config.training import RunConfig
 from srflow.data.datasets import ImageCollection, StepSampler, TrainPatches, ValidationImages
-from srflow.models.srflow import SRFlow
 from srflow.train.distributed import DistContext
 from srflow.train.schedule import Phase
 
@@ -59,7 +58,7 @@ def prepare_run_dir(run_dir: Path, cfg: RunConfig, command: str | None) -> None:
             f.write(command + "\n")
 
 
-def set_trainable(model: SRFlow, phase: Phase, used_by_nll: set[str]) -> list[nn.Parameter]:
+def set_trainable(model: nn.Module, phase: Phase, used_by_nll: set[str]) -> list[nn.Parameter]:
     """Set ``requires_grad`` for ``phase`` and return the trainable parameters.
 
     ``l1``: the whole encoder. ``nll_frozen``: the flow only. ``nll``: every parameter the
@@ -80,7 +79,7 @@ def set_trainable(model: SRFlow, phase: Phase, used_by_nll: set[str]) -> list[nn
 
 
 def build_optimizer(
-    model: SRFlow, stage: str, cfg: RunConfig, used_by_nll: set[str], device: torch.device
+    model: nn.Module, stage: str, cfg: RunConfig, used_by_nll: set[str], device: torch.device
 ) -> torch.optim.Adam:
     """Adam for a stage, its parameter groups created once.
 

@@ -4,18 +4,22 @@ from __future__ import annotations
 
 import logging
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import torch
 
 from srflow.config.loading import to_dict
 from srflow.config.training import RunConfig
+from srflow.models.hcflow import HCFlow
 from srflow.models.srflow import SRFlow
 from srflow.train import checkpoint as ckpt
 from srflow.train.ema import ModelEMA
 from srflow.train.guard import NonFiniteGuard, TrainingDivergedError
 from srflow.train.logging import MetricsLog
 from srflow.train.setup import build_optimizer
+
+if TYPE_CHECKING:
+    from srflow.train.adversarial import Adversary
 
 logger = logging.getLogger(__name__)
 
@@ -26,19 +30,21 @@ class TrainingState:
     Attributes:
         step: global steps done (L1 and NLL).
         actnorm_ready: the ActNorm data-dependent init has run.
+        adversary: the discriminator of a GAN loss (set by the loop), checkpointed with it.
         rollbacks: rollbacks so far; also the data stream id (a rollback re-draws the data).
         lr_scale: product of the rollback learning-rate factors.
         last_saved: step of the newest checkpoint (-1: none).
     """
 
     def __init__(
-        self, cfg: RunConfig, model: SRFlow, used_by_nll: set[str], device: torch.device
+        self, cfg: RunConfig, model: SRFlow | HCFlow, used_by_nll: set[str], device: torch.device
     ) -> None:
         self.cfg, self.model, self.used_by_nll, self.device = cfg, model, used_by_nll, device
         tc = cfg.train
         self.guard = NonFiniteGuard(tc.nonfinite_window, tc.max_nonfinite, device)
         self.optimizers: dict[str, torch.optim.Adam] = {}
         self.ema: ModelEMA | None = None
+        self.adversary: Adversary | None = None
         self.step, self.actnorm_ready, self.rollbacks = 0, False, 0
         self.lr_scale, self.last_saved = 1.0, -1
 
@@ -60,6 +66,7 @@ class TrainingState:
             "optimizer_stage": stage,
             "optimizer": None if optimizer is None else optimizer.state_dict(),
             "ema": None if self.ema is None else self.ema.state_dict(),
+            "adversary": None if self.adversary is None else self.adversary.state_dict(),
             "actnorm_initialized": self.actnorm_ready,
             "guard": {
                 "skipped_total": self.guard.skipped_total,
@@ -87,6 +94,8 @@ class TrainingState:
         if payload["ema"] is not None:
             self.ema = ModelEMA(self.model, self.cfg.train.ema_decay)
             self.ema.load_state_dict(payload["ema"])
+        if self.adversary is not None and payload.get("adversary") is not None:
+            self.adversary.load_state_dict(payload["adversary"])
         guard = payload["guard"]
         self.guard.skipped_total = int(guard["skipped_total"])
         self.step = self.last_saved = int(payload["step"])

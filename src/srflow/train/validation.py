@@ -19,6 +19,7 @@ from srflow.data.transforms import bicubic_upscale, to_hwc_uint8
 from srflow.files import atomic_file
 from srflow.metrics.consistency import lr_psnr
 from srflow.metrics.psnr_ssim import psnr
+from srflow.models.hcflow import HCFlow, quantize_8bit
 from srflow.models.srflow import SRFlow
 from srflow.train.objective import dequantized_nll, per_sample_noise
 
@@ -28,13 +29,24 @@ def _to_device(image: np.ndarray, device: torch.device) -> torch.Tensor:
     return tensor.to(device).float().div_(255.0).unsqueeze(0)
 
 
+def _nll(model: SRFlow | HCFlow, hr: torch.Tensor, lr: torch.Tensor, noise: torch.Tensor) -> float:
+    """SRFlow: bits per dimension; HCFlow: bits per HR pixel (its own unit)."""
+    if isinstance(model, HCFlow):
+        return float(model.encode(hr, lr, noise=noise).nll[0])
+    return float(dequantized_nll(model, hr, lr, noise)[0])
+
+
+def _rescales(model: SRFlow | HCFlow) -> bool:
+    return isinstance(model, HCFlow) and model.config.task == "rescale"
+
+
 def _mean(values: list[float]) -> float:
     return float(np.mean(values)) if values else math.nan
 
 
 @torch.no_grad()
 def validate(
-    model: SRFlow,
+    model: SRFlow | HCFlow,
     images: ValidationImages,
     *,
     temperatures: tuple[float, ...],
@@ -48,6 +60,9 @@ def validate(
     The grid has one row per image (the first ``grid_images``): bicubic-upscaled LR, one
     sample per temperature, HR.
 
+    An HCFlow rescaling model's samples are decoded from its own 8-bit LR of the HR (the
+    round trip), and ``lr_psnr_T`` is then that LR's PSNR against the bicubic LR.
+
     Returns:
         ``nll_bpd`` and, per temperature ``T``, ``psnr_T`` and ``lr_psnr_T`` (dB).
     """
@@ -59,16 +74,21 @@ def validate(
     rows = []
     for index, (hr, lr) in enumerate(zip(images.hr, images.lr, strict=True)):
         hr_t, lr_t = _to_device(hr, device), _to_device(lr, device)
-        noise = per_sample_noise(
-            tuple(hr_t.shape[1:]), [seed + index], generator, device, model.config.dequantization
-        )
-        nll.append(float(dequantized_nll(model, hr_t, lr_t, noise)[0]))
+        kind = getattr(model.config, "dequantization", "uniform")
+        noise = per_sample_noise(tuple(hr_t.shape[1:]), [seed + index], generator, device, kind)
+        nll.append(_nll(model, hr_t, lr_t, noise))
         row = [bicubic_upscale(lr, scale)]
+        source = lr_t
+        if _rescales(model):
+            source = quantize_8bit(model.downscale(hr_t))  # type: ignore[union-attr]
         for t in temperatures:
             generator.manual_seed(seed + 7919 * index + int(t * 1000))
-            sr = to_hwc_uint8(model.sample(lr_t, t, 1, generator)[0, 0])
+            sr = to_hwc_uint8(model.sample(source, t, 1, generator)[0, 0])
             scores[t][0].append(psnr(sr, hr))
-            scores[t][1].append(lr_psnr(sr, lr, scale))
+            if _rescales(model):
+                scores[t][1].append(psnr(to_hwc_uint8(source[0]), lr))
+            else:
+                scores[t][1].append(lr_psnr(sr, lr, scale))
             row.append(sr)
         row.append(hr)
         if index < grid_images:

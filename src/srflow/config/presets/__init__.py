@@ -7,6 +7,7 @@ from pathlib import Path
 
 import yaml
 
+from srflow.config.hcflow import HCFlowConfig
 from srflow.config.loading import ConfigError, from_dict
 from srflow.config.schema import ModelConfig
 
@@ -27,10 +28,10 @@ def preset_path(name: str) -> Path:
     return Path(str(resources.files(__package__) / f"{name}.yaml"))
 
 
-def load_preset(name: str) -> ModelConfig:
+def load_preset(name: str) -> ModelConfig | HCFlowConfig:
     """The model configuration of a shipped preset, or of a published model by its name
     (``SRFlow_DF2K_4X``, ``SRFlowDA-R_4X``: see :mod:`srflow.families`)."""
-    from srflow.config.training import named_model
+    from srflow.config.training import RunConfig, named_model
 
     if name in preset_names():
         model = yaml.safe_load(preset_path(name).read_text())["model"]
@@ -40,4 +41,4 @@ def load_preset(name: str) -> ModelConfig:
         except ConfigError:
             preset_path(name)  # the error lists the presets
             raise
-    return from_dict(ModelConfig, named_model(model), path="model")
+    return from_dict(RunConfig, {"model": named_model(model)}).model

@@ -6,6 +6,7 @@ import argparse
 import logging
 import shlex
 import shutil
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -26,14 +27,19 @@ from srflow.evaluation import (
     evaluate,
     load_eval_images,
 )
-from srflow.evaluation.config import LR_PSNR_REFERENCES, OPTIONAL_METRICS, UINT8_MODES
+from srflow.evaluation.config import (
+    LR_PSNR_REFERENCES,
+    OPTIONAL_METRICS,
+    UINT8_MODES,
+    hcflow_conventions,
+)
 from srflow.evaluation.metric_table import METRICS, format_value
 from srflow.evaluation.plots import write_plots
 from srflow.evaluation.report import write_csv, write_json, write_markdown
 from srflow.evaluation.runner import SampleSink
 from srflow.inference.pipeline import pick_device
 from srflow.models.checkpoint import describe_model, load_model
-from srflow.models.srflow import SRFlow
+from srflow.models.protocol import FlowModel
 
 logger = logging.getLogger(__name__)
 BENCHMARKS = {"photos": Path("data") / "photos" / "eval"}
@@ -65,6 +71,10 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--device", default="auto", help="cpu, cuda, cuda:N, mps or auto")
     p.add_argument("--batch-size", type=int, default=5, help="samples decoded together")
     conv = p.add_argument_group("metric conventions (defaults: SRFlow paper / NTIRE challenge)")
+    conv.add_argument("--conventions", choices=["challenge", "hcflow"], default="challenge",
+                      help="hcflow: HCFlow's test script (uint8 by rounding, border = scale, "
+                           "layer-mean LPIPS, float LR-PSNR, unbiased pixel std); replaces "
+                           "the flags below except --psnr-y")  # fmt: skip
     conv.add_argument("--psnr-y", action="store_true", help="PSNR/SSIM on BT.601 Y, not RGB")
     conv.add_argument("--crop-border", type=int, default=0, help="PSNR/SSIM border crop (0)")
     conv.add_argument("--uint8", choices=UINT8_MODES, default="truncate",
@@ -73,7 +83,8 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
                       help="LPIPS as the sum of per-layer means (lpips default, SRFlow test.py)"
                       " instead of the spatial-map mean (challenge)")  # fmt: skip
     conv.add_argument("--lr-psnr-ref", choices=LR_PSNR_REFERENCES, default="gt",
-                      help="LR-PSNR vs bicubic(GT) (challenge) or the input LR")  # fmt: skip
+                      help="LR-PSNR vs bicubic(GT) (challenge), the input LR, or gt_float "
+                           "(HCFlow's bicHR: resized as floats)")  # fmt: skip
     files = p.add_argument_group("metric parameter files (default: searched, docs/metrics.md)")
     files.add_argument("--lpips-backbone", help="alexnet-owt-7be5be79.pth")
     files.add_argument("--lpips-linear", help="lpips v0.1 alex.pth")
@@ -148,6 +159,7 @@ def command_line(args: argparse.Namespace) -> str:
         words += [flag, str(value)] if value != default else []
     words += ["--temperature", *(f"{t:g}" for t in args.temperature)]
     words += ["--psnr-y"] if args.psnr_y else []
+    words += ["--conventions", args.conventions] if args.conventions != "challenge" else []
     words += ["--lpips-layer-mean"] if args.lpips_layer_mean else []
     words += ["--skip", *args.skip] if args.skip else []
     words += ["-o", str(args.output)]
@@ -204,8 +216,12 @@ def run(args: argparse.Namespace) -> int:
         model = load_model(model_path, device=pick_device(args.device))
     except (CheckpointError, ValueError, OSError) as exc:
         raise CliError(str(exc)) from None
-    if not isinstance(model, SRFlow):
-        raise CliError(f"{model_path}: srflow eval does not support {describe_model(model)} yet")
+    if not isinstance(model, FlowModel):
+        raise CliError(f"{model_path}: {describe_model(model)} is not a super-resolution flow")
+    if args.conventions == "hcflow":
+        config = replace(config, conventions=replace(
+            hcflow_conventions(model.config.scale), y_channel=args.psnr_y
+        ))  # fmt: skip
     announce_model(model_path, model)
     scale = model.config.scale
     if args.scale is not None and args.scale != scale:

@@ -15,7 +15,7 @@ from srflow.data.image_io import ImageReadError, read_image, write_image
 from srflow.inference.pipeline import pick_device
 from srflow.latent import LatentCode, LatentFileError, check_compatible, load_latents, read_mask
 from srflow.models.checkpoint import describe_model, load_model
-from srflow.models.srflow import SRFlow
+from srflow.models.protocol import FlowModel
 
 logger = logging.getLogger(__name__)
 LATENT_SUFFIX = ".safetensors"
@@ -48,15 +48,15 @@ def temperatures(args: argparse.Namespace) -> float | list[float]:
     return args.level_temperatures if args.level_temperatures else args.temperature
 
 
-def load(args: argparse.Namespace) -> SRFlow:
+def load(args: argparse.Namespace) -> FlowModel:
     """The model of ``--model`` (or the embedded one) on ``--device``."""
     path = resolve_model(args.model)
     try:
         model = load_model(path, device=pick_device(args.device))
     except (CheckpointError, RuntimeError, ValueError) as exc:
         raise CliError(str(exc)) from None
-    if not isinstance(model, SRFlow):
-        raise CliError(f"{path}: the latent tools do not support {describe_model(model)} yet")
+    if not isinstance(model, FlowModel):
+        raise CliError(f"{path}: {describe_model(model)} is not a super-resolution flow")
     announce_model(path, model)
     return model
 
@@ -66,7 +66,7 @@ def generator(seed: int) -> torch.Generator:
     return torch.Generator().manual_seed(seed)
 
 
-def read_rgb(path: Path, model: SRFlow) -> Tensor:
+def read_rgb(path: Path, model: FlowModel) -> Tensor:
     """An image file as ``(3, H, W)`` on the model's device (alpha dropped, with a note)."""
     try:
         loaded = read_image(path)
@@ -82,7 +82,7 @@ def is_latents_file(path: Path) -> bool:
     return path.suffix.lower() == LATENT_SUFFIX
 
 
-def read_code(path: Path, model: SRFlow) -> LatentCode:
+def read_code(path: Path, model: FlowModel) -> LatentCode:
     """A latents file checked against the model, on the model's device."""
     try:
         code = load_latents(path)

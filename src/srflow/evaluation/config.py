@@ -21,7 +21,7 @@ __all__ = [
 ]
 
 UINT8_MODES = ("truncate", "round", "float")
-LR_PSNR_REFERENCES = ("gt", "input")
+LR_PSNR_REFERENCES = ("gt", "input", "gt_float")
 NO_REFERENCE_METRICS = ("niqe", "brisque", "piqe")
 OPTIONAL_METRICS = ("lpips", *NO_REFERENCE_METRICS)
 
@@ -43,7 +43,12 @@ class MetricConventions:
             scripts). The diversity score always uses the spatial maps.
         lr_psnr_reference: ``gt`` compares ``imresize(SR, 1/s)`` with ``imresize(GT, 1/s)``
             (challenge kit); ``input`` compares with the LR image given to the model (SRFlow's
-            ``test.py``). Identical when the LR is the MATLAB bicubic of the HR.
+            ``test.py``). Identical when the LR is the MATLAB bicubic of the HR. ``gt_float``:
+            HCFlow's "bicHR" PSNR, both uint8 images resized as floats in [0, 1] (no rounding
+            after the resize), PSNR with peak 1.
+        pixel_std_unbiased: the pixel-std diversity with the unbiased (N - 1) standard
+            deviation over samples (HCFlow's test script: torch's default) instead of the
+            population one (SRFlow's Table 1).
     """
 
     y_channel: bool = False
@@ -51,6 +56,7 @@ class MetricConventions:
     uint8: str = "truncate"
     lpips_spatial: bool = True
     lr_psnr_reference: str = "gt"
+    pixel_std_unbiased: bool = False
 
     def __post_init__(self) -> None:
         if self.uint8 not in UINT8_MODES:
@@ -113,3 +119,13 @@ class EvalConfig:
     def all_temperatures(self) -> tuple[float, ...]:
         """Sorted, de-duplicated temperatures including 0 (the reference row)."""
         return tuple(sorted({0.0, *(float(t) for t in self.temperatures)}))
+
+
+def hcflow_conventions(scale: int) -> MetricConventions:
+    """The conventions of HCFlow's ``test_HCFlow.py`` (docs/metrics.md): uint8 by rounding,
+    ``scale`` border pixels cropped, LPIPS as the layer mean, float "bicHR" LR-PSNR, unbiased
+    pixel std (PSNR/SSIM on RGB; add ``y_channel`` for its Y columns)."""
+    return MetricConventions(
+        crop_border=scale, uint8="round", lpips_spatial=False, lr_psnr_reference="gt_float",
+        pixel_std_unbiased=True,
+    )  # fmt: skip

@@ -15,7 +15,7 @@ from srflow.evaluation.results import EvalResult, MethodResult
 from srflow.evaluation.sampling import ModelSampler, bicubic_upscale
 from srflow.evaluation.scoring import MetricSuite, outputs_as_uint8
 from srflow.families import family_of
-from srflow.models.srflow import SRFlow
+from srflow.models.protocol import FlowModel
 
 __all__ = ["GALLERY_SAMPLES", "SampleSink", "evaluate"]
 
@@ -26,7 +26,7 @@ SampleSink = Callable[[EvalImage, MethodResult, np.ndarray], None]
 
 
 def evaluate(
-    model: SRFlow,
+    model: FlowModel,
     images: Sequence[EvalImage],
     config: EvalConfig,
     *,
@@ -73,6 +73,8 @@ def evaluate(
         result.images.append((image.name, f"{width}x{height}", image.lr_source))
         if config.conventions.lr_psnr_reference == "gt":
             lr_reference = np.asarray(imresize(image.hr, 1.0 / scale))
+        elif config.conventions.lr_psnr_reference == "gt_float":
+            lr_reference = np.asarray(imresize(image.hr.astype(np.float64) / 255.0, 1.0 / scale))
         else:
             lr_reference = image.lr
         outputs: list[tuple[str, float | None, np.ndarray]] = [

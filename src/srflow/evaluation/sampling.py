@@ -9,7 +9,7 @@ import torch
 import torch.nn.functional as F
 
 from srflow.data.resize import imresize
-from srflow.models.srflow import SRFlow
+from srflow.models.protocol import FlowModel
 
 __all__ = ["ModelSampler", "bicubic_upscale"]
 
@@ -28,7 +28,7 @@ def bicubic_upscale(lr_uint8_hwc: np.ndarray, scale: int) -> np.ndarray:
 
 
 class ModelSampler:
-    """Samples an :class:`SRFlow` model for evaluation.
+    """Samples a flow model of any family (:class:`FlowModel`) for evaluation.
 
     The LR is padded (reflect, bottom/right, as SRFlow's ``test.py``) to the model's size
     multiple and the SR cropped back; the encoder (conditioning) runs once per image and every
@@ -39,7 +39,7 @@ class ModelSampler:
         batch_size: Samples decoded together.
     """
 
-    def __init__(self, model: SRFlow, batch_size: int = 5) -> None:
+    def __init__(self, model: FlowModel, batch_size: int = 5) -> None:
         self.model = model.eval()
         self.batch_size = batch_size
         first = next(model.parameters())

@@ -21,7 +21,7 @@ from srflow.data.image_io import to_uint8_round, to_uint8_truncate
 from srflow.evaluation.config import EvalConfig
 from srflow.evaluation.metric_table import METRICS
 from srflow.metrics.brisque import brisque, load_brisque_model
-from srflow.metrics.consistency import lr_psnr
+from srflow.metrics.consistency import lr_psnr, lr_psnr_float
 from srflow.metrics.diversity import diversity_score, mse_local_map, pixel_std_diversity
 from srflow.metrics.lpips import LPIPS
 from srflow.metrics.niqe import load_niqe_params, niqe
@@ -124,7 +124,8 @@ class MetricSuite:
         Args:
             gt_uint8: Ground truth, uint8 ``(H, W, 3)``.
             lr_reference: uint8 LR the LR-PSNR compares with (``imresize(GT, 1/s)`` for the
-                challenge protocol, else the model's input).
+                challenge protocol, else the model's input), or a float one in [0, 1]
+                (HCFlow's float "bicHR" PSNR).
             scale: Super-resolution factor.
             samples: ``(N, H, W, 3)``: float in [0, 1] (converted by the uint8 convention) or
                 uint8 (used as is, e.g. the bicubic reference).
@@ -144,7 +145,8 @@ class MetricSuite:
         for index, sr in enumerate(as_uint8):
             per_sample["psnr"].append(psnr(fidelity[index], gt_fidelity, **options))
             per_sample["ssim"].append(ssim(fidelity[index], gt_fidelity, **options))
-            per_sample["lr_psnr"].append(lr_psnr(sr, lr_reference, scale))
+            consistency = lr_psnr if lr_reference.dtype == np.uint8 else lr_psnr_float
+            per_sample["lr_psnr"].append(consistency(sr, lr_reference, scale))
             mse_maps.append(mse_local_map(sr, gt_uint8))
             if self.lpips is not None:
                 spatial, layer_mean = self._lpips(sr, gt_uint8)
@@ -164,7 +166,8 @@ class MetricSuite:
         metrics["div_mse"] = diversity_score(
             [float(m.mean()) for m in mse_maps], np.stack(mse_maps)
         )
-        metrics["pixel_std"] = pixel_std_diversity(fidelity)
+        unbiased = self.conventions.pixel_std_unbiased
+        metrics["pixel_std"] = pixel_std_diversity(fidelity, unbiased=unbiased)
         return SetScores(metrics, per_sample)
 
     @torch.no_grad()

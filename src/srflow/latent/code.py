@@ -1,8 +1,9 @@
 """The latent code of an HR image: its latents plus the LR they are conditioned on.
 
-SRFlow's latents only mean something together with the LR image they were encoded (or drawn)
-with: ``decode(lr, latents)`` is the HR image. :class:`LatentCode` keeps the two together with
-the HR size before padding, so that every latent-space tool can decode back to the same size.
+A flow's latents only mean something together with the LR image they were encoded (or drawn)
+with: ``decode(lr, latents)`` is the HR image (any family: :class:`FlowModel`).
+:class:`LatentCode` keeps the two together with the HR size before padding, so that every
+latent-space tool can decode back to the same size.
 
 Padding rule (all tools): an HR image whose height or width is not a multiple of
 ``scale * size_multiple_lr`` is padded at the bottom and right by edge replication; its LR is
@@ -21,7 +22,8 @@ from torch import Tensor
 
 from srflow.config.loading import to_dict
 from srflow.data.resize import imresize
-from srflow.models.srflow import SRFlow
+from srflow.models.hcflow import HCFlowEncoding
+from srflow.models.protocol import FlowModel
 
 
 @dataclass(frozen=True)
@@ -53,7 +55,7 @@ class LatentCode:
         return (self.lr.shape[2] * self.scale, self.lr.shape[3] * self.scale)
 
 
-def model_fingerprint(model: SRFlow) -> str:
+def model_fingerprint(model: FlowModel) -> str:
     """16 hex digits identifying the model's configuration (SHA-256 of its canonical JSON)."""
     text = json.dumps(to_dict(model.config), sort_keys=True, separators=(",", ":"))
     return hashlib.sha256(text.encode()).hexdigest()[:16]
@@ -78,7 +80,7 @@ def _pad(image: Tensor, pad_h: int, pad_w: int) -> Tensor:
     return F.pad(image, (0, pad_w, 0, pad_h), mode="replicate") if pad_h or pad_w else image
 
 
-def pad_pair(model: SRFlow, hr: Tensor, lr: Tensor | None) -> tuple[Tensor, Tensor]:
+def pad_pair(model: FlowModel, hr: Tensor, lr: Tensor | None) -> tuple[Tensor, Tensor]:
     """Pad ``hr`` (and ``lr``, or compute it with :func:`downscale`) to sizes the model takes."""
     s = model.config.scale
     m = model.config.size_multiple_lr * s
@@ -97,7 +99,7 @@ def pad_pair(model: SRFlow, hr: Tensor, lr: Tensor | None) -> tuple[Tensor, Tens
     return hr_padded, _pad(lr, pad_h // s, pad_w // s)
 
 
-def pad_lr(model: SRFlow, lr: Tensor) -> Tensor:
+def pad_lr(model: FlowModel, lr: Tensor) -> Tensor:
     """Pad an LR image ``(B, 3, h, w)`` to a multiple of the model's LR size multiple."""
     m = model.config.size_multiple_lr
     lr = as_batch(lr)
@@ -105,26 +107,31 @@ def pad_lr(model: SRFlow, lr: Tensor) -> Tensor:
 
 
 @torch.no_grad()
-def encode_image(model: SRFlow, hr: Tensor, lr: Tensor | None = None) -> LatentCode:
+def encode_image(model: FlowModel, hr: Tensor, lr: Tensor | None = None) -> LatentCode:
     """Encode HR image(s) ``(3, H, W)`` or ``(B, 3, H, W)`` in ``[0, 1]``.
 
     Args:
         model: the flow (same dtype and device as ``hr``).
         hr: the HR image(s).
         lr: their LR images, exactly ``1 / scale`` the HR size; default: :func:`downscale`
-            of the (padded) HR image, i.e. the image's own LR.
+            of the (padded) HR image, i.e. the image's own LR. HCFlow's latents do not depend
+            on an LR: its code holds the flow's own LR ``y`` (within about 1/255 of bicubic
+            for a trained model), with which the latents decode back to the HR.
 
     Returns:
         The latent code; ``decode_code(model, code)`` gives ``hr`` back (to rounding).
     """
     hr_padded, lr_padded = pad_pair(model, hr, lr)
-    latents = model.encode(hr_padded, lr_padded).latents
+    encoding = model.encode(hr_padded, lr_padded)
+    if isinstance(encoding, HCFlowEncoding):  # its latents are paired with the flow's own LR
+        lr_padded = encoding.y
+    latents = encoding.latents
     size = (as_batch(hr).shape[2], as_batch(hr).shape[3])
     return LatentCode(list(latents), lr_padded, size, model.config.scale, model_fingerprint(model))
 
 
 @torch.no_grad()
-def decode_code(model: SRFlow, code: LatentCode) -> Tensor:
+def decode_code(model: FlowModel, code: LatentCode) -> Tensor:
     """Decode a latent code: ``(B, 3, H, W)`` at :attr:`LatentCode.image_size`, unclamped."""
     hr, _ = model.decode(code.lr, code.latents)
     return hr[:, :, : code.image_size[0], : code.image_size[1]]

@@ -22,11 +22,11 @@ from srflow.latent.code import LatentCode, as_batch, encode_image
 from srflow.latent.masks import latent_masks
 from srflow.latent.normalize import normalize_latents
 from srflow.latent.temperature import per_latent_temperatures
-from srflow.models.srflow import SRFlow
+from srflow.models.protocol import FlowModel
 
 
 def normalize_code(
-    model: SRFlow,
+    model: FlowModel,
     code: LatentCode,
     mode: str,
     temperature: float | Sequence[float],
@@ -42,7 +42,7 @@ def normalize_code(
 
 
 def content_transfer(
-    model: SRFlow,
+    model: FlowModel,
     hr: Tensor,
     content: Tensor,
     mask: Tensor,

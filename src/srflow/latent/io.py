@@ -16,7 +16,7 @@ from safetensors import SafetensorError, safe_open
 
 from srflow.latent.code import LatentCode, model_fingerprint
 from srflow.models.checkpoint import write_safetensors
-from srflow.models.srflow import SRFlow
+from srflow.models.protocol import FlowModel
 
 logger = logging.getLogger(__name__)
 
@@ -72,7 +72,7 @@ def load_latents(path: str | Path) -> LatentCode:
     return LatentCode(latents, lr, (height, width), scale, model_hash)
 
 
-def check_compatible(model: SRFlow, code: LatentCode, name: str = "latents") -> None:
+def check_compatible(model: FlowModel, code: LatentCode, name: str = "latents") -> None:
     """Check that ``model`` can decode ``code``.
 
     Raises:

@@ -22,6 +22,7 @@ from torch import Tensor, nn
 from srflow.flows.split import SplitPrior
 from srflow.flows.squeeze import Squeeze2d
 from srflow.flows.step import FlowStep
+from srflow.models.protocol import FlowModel
 from srflow.models.srflow import SRFlow
 
 
@@ -46,7 +47,7 @@ def _dilate(mask: Tensor, radius: int) -> Tensor:
     return F.max_pool2d(mask.float(), 2 * radius + 1, stride=1, padding=radius) > 0
 
 
-def affected_region(model: SRFlow, changed: list[Tensor]) -> Tensor:
+def affected_region(model: FlowModel, changed: list[Tensor]) -> Tensor:
     """HR pixels the decoded image may differ in when only ``changed`` latent positions do.
 
     Args:
@@ -55,7 +56,13 @@ def affected_region(model: SRFlow, changed: list[Tensor]) -> Tensor:
 
     Returns:
         Boolean ``(B, 1, H, W)`` at the (padded) HR size; ``False`` pixels are unchanged.
+
+    Raises:
+        ValueError: for HCFlow, whose finer levels are conditioned on RRDB features of the
+            coarser ones: a change can reach most of the image, no useful bound exists.
     """
+    if not isinstance(model, SRFlow):
+        raise ValueError("affected_region: only SRFlow-family models have a local bound")
     remaining = list(changed[:-1])
     region = changed[-1].bool()
     for layer in reversed(model.flow.layers):

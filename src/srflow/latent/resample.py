@@ -11,11 +11,11 @@ from srflow.flows.distributions import sample_normal
 from srflow.latent.code import LatentCode, model_fingerprint, pad_lr
 from srflow.latent.masks import latent_masks
 from srflow.latent.temperature import per_latent_temperatures
-from srflow.models.srflow import SRFlow
+from srflow.models.protocol import FlowModel
 
 
 def sample_code(
-    model: SRFlow,
+    model: FlowModel,
     lr: Tensor,
     temperature: float | Sequence[float] = 0.8,
     generator: torch.Generator | None = None,
@@ -65,7 +65,7 @@ def resample_latents(
 
 
 def resample_code(
-    model: SRFlow,
+    model: FlowModel,
     code: LatentCode,
     temperature: float | Sequence[float] = 0.8,
     generator: torch.Generator | None = None,

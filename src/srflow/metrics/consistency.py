@@ -13,7 +13,7 @@ import numpy as np
 from srflow.data.resize import imresize
 from srflow.metrics.psnr_ssim import psnr
 
-__all__ = ["lr_psnr", "lr_psnr_vs_gt"]
+__all__ = ["lr_psnr", "lr_psnr_float", "lr_psnr_vs_gt"]
 
 
 def _check_uint8(image: np.ndarray, name: str) -> np.ndarray:
@@ -69,3 +69,22 @@ def lr_psnr_vs_gt(sr: np.ndarray, gt: np.ndarray, scale: int) -> float:
         raise ValueError(f"SR {sr.shape} is smaller than GT {gt.shape}")
     sr = sr[: gt.shape[0], : gt.shape[1]]
     return psnr(imresize(sr, scale=1.0 / scale), imresize(gt, scale=1.0 / scale))
+
+
+def lr_psnr_float(sr: np.ndarray, lr_reference: np.ndarray, scale: int) -> float:
+    """HCFlow's "bicHR" PSNR: ``PSNR(imresize(SR / 255, 1/s), lr_reference)`` on floats.
+
+    Args:
+        sr: Super-resolved image, uint8 ``(H, W, 3)`` (rounded by the caller, as HCFlow).
+        lr_reference: ``imresize(GT / 255, 1/s)``, float ``(H/s, W/s, 3)`` (no rounding).
+        scale: The super-resolution factor.
+
+    Returns:
+        The PSNR in dB with peak 1, no crop, RGB.
+    """
+    sr = _check_uint8(sr, "sr")
+    down = np.asarray(imresize(sr.astype(np.float64) / 255.0, scale=1.0 / scale))
+    if down.shape != lr_reference.shape:
+        raise ValueError(f"SR {sr.shape} downscaled by {scale} is {down.shape}, "
+                         f"reference is {lr_reference.shape}")  # fmt: skip
+    return psnr(down, lr_reference, data_range=1.0)

@@ -8,6 +8,7 @@
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 
 import numpy as np
@@ -19,11 +20,12 @@ __all__ = ["MSE_BOX_SIZE", "diversity_score", "mse_local_map", "pixel_std_divers
 MSE_BOX_SIZE = 16
 
 
-def pixel_std_diversity(samples: np.ndarray) -> float:
+def pixel_std_diversity(samples: np.ndarray, *, unbiased: bool = False) -> float:
     """Mean over pixels and channels of the per-pixel standard deviation across samples.
 
     This is the diversity measure of SRFlow's Table 1. The standard deviation is the
-    **population** one (``ddof=0``, divide by N), computed in float64 on the [0, 255] scale.
+    **population** one (``ddof=0``, divide by N), computed in float64 on the [0, 255] scale;
+    ``unbiased`` divides by N - 1 instead (HCFlow's test script; NaN for one sample, as there).
 
     Args:
         samples: ``(N, H, W, C)`` (or ``(N, H, W)``) array of N samples; uint8 values are used
@@ -41,7 +43,9 @@ def pixel_std_diversity(samples: np.ndarray) -> float:
     values = samples.astype(np.float64)
     if samples.dtype != np.uint8:
         values = values * 255.0
-    return float(values.std(axis=0, ddof=0).mean())
+    if unbiased and samples.shape[0] == 1:
+        return math.nan
+    return float(values.std(axis=0, ddof=1 if unbiased else 0).mean())
 
 
 def diversity_score(global_scores: Sequence[float], local_maps: np.ndarray) -> float:

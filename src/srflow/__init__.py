@@ -10,9 +10,19 @@ Quick start::
 from srflow.config.schema import ModelConfig
 from srflow.data.resize import imresize
 from srflow.inference.api import load
+from srflow.inference.rescale import Rescaler
 from srflow.models.checkpoint import load_model, save_model
 from srflow.models.srflow import SRFlow
 
 __version__ = "0.1.0"
 
-__all__ = ["ModelConfig", "SRFlow", "__version__", "imresize", "load", "load_model", "save_model"]
+__all__ = [
+    "ModelConfig",
+    "Rescaler",
+    "SRFlow",
+    "__version__",
+    "imresize",
+    "load",
+    "load_model",
+    "save_model",
+]

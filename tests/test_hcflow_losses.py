@@ -175,3 +175,33 @@ def test_missing_vgg_weights_fail_on_one_line(tmp_path: Path,
     err = capsys.readouterr().err.strip().splitlines()
     assert code == 2 and len(err) == 1
     assert "vgg19.pth: not found" in err[0] and "train.losses.vgg19_weights" in err[0]
+
+
+class Crash(RuntimeError):
+    pass
+
+
+def test_resume_with_the_discriminator_is_bit_identical(vgg_file: Path, tmp_path: Path) -> None:
+    photos = _photos(tmp_path / "photos")
+    losses = ("train.losses={nll: 2.0e-3, l1: 1.0, feature: 0.05, gan: 0.5, sample_temperature: "
+              f"0.9, vgg19_weights: {vgg_file}, discriminator_warmup: 1}}")  # fmt: skip
+    options = [f"data.train_hr={photos}", losses, "train.steps=4", "train.checkpoint_every=2"]
+    cfg = load_run_config("train_hcflow_tiny", options)
+    train(cfg, tmp_path / "full", progress=False)
+
+    def crash_at_2(step: int, hr: torch.Tensor, lr: torch.Tensor) -> tuple:
+        if step == 2:
+            raise Crash("simulated kill")
+        return hr, lr
+
+    with pytest.raises(Crash):
+        train(cfg, tmp_path / "resumed", batch_hook=crash_at_2, progress=False)
+    train(cfg, tmp_path / "resumed", resume=True, progress=False)
+    a = torch.load(tmp_path / "full" / "checkpoints" / "last.pt", weights_only=True)
+    b = torch.load(tmp_path / "resumed" / "checkpoints" / "last.pt", weights_only=True)
+    assert all(torch.equal(v, b["model"][k]) for k, v in a["model"].items())
+    d_a, d_b = a["adversary"]["model"], b["adversary"]["model"]
+    assert all(torch.equal(v, d_b[k]) for k, v in d_a.items())
+    for pid, state in a["adversary"]["optimizer"]["state"].items():
+        theirs = b["adversary"]["optimizer"]["state"][pid]
+        assert all(torch.equal(v, theirs[k]) for k, v in state.items())

@@ -1,7 +1,10 @@
-"""Time and peak memory of diverse 4x super-resolution with the full DF2K 4x architecture.
+"""Time and peak memory of diverse super-resolution with a full published architecture.
 
     python benchmarks/bench_sr.py [--sizes 256 1024] [--samples 10] [--tile 128]
-        [--untiled-max 256] [--device cpu] [--max-tiles K]
+        [--untiled-max 256] [--device cpu] [--max-tiles K] [--model SRFlow_DF2K_4X]
+
+``--model`` names any published architecture (``HCFlow_SR_DF2K_4X``, ...; docs/models.md),
+built with random weights; each model has its own section in ``benchmarks/RESULTS.md``.
 
 For each LR size (square, random content and random weights: the cost does not depend on
 them) it runs, each in a fresh process after a small warm-up call:
@@ -31,11 +34,16 @@ import torch
 from harness import RESULTS, machine_description, measure, run_case_in_subprocess, write_section
 
 from srflow.config.presets import load_preset
+from srflow.families import family_of
 from srflow.inference import tiling
 from srflow.inference.pipeline import SuperResolver
-from srflow.models.srflow import SRFlow
 
-PRESET = "srflow_df2k_x4"
+DEFAULT_MODEL = "SRFlow_DF2K_4X"
+
+
+def _build(name: str) -> torch.nn.Module:
+    config = load_preset(name)
+    return family_of(config).build(config)
 
 
 def _limit_tiles(max_tiles: int) -> list[float]:
@@ -62,7 +70,7 @@ def _limit_tiles(max_tiles: int) -> list[float]:
 
 def _case(args: argparse.Namespace) -> dict[str, float]:
     torch.manual_seed(0)
-    resolver = SuperResolver(SRFlow(load_preset(PRESET)), device=args.device)
+    resolver = SuperResolver(_build(args.model), device=args.device)
     lr = torch.rand(3, args.size, args.size)
     tile = args.tile if args.size > args.untiled_max else None
     options = dict(temperature=0.8, seed=0, tile=tile, tile_overlap=args.tile_overlap)
@@ -84,10 +92,11 @@ def _mb(row: dict[str, float]) -> str:
 
 
 def _table(args: argparse.Namespace, rows: dict[int, dict[str, dict[str, float]]]) -> str:
-    params = sum(p.numel() for p in SRFlow(load_preset(PRESET)).parameters()) / 1e6
-    n = args.samples
+    model = _build(args.model)
+    params = sum(p.numel() for p in model.parameters()) / 1e6
+    n, s = args.samples, model.config.scale
     lines = [
-        f"Machine: {machine_description(args.device)}. Full DF2K 4x architecture ({params:.1f} M "
+        f"Machine: {machine_description(args.device)}. {args.model} ({params:.1f} M "
         f"parameters, random weights), float32, {n} samples at temperature 0.8. Sizes above "
         f"{args.untiled_max} are tiled ({args.tile} LR px tiles, {args.tile_overlap} px "
         "overlap). Baseline: the model run once per sample (encoder and conditioning "
@@ -106,7 +115,7 @@ def _table(args: argparse.Namespace, rows: dict[int, dict[str, dict[str, float]]
             tiled += (f" (time: {many['windows_timed']} largest windows timed, x "
                       f"{many['area_ratio']:.1f} by window area)")  # fmt: skip
         lines.append(
-            f"| {size}x{size} | {4 * size}x{4 * size} | {tiled} | {many['seconds']:.1f} | "
+            f"| {size}x{size} | {s * size}x{s * size} | {tiled} | {many['seconds']:.1f} | "
             f"{_mb(many)} | {one['seconds']:.1f} | {_mb(one)} | "
             f"{baseline:.1f} | {many['seconds'] / one['seconds']:.2f} | "
             f"{many['seconds'] / baseline:.2f} |"
@@ -125,6 +134,7 @@ def main() -> None:
     parser.add_argument("--max-tiles", type=int, default=0,
                         help="tiled sizes: decode only this many (largest) windows and "
                         "extrapolate the time by window area (0: all)")  # fmt: skip
+    parser.add_argument("--model", default=DEFAULT_MODEL, help="published architecture")
     parser.add_argument("--no-record", action="store_true", help="do not write RESULTS.md")
     parser.add_argument("--size", type=int, help=argparse.SUPPRESS)
     parser.add_argument("--case", choices=["n", "1"], help=argparse.SUPPRESS)
@@ -135,7 +145,7 @@ def main() -> None:
     script = Path(__file__).resolve()
     common = ["--samples", str(args.samples), "--tile", str(args.tile), "--tile-overlap",
               str(args.tile_overlap), "--untiled-max", str(args.untiled_max), "--device",
-              args.device, "--max-tiles", str(args.max_tiles)]  # fmt: skip
+              args.device, "--max-tiles", str(args.max_tiles), "--model", args.model]  # fmt: skip
     rows: dict[int, dict[str, dict[str, float]]] = {}
     for size in args.sizes:
         rows[size] = {}
@@ -149,7 +159,8 @@ def main() -> None:
             RESULTS.write_text(
                 f"# Benchmark results\n\nMachine: {machine_description(args.device)}\n"
             )
-        write_section(f"bench_sr ({args.device})", table)
+        suffix = "" if args.model == DEFAULT_MODEL else f", {args.model}"
+        write_section(f"bench_sr ({args.device}{suffix})", table)
 
 
 if __name__ == "__main__":

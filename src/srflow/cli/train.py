@@ -1,4 +1,4 @@
-"""``srflow train``: train an SRFlow model from a YAML config or a preset.
+"""``srflow train``: train a model (SRFlow, SRFlow-DA, HCFlow) from a YAML config or a preset.
 
 Examples::
 
@@ -103,7 +103,9 @@ def run_train(args: argparse.Namespace) -> int:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """``python -m srflow.cli.train CONFIG ...`` (the same options as ``srflow train``)."""
-    parser = argparse.ArgumentParser(prog="srflow train", description="Train an SRFlow model.")
+    parser = argparse.ArgumentParser(
+        prog="srflow train", description="Train a flow model (SRFlow, SRFlow-DA, HCFlow)."
+    )
     parser.add_argument("-v", "--verbose", action="store_true", help="log details")
     _configure(parser)
     args = parser.parse_args(argv)

@@ -228,18 +228,27 @@ class HCFlow(nn.Module):
     @torch.no_grad()
     def sample(
         self, lr: Tensor, temperature: float = 0.9, n: int = 1,
-        generator: torch.Generator | None = None,
+        generator: torch.Generator | None = None, *, batch_size: int | None = None,
     ) -> Tensor:  # fmt: skip
         """``n`` samples per LR image, ``(n, B, 3, H, W)`` clamped to ``[0, 1]``.
 
         The temperature scales the noise around each level's *predicted* mean (0: the means).
-        Noise is drawn coarsest level first, as the original's sampler.
+        Noise is drawn sample by sample, coarsest level first, as the original's sampler; the
+        coarsest level's LR features are computed once, and ``batch_size`` samples (default:
+        all) are decoded together.
         """
         shapes = self.latent_shapes(lr)
         conds = self.conditioning(lr)
+        draws = [
+            [z.to(lr.device) for z in self.sample_latents(shapes, temperature, generator,
+                                                          dtype=lr.dtype)]
+            for _ in range(n)
+        ]  # fmt: skip
+        per_batch = max(1, batch_size or n)
         outs = []
-        for _ in range(n):
-            latents = self.sample_latents(shapes, temperature, generator, dtype=lr.dtype)
-            latents = [z.to(lr.device) for z in latents]
-            outs.append(self.decode(lr, latents, conds=conds)[0].clamp(0, 1))
-        return torch.stack(outs)
+        for start in range(0, n, per_batch):
+            group = draws[start : start + per_batch]
+            latents = [torch.cat([d[i] for d in group]) for i in range(len(shapes))]
+            hr = self.decode(lr, latents, conds=conds)[0].clamp(0, 1)
+            outs.append(hr.view(len(group), *lr.shape[:1], *hr.shape[1:]))
+        return torch.cat(outs)

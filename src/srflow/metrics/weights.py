@@ -27,6 +27,7 @@ __all__ = [
     "lpips_linear_path",
     "niqe_params_path",
     "brisque_model_dir",
+    "srflow_cache_dir",
 ]
 
 ALEXNET_FILENAME = "alexnet-owt-7be5be79.pth"
@@ -72,7 +73,7 @@ def _torch_hub_checkpoint_dirs() -> list[Path]:
     return dirs
 
 
-def _srflow_cache_dir() -> Path:
+def srflow_cache_dir() -> Path:
     """``~/.cache/srflow`` (parameter files copied there by the user)."""
     return Path.home() / ".cache" / "srflow"
 
@@ -137,7 +138,7 @@ def lpips_linear_path(explicit: str | os.PathLike[str] | None = None) -> Path:
     package_dir = installed_package_dir("lpips")
     if package_dir is not None:
         candidates.append(package_dir / "weights" / "v0.1" / "alex.pth")
-    candidates.append(_srflow_cache_dir() / "lpips" / "alex.pth")
+    candidates.append(srflow_cache_dir() / "lpips" / "alex.pth")
     return find_parameter_file(
         "LPIPS v0.1 linear weights alex.pth",
         explicit,
@@ -153,7 +154,7 @@ def niqe_params_path(explicit: str | os.PathLike[str] | None = None) -> Path:
         f"NIQE pristine model {NIQE_FILENAME}",
         explicit,
         "SRFLOW_NIQE_PARAMS",
-        [_srflow_cache_dir() / NIQE_FILENAME, BUNDLED_DATA_DIR / NIQE_FILENAME],
+        [srflow_cache_dir() / NIQE_FILENAME, BUNDLED_DATA_DIR / NIQE_FILENAME],
         "It ships in BasicSR's source distribution (pip download --no-deps --no-binary "
         "basicsr basicsr==1.4.2; file basicsr/metrics/niqe_pris_params.npz).",
     )
@@ -175,7 +176,7 @@ def brisque_model_dir(explicit: str | os.PathLike[str] | None = None) -> Path:
     else:
         if os.environ.get("SRFLOW_BRISQUE_MODEL"):
             dirs.append(Path(os.environ["SRFLOW_BRISQUE_MODEL"]).expanduser())
-        dirs.append(_srflow_cache_dir() / "brisque")
+        dirs.append(srflow_cache_dir() / "brisque")
         package_dir = installed_package_dir("brisque")
         if package_dir is not None:
             dirs.append(package_dir / "models")

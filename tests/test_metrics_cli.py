@@ -1,0 +1,74 @@
+"""`srflow metrics`: per-image values, JSON lines, pairing, errors, the metric list."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from conftest import need_path
+from srflow.cli.main import main
+from srflow.metrics.psnr_ssim import psnr
+from srflow.metrics.registry import METRIC_SPECS
+from srflow.metrics.ssim_matlab import ssim_matlab
+
+REFERENCE = Path(__file__).resolve().parents[1].parent / "shared" / "reference" / "iqa_tid2013"
+
+
+@pytest.fixture()
+def pairs(tmp_path: Path) -> tuple[Path, Path]:
+    """The TID2013 pairs as PNG files: distorted in one folder, references in another."""
+    root = need_path(REFERENCE)
+    for kind, folder in (("dist", "sr"), ("ref", "gt")):
+        (tmp_path / folder).mkdir()
+        for name in ("I03", "I04"):
+            Image.open(root / kind / f"{name}.bmp").save(tmp_path / folder / f"{name}.png")
+    return tmp_path / "sr", tmp_path / "gt"
+
+
+def test_json_lines_equal_the_library_values(pairs: tuple[Path, Path],
+                                             capsys: pytest.CaptureFixture) -> None:  # fmt: skip
+    sr, gt = pairs
+    assert main(["metrics", str(sr), "--ref", str(gt), "--metric", "psnr", "ssim_matlab",
+                 "--json"]) == 0  # fmt: skip
+    lines = [json.loads(x) for x in capsys.readouterr().out.splitlines()]
+    assert [Path(x["image"]).name for x in lines] == ["I03.png", "I04.png"]
+    for line in lines:
+        name = Path(line["image"]).name
+        a, b = (np.asarray(Image.open(d / name)) for d in (sr, gt))
+        assert line["psnr"] == pytest.approx(psnr(a, b), abs=1e-12)
+        assert line["ssim_matlab"] == pytest.approx(ssim_matlab(a, b), abs=1e-12)
+    assert lines[0]["ssim_matlab"] == pytest.approx(0.6993, abs=1e-3)  # the original's value
+
+
+def test_text_output_and_no_reference_defaults(pairs: tuple[Path, Path],
+                                               capsys: pytest.CaptureFixture) -> None:  # fmt: skip
+    sr, _ = pairs
+    assert main(["metrics", str(sr / "I04.png")]) == 0
+    out = capsys.readouterr().out.strip()
+    assert out.startswith(str(sr / "I04.png")) and "niqe=3.65" in out and "piqe=" in out
+
+
+def test_errors(pairs: tuple[Path, Path], tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    sr, gt = pairs
+    assert main(["metrics", str(sr), "--metric", "psnr"]) == 2
+    assert "full-reference; pass --ref" in capsys.readouterr().err
+    shutil.copy(sr / "I03.png", sr / "extra.png")
+    assert main(["metrics", str(sr), "--ref", str(gt), "--metric", "psnr"]) == 1
+    captured = capsys.readouterr()
+    assert "extra.png: no reference named extra" in captured.err
+    assert captured.out.count("psnr=") == 2  # the paired images are still scored
+    small = tmp_path / "small.png"
+    Image.fromarray(np.zeros((8, 8, 3), np.uint8)).save(small)
+    assert main(["metrics", str(small), "--ref", str(gt / "I03.png"), "--metric", "psnr"]) == 1
+    assert "the reference is 512x384, the image 8x8" in capsys.readouterr().err
+
+
+def test_list_names_every_metric(capsys: pytest.CaptureFixture) -> None:
+    assert main(["metrics", "--list"]) == 0
+    out = capsys.readouterr().out
+    assert all(name in out for name in METRIC_SPECS) and "full-reference" in out

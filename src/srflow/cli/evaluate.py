@@ -33,6 +33,7 @@ from srflow.evaluation.config import (
     UINT8_MODES,
     hcflow_conventions,
 )
+from srflow.evaluation.external import ExternalMethod, load_external_method
 from srflow.evaluation.metric_table import METRICS, format_value
 from srflow.evaluation.plots import write_plots
 from srflow.evaluation.report import write_csv, write_json, write_markdown
@@ -60,7 +61,11 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
                         "its reconstruction vs bicubic down + up (docs/rescaling.md)")  # fmt: skip
     p.add_argument("--lr", type=Path, help="LR images paired by file stem (default: bicubic)")
     p.add_argument("--model", help="model file (.safetensors or original .pth); default: embedded")
-    p.add_argument("--scale", type=int, help="check the model's scale factor")
+    p.add_argument("--sr", nargs="+", type=Path, metavar="DIR",
+                   help="other methods' outputs, one folder each (NAME/*.png, "
+                        "NAME_sample{i}.png or NAME.png), scored the same way")  # fmt: skip
+    p.add_argument("--sr-name", nargs="+", metavar="NAME", help="labels of the --sr methods")
+    p.add_argument("--scale", type=int, help="check the model's scale (required for --sr alone)")
     p.add_argument("-t", "--temperature", type=float, nargs="+", default=DEFAULT_TEMPERATURES,
                    help="temperatures (0 is always added; default 0 0.5 0.8 0.9 1.0)")  # fmt: skip
     p.add_argument("-n", "--samples", type=int, default=10, help="samples per temperature (10)")
@@ -158,6 +163,8 @@ def command_line(args: argparse.Namespace) -> str:
     for flag, value, default in options:
         words += [flag, str(value)] if value != default else []
     words += ["--temperature", *(f"{t:g}" for t in args.temperature)]
+    words += ["--sr", *map(str, args.sr)] if args.sr else []
+    words += ["--sr-name", *args.sr_name] if args.sr_name else []
     words += ["--psnr-y"] if args.psnr_y else []
     words += ["--conventions", args.conventions] if args.conventions != "challenge" else []
     words += ["--lpips-layer-mean"] if args.lpips_layer_mean else []
@@ -171,7 +178,7 @@ def _image_saver(folder: Path) -> SampleSink:
     """Write each output as ``NAME_t0.90_s00.png`` / ``NAME_bicubic_s00.png``."""
 
     def save(image: EvalImage, row: MethodResult, outputs: np.ndarray) -> None:
-        tag = "bicubic" if row.temperature is None else f"t{row.temperature:.2f}"
+        tag = row.method if row.temperature is None else f"t{row.temperature:.2f}"
         for index, output in enumerate(outputs):
             rgb = torch.from_numpy(output).permute(2, 0, 1).float() / 255.0
             write_image(folder / f"{image.name}_{tag}_s{index:02d}.png", rgb)
@@ -211,6 +218,35 @@ def run(args: argparse.Namespace) -> int:
         hr_dir = args.hr if args.hr is not None else BENCHMARKS[args.benchmark] / "hr"
         return run_rescale(args, hr_dir, DEFAULT_TEMPERATURES)
     config = _config(args)
+    model, model_name, scale = _load_model(args)
+    if args.conventions == "hcflow":
+        config = replace(config, conventions=replace(
+            hcflow_conventions(scale), y_channel=args.psnr_y
+        ))  # fmt: skip
+    images = _images(args, scale)
+    external = _external_methods(args, images)
+    out_dir = prepare_output_dir(args.output)
+    sink = None
+    if args.save_images:
+        sink = _image_saver(prepare_output_dir(out_dir / "images"))
+    methods = 1 + (len(config.all_temperatures) if model is not None else 0) + len(external)
+    with tqdm(total=len(images) * methods, desc="eval", unit="set") as bar:
+        result = evaluate(model, images, config, model_name=model_name,
+                          progress=lambda _: bar.update(), sample_sink=sink,
+                          external=external, scale=scale)  # fmt: skip
+    result.command = command_line(args)
+    written = _write_outputs(result, out_dir, args)
+    _print_summary(result)
+    print(f"{len(images)} image(s) in {result.seconds / 60:.1f} min -> {written[0].parent}")
+    return 0
+
+
+def _load_model(args: argparse.Namespace) -> tuple[FlowModel | None, str, int]:
+    """``(model, its name, scale)``; no model for ``--sr`` without ``--model``."""
+    if args.sr and not args.model:
+        if args.scale is None:
+            raise CliError("--sr without --model needs --scale (the factor of the outputs)")
+        return None, ", ".join(Path(d).name for d in args.sr), args.scale
     model_path = resolve_model(args.model)
     try:
         model = load_model(model_path, device=pick_device(args.device))
@@ -218,28 +254,22 @@ def run(args: argparse.Namespace) -> int:
         raise CliError(str(exc)) from None
     if not isinstance(model, FlowModel):
         raise CliError(f"{model_path}: {describe_model(model)} is not a super-resolution flow")
-    if args.conventions == "hcflow":
-        config = replace(config, conventions=replace(
-            hcflow_conventions(model.config.scale), y_channel=args.psnr_y
-        ))  # fmt: skip
     announce_model(model_path, model)
     scale = model.config.scale
     if args.scale is not None and args.scale != scale:
         raise CliError(f"{model_path}: the model is {scale}x, not {args.scale}x (--scale)")
-    images = _images(args, scale)
-    out_dir = prepare_output_dir(args.output)
-    sink = None
-    if args.save_images:
-        sink = _image_saver(prepare_output_dir(out_dir / "images"))
-    methods = 1 + len(config.all_temperatures)
-    with tqdm(total=len(images) * methods, desc="eval", unit="set") as bar:
-        result = evaluate(model, images, config, model_name=model_path.name,
-                          progress=lambda _: bar.update(), sample_sink=sink)  # fmt: skip
-    result.command = command_line(args)
-    written = _write_outputs(result, out_dir, args)
-    _print_summary(result)
-    print(f"{len(images)} image(s) in {result.seconds / 60:.1f} min -> {written[0].parent}")
-    return 0
+    return model, model_path.name, scale
+
+
+def _external_methods(args: argparse.Namespace, images: list[EvalImage]) -> list[ExternalMethod]:
+    names = args.sr_name or []
+    if names and len(names) != len(args.sr or []):
+        raise CliError("--sr-name needs one name per --sr folder")
+    try:
+        return [load_external_method(Path(folder), images, names[i] if names else None)
+                for i, folder in enumerate(args.sr or [])]  # fmt: skip
+    except EvalInputError as exc:
+        raise CliError(str(exc)) from None
 
 
 def _print_summary(result: EvalResult) -> None:

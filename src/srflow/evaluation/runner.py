@@ -7,9 +7,11 @@ import time
 from collections.abc import Callable, Sequence
 
 import numpy as np
+import torch
 
 from srflow.data.resize import imresize
 from srflow.evaluation.config import EvalConfig
+from srflow.evaluation.external import ExternalMethod
 from srflow.evaluation.images import EvalImage
 from srflow.evaluation.results import EvalResult, MethodResult
 from srflow.evaluation.sampling import ModelSampler, bicubic_upscale
@@ -26,13 +28,15 @@ SampleSink = Callable[[EvalImage, MethodResult, np.ndarray], None]
 
 
 def evaluate(
-    model: FlowModel,
+    model: FlowModel | None,
     images: Sequence[EvalImage],
     config: EvalConfig,
     *,
     model_name: str = "model",
     progress: Callable[[str], None] | None = None,
     sample_sink: SampleSink | None = None,
+    external: Sequence[ExternalMethod] = (),
+    scale: int | None = None,
 ) -> EvalResult:
     """Score bicubic and the model's samples on every image.
 
@@ -42,22 +46,32 @@ def evaluate(
     :class:`MetricSuite`; LR-PSNR compares with ``imresize(GT, 1/s)`` or the model's LR input
     (``config.conventions.lr_psnr_reference``).
 
+    Other methods' outputs (``external``, :mod:`srflow.evaluation.external`) are scored the
+    same way, one row per image and method, after the model's rows.
+
     Args:
-        model: The flow model, any family (evaluated on its own device).
+        model: The flow model, any family (evaluated on its own device); ``None``: only
+            bicubic and ``external`` (then ``scale`` is required).
         images: Ground truths and LR inputs (:func:`srflow.evaluation.images.load_eval_images`).
         config: Sampling settings and metric conventions.
         model_name: Name shown in reports.
         progress: Called with a short message after each image and method.
         sample_sink: Called with every output set as uint8 (e.g. to save the images).
+        external: Other methods' samples for the same images.
+        scale: The super-resolution factor when there is no model.
 
     Returns:
         The per-image rows, the list of unavailable metrics and a gallery of the first image.
     """
     start = time.perf_counter()
-    scale = model.config.scale
-    family = family_of(model.config).name
-    sampler = ModelSampler(model, config.batch_size)
-    suite = MetricSuite(config, device=sampler.device)
+    sampler = ModelSampler(model, config.batch_size) if model is not None else None
+    if model is not None:
+        scale = model.config.scale
+    if scale is None:
+        raise ValueError("evaluate: give a model or the scale")
+    family = family_of(model.config).name if model is not None else ""
+    device = sampler.device if sampler is not None else torch.device("cpu")
+    suite = MetricSuite(config, device=device)
     result = EvalResult(
         model=model_name,
         scale=scale,
@@ -65,7 +79,7 @@ def evaluate(
         images=[],
         rows=[],
         unavailable=suite.unavailable,
-        device=str(sampler.device),
+        device=str(device),
     )
     mode = config.conventions.uint8
     for index, image in enumerate(images):
@@ -80,8 +94,10 @@ def evaluate(
         outputs: list[tuple[str, float | None, np.ndarray]] = [
             ("bicubic", None, bicubic_upscale(image.lr, scale)[None])
         ]
-        draws = sampler.sample(image.lr, config.all_temperatures, config.samples, config.seed)
-        outputs += [("srflow", t, samples) for t, samples in draws.items()]
+        if sampler is not None:
+            draws = sampler.sample(image.lr, config.all_temperatures, config.samples, config.seed)
+            outputs += [("srflow", t, samples) for t, samples in draws.items()]
+        outputs += [(method.name, None, method.samples[image.name]) for method in external]
         if index == 0:
             result.gallery["ground truth"] = [image.hr]
         for method, temperature, samples in outputs:

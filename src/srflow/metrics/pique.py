@@ -10,8 +10,9 @@ Own implementation of the algorithm as MATLAB's ``piqe`` documents it; no traine
 * Noticeable distortion: some segment of 6 consecutive pixels (11 per edge, sliding) on one of
   the 4 block edges has a standard deviation below 0.1.
 * Noise: with ``s`` the block's MSCN standard deviation and ``r`` = std of the 2 central
-  columns / std of the other 14 columns, ``beta = |s - r| / max(s, r)``; noise when
-  ``s > 2 beta``.
+  columns (8 and 9, 1-based) / std of 14 "surround" columns, ``beta = |s - r| / max(s, r)``;
+  noise when ``s > 2 beta``. The surround is MATLAB's as it runs: it deletes column 8 and then
+  column 9 of the already shortened block, so it drops the original columns 8 and 10.
 * Block distortion ``d = [distortion] (1 - v) + [noise] v`` (v = block variance); score
   ``100 (sum d + 1) / (n_active + 1)``; 0 (best) .. 100 (worst).
 
@@ -85,7 +86,9 @@ def piqe_details(image: np.ndarray) -> PIQEResult:
     impaired = (_edge_segments_std(edges) < IMPAIRED_THRESHOLD).any(axis=(2, 3))
 
     centre_cols = [BLOCK // 2 - 1, BLOCK // 2]
-    surround_cols = [c for c in range(BLOCK) if c not in centre_cols]
+    # MATLAB's piqe deletes column 8 and then "column 9" of the shortened block (1-based), i.e.
+    # the original columns 8 and 10: its surround keeps centre column 9 and drops column 10
+    surround_cols = [c for c in range(BLOCK) if c not in (BLOCK // 2 - 1, BLOCK // 2 + 1)]
     centre_std = blocks[..., centre_cols].reshape(rows, cols, -1).std(axis=-1, ddof=1)
     surround_std = blocks[..., surround_cols].reshape(rows, cols, -1).std(axis=-1, ddof=1)
     with np.errstate(divide="ignore", invalid="ignore"):

@@ -88,3 +88,18 @@ def test_missing_outputs_are_one_line(folders: Path, tmp_path: Path,
     assert main(["eval", "--hr", str(folders / "hr"), "--sr", str(folders / "ntire"), "-o",
                  str(tmp_path / "o2"), *SKIP]) == 2  # fmt: skip
     assert "needs --scale" in capsys.readouterr().err
+
+
+def test_ssim_matlab_convention(folders: Path, tmp_path: Path) -> None:
+    from srflow.metrics.ssim_matlab import ssim_matlab
+
+    args = ["eval", "--hr", str(folders / "hr"), "--sr", str(folders / "ntire"), "--scale", "4",
+            "--ssim-matlab", "--crop-border", "4", "-o", str(tmp_path / "out"), *SKIP]  # fmt: skip
+    assert main(args) == 0
+    row = rows(tmp_path / "out")[("astro", "ntire")]
+    sample = np.asarray(Image.open(folders / "ntire" / "astro_sample0.png"))
+    hr = np.asarray(Image.open(folders / "hr" / "astro.png"))
+    expected = ssim_matlab(sample[4:-4, 4:-4], hr[4:-4, 4:-4])
+    assert row["per_sample"]["ssim"][0] == pytest.approx(expected, abs=1e-12)
+    data = json.loads((tmp_path / "out" / "results.json").read_text())
+    assert data["config"]["conventions"]["ssim_matlab"] is True

@@ -43,7 +43,7 @@ def test_rows_are_labelled_hcflow_and_the_conventions_recorded(run: Path) -> Non
     conventions = data["config"]["conventions"]
     assert conventions == {"y_channel": False, "crop_border": 4, "uint8": "round",
                            "lpips_spatial": False, "lr_psnr_reference": "gt_float",
-                           "pixel_std_unbiased": True}  # fmt: skip
+                           "pixel_std_unbiased": True, "ssim_matlab": False}  # fmt: skip
     report = (run / "out" / "report.md").read_text()
     assert "HCFlow τ=0.9" in report and "--conventions hcflow" in report
 

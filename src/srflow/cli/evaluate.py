@@ -82,6 +82,8 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
                            "the flags below except --psnr-y")  # fmt: skip
     conv.add_argument("--psnr-y", action="store_true", help="PSNR/SSIM on BT.601 Y, not RGB")
     conv.add_argument("--crop-border", type=int, default=0, help="PSNR/SSIM border crop (0)")
+    conv.add_argument("--ssim-matlab", action="store_true",
+                      help="SSIM as Wang's MATLAB ssim_index.m on rgb2gray")  # fmt: skip
     conv.add_argument("--uint8", choices=UINT8_MODES, default="truncate",
                       help="SR to 8 bit: truncate (SRFlow), round, float (PSNR/SSIM)")  # fmt: skip
     conv.add_argument("--lpips-layer-mean", action="store_true",
@@ -138,6 +140,7 @@ def _config(args: argparse.Namespace) -> EvalConfig:
                 uint8=args.uint8,
                 lpips_spatial=not args.lpips_layer_mean,
                 lr_psnr_reference=args.lr_psnr_ref,
+                ssim_matlab=args.ssim_matlab,
             ),
             files=MetricFiles(
                 args.lpips_backbone, args.lpips_linear, args.niqe_params, args.brisque_model
@@ -166,6 +169,7 @@ def command_line(args: argparse.Namespace) -> str:
     words += ["--sr", *map(str, args.sr)] if args.sr else []
     words += ["--sr-name", *args.sr_name] if args.sr_name else []
     words += ["--psnr-y"] if args.psnr_y else []
+    words += ["--ssim-matlab"] if args.ssim_matlab else []
     words += ["--conventions", args.conventions] if args.conventions != "challenge" else []
     words += ["--lpips-layer-mean"] if args.lpips_layer_mean else []
     words += ["--skip", *args.skip] if args.skip else []
@@ -221,7 +225,7 @@ def run(args: argparse.Namespace) -> int:
     model, model_name, scale = _load_model(args)
     if args.conventions == "hcflow":
         config = replace(config, conventions=replace(
-            hcflow_conventions(scale), y_channel=args.psnr_y
+            hcflow_conventions(scale), y_channel=args.psnr_y, ssim_matlab=args.ssim_matlab
         ))  # fmt: skip
     images = _images(args, scale)
     external = _external_methods(args, images)

@@ -46,6 +46,9 @@ class MetricConventions:
             ``test.py``). Identical when the LR is the MATLAB bicubic of the HR. ``gt_float``:
             HCFlow's "bicHR" PSNR, both uint8 images resized as floats in [0, 1] (no rounding
             after the resize), PSNR with peak 1.
+        ssim_matlab: the SSIM column is Wang's MATLAB ``ssim_index.m`` on ``rgb2gray`` of the
+            uint8 images (what many papers quote), after the border crop, instead of
+            scikit-image's SSIM on RGB (SRFlow's protocol).
         pixel_std_unbiased: the pixel-std diversity with the unbiased (N - 1) standard
             deviation over samples (HCFlow's test script: torch's default) instead of the
             population one (SRFlow's Table 1).
@@ -57,6 +60,7 @@ class MetricConventions:
     lpips_spatial: bool = True
     lr_psnr_reference: str = "gt"
     pixel_std_unbiased: bool = False
+    ssim_matlab: bool = False
 
     def __post_init__(self) -> None:
         if self.uint8 not in UINT8_MODES:

@@ -27,6 +27,7 @@ from srflow.metrics.lpips import LPIPS
 from srflow.metrics.niqe import load_niqe_params, niqe
 from srflow.metrics.pique import piqe
 from srflow.metrics.psnr_ssim import psnr, ssim
+from srflow.metrics.ssim_matlab import ssim_matlab
 from srflow.metrics.weights import MetricUnavailable
 
 __all__ = ["MetricSuite", "SetScores", "outputs_as_uint8"]
@@ -144,7 +145,10 @@ class MetricSuite:
         lpips_maps, lpips_scores, mse_maps = [], [], []
         for index, sr in enumerate(as_uint8):
             per_sample["psnr"].append(psnr(fidelity[index], gt_fidelity, **options))
-            per_sample["ssim"].append(ssim(fidelity[index], gt_fidelity, **options))
+            if self.conventions.ssim_matlab:
+                per_sample["ssim"].append(_ssim_matlab(sr, gt_uint8, options["crop_border"]))
+            else:
+                per_sample["ssim"].append(ssim(fidelity[index], gt_fidelity, **options))
             consistency = lr_psnr if lr_reference.dtype == np.uint8 else lr_psnr_float
             per_sample["lr_psnr"].append(consistency(sr, lr_reference, scale))
             mse_maps.append(mse_local_map(sr, gt_uint8))
@@ -179,3 +183,10 @@ class MetricSuite:
         gt = torch.from_numpy(np.ascontiguousarray(gt_uint8)).permute(2, 0, 1)[None].to(device)
         spatial, layer_mean = self.lpips.spatial_and_layer_mean(sr, gt)
         return spatial[0, 0].double().cpu().numpy(), float(layer_mean)
+
+
+def _ssim_matlab(sr: np.ndarray, gt: np.ndarray, border: int) -> float:
+    """MATLAB SSIM (``ssim_index.m`` on ``rgb2gray``) after cropping ``border`` pixels."""
+    if border:
+        sr, gt = sr[border:-border, border:-border], gt[border:-border, border:-border]
+    return ssim_matlab(sr, gt)

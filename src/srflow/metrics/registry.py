@@ -39,6 +39,7 @@ METRIC_SPECS: dict[str, MetricSpec] = {spec.name: spec for spec in (
     MetricSpec("ms_ssim", True, True, "Wang's msssim.m on MATLAB rgb2gray, 5 scales"),
     MetricSpec("lpips", True, False, "AlexNet v0.1, layer mean (lpips default), [-1, 1]"),
     MetricSpec("lpips_spatial", True, False, "AlexNet v0.1, mean of the spatial map (NTIRE)"),
+    MetricSpec("lpips_vgg", True, False, "VGG16 v0.1, layer mean (lpips net='vgg')"),
     MetricSpec("niqe", False, False, "authors' release (pristine model), MATLAB gray"),
     MetricSpec("brisque", False, False, "libsvm model of the brisque 0.2.0 package"),
     MetricSpec("piqe", False, False, "MATLAB piqe() (PIQUE)"),
@@ -52,19 +53,21 @@ class MetricRunner:
     device: torch.device = field(default_factory=lambda: torch.device("cpu"))
     _cache: dict[str, Any] = field(default_factory=dict)
 
-    def _lpips(self, spatial: bool) -> Any:
-        key = f"lpips_{spatial}"
+    def _lpips(self, spatial: bool, net: str) -> Any:
+        key = f"lpips_{spatial}_{net}"
         if key not in self._cache:
             from srflow.metrics.lpips import LPIPS
 
-            self._cache[key] = LPIPS.from_files(spatial=spatial).to(self.device)
+            self._cache[key] = LPIPS.from_files(spatial=spatial, net=net).to(self.device)
         return self._cache[key]
 
-    def _lpips_value(self, image: np.ndarray, ref: np.ndarray, spatial: bool) -> float:
+    def _lpips_value(
+        self, image: np.ndarray, ref: np.ndarray, spatial: bool, net: str = "alex"
+    ) -> float:
         a, b = (torch.from_numpy(np.ascontiguousarray(x)).permute(2, 0, 1)[None].to(self.device)
                 for x in (image, ref))  # fmt: skip
         with torch.no_grad():
-            return float(self._lpips(spatial).score(a, b)[0])
+            return float(self._lpips(spatial, net).score(a, b)[0])
 
     def _functions(self) -> dict[str, Callable[[np.ndarray, np.ndarray | None], float]]:
         from srflow.metrics.brisque import brisque
@@ -79,6 +82,7 @@ class MetricRunner:
             "ms_ssim": lambda a, r: ms_ssim_matlab(a, r),
             "lpips": lambda a, r: self._lpips_value(a, r, spatial=False),  # type: ignore[arg-type]
             "lpips_spatial": lambda a, r: self._lpips_value(a, r, spatial=True),  # type: ignore[arg-type]
+            "lpips_vgg": lambda a, r: self._lpips_value(a, r, False, "vgg"),  # type: ignore[arg-type]
             "niqe": lambda a, r: niqe(a),
             "brisque": lambda a, r: brisque(a),
             "piqe": lambda a, r: piqe(a),

@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import json
 import math
-import os
-import socket
 from pathlib import Path
 
 import numpy as np
@@ -25,6 +23,7 @@ from srflow.models.checkpoint import load_model
 from srflow.models.hcflow import HCFlow, quantize_8bit
 from srflow.train.hcflow_objective import HCFlowObjective
 from srflow.train.loop import train
+from test_train import _ddp_worker, _free_port
 
 skimage_data = pytest.importorskip("skimage.data")
 PHOTOS = ("astronaut", "chelsea", "coffee")
@@ -143,24 +142,14 @@ def test_config_errors_name_the_key(photos: Path) -> None:
         tiny(photos, "model.trunk_step=2")
 
 
-def _ddp_worker(rank: int, cfg: RunConfig, run_dir: Path, port: int) -> None:
-    os.environ.update(RANK=str(rank), WORLD_SIZE="2", LOCAL_RANK=str(rank),
-                      MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port))  # fmt: skip
-    torch.set_num_threads(1)
-    train(cfg, run_dir, progress=False)
-
-
 def test_ddp_two_gloo_processes_match_single_process(photos: Path, tmp_path: Path) -> None:
     """Rescaling with sampled reconstructions: each image's latents come from its own seed,
     so 2 ranks x 2 samples train as 1 process x 4 (eps as in the SRFlow DDP test)."""
     cfg = tiny(photos, "model.task=rescale", "train.steps=4", "train.checkpoint_every=0",
                "train.adam_eps=1e-4", "train.losses={nll: 0, lr: 0.05, latent: 1.0e-5, "
                "reconstruction: 1.0, sample_temperature: 0.5}")  # fmt: skip
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    torch.multiprocessing.spawn(_ddp_worker, args=(cfg, tmp_path / "ddp", port), nprocs=2,
-                                join=True)  # fmt: skip
+    torch.multiprocessing.spawn(_ddp_worker, args=(cfg, tmp_path / "ddp", _free_port()),
+                                nprocs=2, join=True)  # fmt: skip
     train(cfg, tmp_path / "single", progress=False)
     ddp = load_file(tmp_path / "ddp" / "model.safetensors")
     single = load_file(tmp_path / "single" / "model.safetensors")

@@ -8,6 +8,7 @@ from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import torch
 from tqdm import tqdm
@@ -15,6 +16,9 @@ from tqdm import tqdm
 from srflow.data.image_io import ImageReadError, write_image
 from srflow.inference.api import default_model_path, missing_default_model_message
 from srflow.inference.pipeline import InputTooSmallError
+
+if TYPE_CHECKING:
+    from srflow.models.protocol import FlowModel
 
 
 class CliError(Exception):
@@ -52,6 +56,24 @@ def announce_model(path: Path, model: torch.nn.Module) -> None:
     from srflow.models.checkpoint import describe_model
 
     tqdm.write(f"model: {describe_model(model)} from {path}", file=sys.stdout)
+
+
+def load_flow_model(path: Path, device: str) -> FlowModel:
+    """A super-resolution flow of any family from ``path`` on ``device``, announced on stdout;
+    :class:`CliError` (one line) when the file, the device or the model is unusable."""
+    from srflow.compat.official import CheckpointError
+    from srflow.inference.pipeline import pick_device
+    from srflow.models.checkpoint import describe_model, load_model
+    from srflow.models.protocol import FlowModel
+
+    try:
+        model = load_model(path, device=pick_device(device))
+    except (CheckpointError, RuntimeError, ValueError, OSError) as exc:
+        raise CliError(str(exc)) from None
+    if not isinstance(model, FlowModel):
+        raise CliError(f"{path}: {describe_model(model)} is not a super-resolution flow")
+    announce_model(path, model)
+    return model
 
 
 def prepare_output_dir(path: Path) -> Path:

@@ -13,8 +13,7 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
-from srflow.cli.common import CliError, announce_model, prepare_output_dir, resolve_model
-from srflow.compat.official import CheckpointError
+from srflow.cli.common import CliError, load_flow_model, prepare_output_dir, resolve_model
 from srflow.data.image_io import write_image
 from srflow.evaluation import (
     EvalConfig,
@@ -38,8 +37,6 @@ from srflow.evaluation.metric_table import METRICS, format_value
 from srflow.evaluation.plots import write_plots
 from srflow.evaluation.report import write_csv, write_json, write_markdown
 from srflow.evaluation.runner import SampleSink
-from srflow.inference.pipeline import pick_device
-from srflow.models.checkpoint import describe_model, load_model
 from srflow.models.protocol import FlowModel
 
 logger = logging.getLogger(__name__)
@@ -252,13 +249,7 @@ def _load_model(args: argparse.Namespace) -> tuple[FlowModel | None, str, int]:
             raise CliError("--sr without --model needs --scale (the factor of the outputs)")
         return None, ", ".join(Path(d).name for d in args.sr), args.scale
     model_path = resolve_model(args.model)
-    try:
-        model = load_model(model_path, device=pick_device(args.device))
-    except (CheckpointError, ValueError, OSError) as exc:
-        raise CliError(str(exc)) from None
-    if not isinstance(model, FlowModel):
-        raise CliError(f"{model_path}: {describe_model(model)} is not a super-resolution flow")
-    announce_model(model_path, model)
+    model = load_flow_model(model_path, args.device)
     scale = model.config.scale
     if args.scale is not None and args.scale != scale:
         raise CliError(f"{model_path}: the model is {scale}x, not {args.scale}x (--scale)")

@@ -9,12 +9,9 @@ from pathlib import Path
 import torch
 from torch import Tensor
 
-from srflow.cli.common import CliError, announce_model, resolve_model
-from srflow.compat.official import CheckpointError
+from srflow.cli.common import CliError, load_flow_model, resolve_model
 from srflow.data.image_io import ImageReadError, read_image, write_image
-from srflow.inference.pipeline import pick_device
 from srflow.latent import LatentCode, LatentFileError, check_compatible, load_latents, read_mask
-from srflow.models.checkpoint import describe_model, load_model
 from srflow.models.protocol import FlowModel
 
 logger = logging.getLogger(__name__)
@@ -50,15 +47,7 @@ def temperatures(args: argparse.Namespace) -> float | list[float]:
 
 def load(args: argparse.Namespace) -> FlowModel:
     """The model of ``--model`` (or the embedded one) on ``--device``."""
-    path = resolve_model(args.model)
-    try:
-        model = load_model(path, device=pick_device(args.device))
-    except (CheckpointError, RuntimeError, ValueError) as exc:
-        raise CliError(str(exc)) from None
-    if not isinstance(model, FlowModel):
-        raise CliError(f"{path}: {describe_model(model)} is not a super-resolution flow")
-    announce_model(path, model)
-    return model
+    return load_flow_model(resolve_model(args.model), args.device)
 
 
 def generator(seed: int) -> torch.Generator:

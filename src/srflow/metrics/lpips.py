@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import os
 import pickle
+from collections.abc import Sequence
 
 import torch
 import torch.nn.functional as F
@@ -76,20 +77,26 @@ VGG_CHANNELS = (64, 128, 256, 512, 512)
 _VGG_PLAN = (64, 64, "M", 128, 128, "M", 256, 256, 256, "M", 512, 512, 512, "M", 512, 512, 512)
 
 
+def vgg_layers(plan: Sequence[int | str]) -> list[nn.Module]:
+    """VGG's convolutional layers in torchvision's ``features`` numbering: per number a 3x3
+    convolution (padding 1) and a ReLU, per ``"M"`` a 2x2 max-pool."""
+    layers: list[nn.Module] = []
+    channels = 3
+    for item in plan:
+        if item == "M":
+            layers.append(nn.MaxPool2d(kernel_size=2, stride=2))
+        else:
+            layers += [nn.Conv2d(channels, int(item), kernel_size=3, padding=1), nn.ReLU()]
+            channels = int(item)
+    return layers
+
+
 class VGG16Features(nn.Module):
     """VGG16 convolutional trunk (torchvision ``features.*`` layout up to relu5_3)."""
 
     def __init__(self) -> None:
         super().__init__()
-        layers: list[nn.Module] = []
-        channels = 3
-        for item in _VGG_PLAN:
-            if item == "M":
-                layers.append(nn.MaxPool2d(kernel_size=2, stride=2))
-            else:
-                layers += [nn.Conv2d(channels, int(item), kernel_size=3, padding=1), nn.ReLU()]
-                channels = int(item)
-        self.features = nn.Sequential(*layers)
+        self.features = nn.Sequential(*vgg_layers(_VGG_PLAN))
         self._tap_after = (3, 8, 15, 22, 29)  # relu1_2, relu2_2, relu3_3, relu4_3, relu5_3
 
     forward = AlexNetFeatures.forward

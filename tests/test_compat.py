@@ -125,3 +125,31 @@ def test_8x_tiny_round_trip_and_two_splits() -> None:
         back, logdet = model.decode(lr, enc.latents)
     torch.testing.assert_close(back, hr, atol=1e-10, rtol=0)
     torch.testing.assert_close(logdet, -enc.original_logdet, atol=1e-8, rtol=0)
+
+
+def test_unloadable_files_say_why_without_unsafe_advice(tmp_path: Path) -> None:
+    import pickle
+
+    from srflow.compat.official import CheckpointError
+    from srflow.models.checkpoint import load_model
+
+    (tmp_path / "random.pth").write_bytes(bytes(range(256)) * 8)
+    (tmp_path / "evil.pth").write_bytes(pickle.dumps({"x": Path("y")}, protocol=2))
+    (tmp_path / "photo.pth").write_bytes(b"\x89PNG\r\n\x1a\n" + b"0" * 64)
+    for name, why in (("random.pth", "not a PyTorch file"), ("photo.pth", "not a PyTorch file"),
+                      ("evil.pth", "never unpickles")):  # fmt: skip
+        with pytest.raises(CheckpointError) as info:
+            load_model(tmp_path / name)
+        message = str(info.value)
+        assert message.startswith(f"{tmp_path / name}: not a model checkpoint") and why in message
+        assert "weights_only" not in message and "\n" not in message
+
+
+def test_safetensors_suffix_is_case_insensitive(tmp_path: Path) -> None:
+    from srflow.config.presets import load_preset
+    from srflow.models.checkpoint import load_model, save_model
+    from srflow.models.srflow import SRFlow
+
+    path = save_model(SRFlow(load_preset("tiny")), tmp_path / "m.safetensors")
+    upper = path.rename(tmp_path / "M.SAFETENSORS")
+    assert load_model(upper).config == load_preset("tiny")

@@ -34,3 +34,21 @@ def test_failed_write_keeps_the_old_file_and_leaves_no_temporary(tmp_path: Path)
         raise RuntimeError("interrupted")
     assert target.read_text() == "old"
     assert sorted(p.name for p in tmp_path.iterdir()) == ["a.txt"]
+
+
+def test_every_data_file_of_the_package_is_installed() -> None:
+    """Non-Python files under src/srflow must match a package-data pattern of pyproject.toml,
+    or `pip install .` leaves them out (the editable install of the tests would hide it)."""
+    import fnmatch
+
+    tomllib = pytest.importorskip("tomllib")  # Python 3.11+
+    root = Path(__file__).resolve().parents[1]
+    patterns = tomllib.loads((root / "pyproject.toml").read_text())["tool"]["setuptools"][
+        "package-data"]["srflow"]  # fmt: skip
+    package = root / "src" / "srflow"
+    data = [
+        p.relative_to(package).as_posix() for p in package.rglob("*")
+        if p.is_file() and p.suffix not in (".py", ".pyc") and "__pycache__" not in p.parts
+    ]  # fmt: skip
+    missing = [f for f in data if not any(fnmatch.fnmatch(f, pat) for pat in patterns)]
+    assert "metrics/data/niqe_pris_params.npz" in data and not missing, missing

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import argparse
 import os
 import sys
 from collections import Counter
@@ -36,6 +37,18 @@ class OutputError(Exception):
 def fail(message: str) -> None:
     """Print ``error: message`` on its own line of stderr (above any progress bar)."""
     tqdm.write(f"error: {message}", file=sys.stderr)
+
+
+def temperature_arg(text: str) -> float:
+    """argparse type of every temperature option: finite, non-negative, not absurdly large
+    (the same rule as the API, :func:`srflow.flows.distributions.check_temperature`)."""
+    from srflow.flows.distributions import check_temperature
+
+    try:
+        return check_temperature(float(text))
+    except ValueError as exc:
+        message = str(exc) if "temperature" in str(exc) else f"not a number: {text!r}"
+        raise argparse.ArgumentTypeError(message) from None
 
 
 def resolve_model(path: str | None, option: str = "--model PATH") -> Path:

@@ -13,7 +13,13 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
-from srflow.cli.common import CliError, load_flow_model, prepare_output_dir, resolve_model
+from srflow.cli.common import (
+    CliError,
+    load_flow_model,
+    prepare_output_dir,
+    resolve_model,
+    temperature_arg,
+)
 from srflow.data.image_io import write_image
 from srflow.evaluation import (
     EvalConfig,
@@ -63,7 +69,8 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
                         "NAME_sample{i}.png or NAME.png), scored the same way")  # fmt: skip
     p.add_argument("--sr-name", nargs="+", metavar="NAME", help="labels of the --sr methods")
     p.add_argument("--scale", type=int, help="check the model's scale (required for --sr alone)")
-    p.add_argument("-t", "--temperature", type=float, nargs="+", default=DEFAULT_TEMPERATURES,
+    p.add_argument("-t", "--temperature", type=temperature_arg, nargs="+",
+                   default=DEFAULT_TEMPERATURES,
                    help="temperatures (0 is always added; default 0 0.5 0.8 0.9 1.0)")  # fmt: skip
     p.add_argument("-n", "--samples", type=int, default=10, help="samples per temperature (10)")
     p.add_argument("-o", "--output", type=Path, required=True, help="output folder")

@@ -9,7 +9,7 @@ from pathlib import Path
 import torch
 from torch import Tensor
 
-from srflow.cli.common import CliError, load_flow_model, resolve_model
+from srflow.cli.common import CliError, load_flow_model, resolve_model, temperature_arg
 from srflow.data.image_io import ImageReadError, read_image, write_image
 from srflow.latent import LatentCode, LatentFileError, check_compatible, load_latents, read_mask
 from srflow.models.protocol import FlowModel
@@ -31,11 +31,11 @@ def add_common(p: argparse.ArgumentParser, *, draws: bool = True) -> None:
 def add_temperatures(p: argparse.ArgumentParser, default: float) -> None:
     """``-t`` and ``--level-temperatures``."""
     p.add_argument(
-        "-t", "--temperature", type=float, default=default,
+        "-t", "--temperature", type=temperature_arg, default=default,
         help=f"latent standard deviation (default {default})",
     )  # fmt: skip
     p.add_argument(
-        "--level-temperatures", type=float, nargs="+", metavar="T",
+        "--level-temperatures", type=temperature_arg, nargs="+", metavar="T",
         help="one temperature per flow level (level 1 first) or per latent tensor",
     )  # fmt: skip
 

@@ -21,6 +21,7 @@ from srflow.cli.common import (
     fail,
     for_each_input,
     prepare_output_dir,
+    temperature_arg,
     write_output,
 )
 from srflow.compat.official import CheckpointError
@@ -50,7 +51,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
         q.add_argument("--device", default="auto", help="cpu, cuda, cuda:N, mps or auto")
         q.add_argument("--half", action="store_true", help="float16 (GPU only)")
     down.add_argument("--suffix", default=None, help="added to each output name (_x4 at 4x)")
-    up.add_argument("-t", "--temperature", type=float, default=PUBLISHED_TEMPERATURE,
+    up.add_argument("-t", "--temperature", type=temperature_arg, default=PUBLISHED_TEMPERATURE,
                     help="standard deviation of the high-frequency latents around their "
                          "predicted means (default 1.0, as the published model is tested)",
                     )  # fmt: skip
@@ -64,8 +65,6 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
 def _load(args: argparse.Namespace) -> Rescaler:
     if "/" in (args.suffix or "") or "\\" in (args.suffix or ""):
         raise CliError("--suffix must not contain a path separator")
-    if args.direction == "up" and args.temperature < 0:
-        raise CliError("--temperature must not be negative")
     if args.direction == "up" and args.tile is not None and args.tile < 1:
         raise CliError("--tile must be at least 1 (LR pixels)")
     try:

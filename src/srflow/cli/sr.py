@@ -23,6 +23,7 @@ from srflow.cli.common import (
     for_each_input,
     prepare_output_dir,
     resolve_model,
+    temperature_arg,
     write_output,
 )
 from srflow.compat.official import CheckpointError
@@ -38,7 +39,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("inputs", nargs="+", type=Path, help="image files or folders")
     p.add_argument("-o", "--output", type=Path, required=True, help="output folder")
     p.add_argument("--model", help="model file (.safetensors or original .pth); default: embedded")
-    p.add_argument("-t", "--temperature", type=float, nargs="+", default=[0.8],
+    p.add_argument("-t", "--temperature", type=temperature_arg, nargs="+", default=[0.8],
                    help="latent standard deviation(s) (default 0.8); for HCFlow models the "
                         "noise around each level's predicted mean (0: the means; HCFlow's "
                         "authors use 0.9 for general SR, 0.8 for faces)")  # fmt: skip

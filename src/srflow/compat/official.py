@@ -22,6 +22,15 @@ class CheckpointError(ValueError):
     """A checkpoint file cannot be used; the message names the file and the problem."""
 
 
+def _reason(exc: Exception) -> str:
+    """Why torch could not load a file, in our words: never torch's advice to turn the safe
+    loader off."""
+    text = str(exc)
+    if "Unsupported global" in text:
+        return "it holds Python objects other than tensors; srflow never unpickles those"
+    return "not a PyTorch file"
+
+
 def read_torch_state_dict(path: str | Path) -> dict[str, Tensor]:
     """Read a ``.pth`` state dict safely (``weights_only=True``: nothing is unpickled that is
     not a tensor or a plain container). Accepts a bare state dict or ``{"state_dict": ...}``."""
@@ -31,10 +40,7 @@ def read_torch_state_dict(path: str | Path) -> dict[str, Tensor]:
     except FileNotFoundError:
         raise CheckpointError(f"{path}: no such file") from None
     except Exception as exc:  # torch raises many types for corrupt or unsafe files
-        first_line = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        raise CheckpointError(
-            f"{path}: not a readable PyTorch checkpoint ({first_line})"
-        ) from None
+        raise CheckpointError(f"{path}: not a model checkpoint ({_reason(exc)})") from None
     if isinstance(obj, Mapping) and "state_dict" in obj and isinstance(obj["state_dict"], Mapping):
         obj = obj["state_dict"]
     if not isinstance(obj, Mapping) or not all(isinstance(v, Tensor) for v in obj.values()):

@@ -22,6 +22,27 @@ def gaussian_log_prob(x: Tensor, mean: Tensor | None = None, logs: Tensor | None
     )
 
 
+MAX_TEMPERATURE = 10.0  # far beyond any useful value (published: 0.8-1.0)
+
+
+def check_temperature(temperature: float) -> float:
+    """``temperature`` as a float if it is finite and in ``[0, MAX_TEMPERATURE]``.
+
+    Raises:
+        ValueError: one line saying what is wrong (and, for large values, what was probably
+            meant).
+    """
+    value = float(temperature)
+    if not math.isfinite(value) or value < 0:
+        raise ValueError(f"temperature must be a finite number >= 0, got {temperature}")
+    if value > MAX_TEMPERATURE:
+        raise ValueError(
+            f"temperature {temperature:g} is far outside the useful range (0 to about 1.2; "
+            f"at most {MAX_TEMPERATURE:g}); did you mean --tile?"
+        )
+    return value
+
+
 def sample_normal(
     shape: tuple[int, ...],
     temperature: float,
@@ -34,7 +55,12 @@ def sample_normal(
 
     Draws on ``generator``'s device and moves the result, so a CPU generator gives the same
     numbers whatever the target device.
+
+    Raises:
+        ValueError: for a temperature that is negative, NaN or infinite (every sampler of
+            every family draws through here, so this is the one check of the API).
     """
+    check_temperature(temperature)
     gen_device = generator.device if generator is not None else torch.device("cpu")
     z = torch.randn(shape, generator=generator, dtype=dtype, device=gen_device)
     return (z * temperature).to(device)

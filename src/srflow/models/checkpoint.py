@@ -89,7 +89,7 @@ def load_model(
     path = Path(path)
     if not path.is_file():
         raise CheckpointError(f"{path}: no such model file")
-    if path.suffix == ".safetensors":
+    if path.suffix.lower() == ".safetensors":
         config = read_model_config(path)
         model = family_of(config).build(config)
         try:

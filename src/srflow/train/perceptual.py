@@ -54,7 +54,7 @@ def _read(path: Path) -> Mapping[str, Tensor]:
     if not path.is_file():
         raise PretrainedWeightsError(f"{path}: is not a file (VGG19 weights expected)")
     try:
-        if path.suffix == ".safetensors":
+        if path.suffix.lower() == ".safetensors":
             from safetensors.torch import load_file
 
             return load_file(path)

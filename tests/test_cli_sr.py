@@ -120,12 +120,15 @@ def test_bad_inputs_are_reported_and_the_rest_done(
     (tmp_path / "no_images").mkdir()
     status = sr(model_file, src, tmp_path / "missing.png", tmp_path / "no_images", "-o", out)
     assert status == 1
-    lines = errors(capsys)
-    for name in ("notes.txt", "truncated.png", "empty.jpg", "garbage.webp", "missing.png",
-                 "no_images"):  # fmt: skip
+    err = capsys.readouterr().err
+    assert "Traceback" not in err
+    lines = [line for line in err.splitlines() if line.startswith("error:")]
+    for name in ("truncated.png", "empty.jpg", "garbage.webp", "missing.png", "no_images"):
         assert sum(name in line for line in lines) == 1, (name, lines)
     assert any("tiny.png" in line and "at least 2x2" in line for line in lines)
-    assert len(lines) == 7
+    assert len(lines) == 6
+    notes = [line for line in err.splitlines() if line.startswith("note:")]
+    assert notes == [f"note: {src / 'notes.txt'}: skipped, not an image file"]  # not a failure
     assert sorted(p.name for p in out.iterdir()) == ["good_sr_t0.80_s00.png"]
 
 
@@ -216,3 +219,24 @@ def test_closed_pipe_ends_quietly(monkeypatch, capsys) -> None:
         assert main(["info"]) == 141
     finally:
         stdout.close()
+
+
+def test_outputs_into_the_input_folder_and_notes(tmp_path: Path, capsys) -> None:
+    """`srflow sr DIR -o DIR` super-resolves the inputs, never its own earlier outputs; a
+    non-image file in the folder is a note, not a failure."""
+    from srflow.config.presets import load_preset
+    from srflow.models.checkpoint import save_model
+    from srflow.models.srflow import SRFlow
+
+    model = save_model(SRFlow(load_preset("tiny")), tmp_path / "m.safetensors")
+    folder = tmp_path / "photos"
+    folder.mkdir()
+    Image.fromarray(ASTRONAUT[:16, :16]).save(folder / "a.png")
+    (folder / "readme.txt").write_text("not an image")
+    for _ in range(2):
+        code = main(["sr", str(folder), "-o", str(folder), "--model", str(model)])
+        assert code == 0
+        assert sorted(p.name for p in folder.glob("*.png")) == ["a.png", "a_sr_t0.80_s00.png"]
+    err = capsys.readouterr().err
+    assert "note: " in err and "readme.txt: skipped, not an image file" in err
+    assert "error" not in err

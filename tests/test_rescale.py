@@ -77,9 +77,9 @@ def test_cli_round_trip_keeps_size_and_alpha(model_file: Path, tmp_path: Path,
     Image.fromarray(np.dstack([photo(30, 41, 1), alpha]), "RGBA").save(src / "b.png")
     (src / "notes.txt").write_text("not an image")
     args = ["--model", str(model_file)]
-    assert main(["rescale", "down", str(src), "-o", str(tmp_path / "lr"), *args]) == 1
+    assert main(["rescale", "down", str(src), "-o", str(tmp_path / "lr"), *args]) == 0
     err = capsys.readouterr().err
-    assert "notes.txt: skipped, not an image file" in err
+    assert "note: " in err and "notes.txt: skipped, not an image file" in err
     with Image.open(tmp_path / "lr" / "a_x4.png") as img:
         assert img.size == (13, 10) and img.mode == "RGB" and img.text[HR_SIZE_KEY] == "50x37"
     with Image.open(tmp_path / "lr" / "b_x4.png") as img:
@@ -135,3 +135,14 @@ def test_eval_task_rescale_reports_both_methods(
     assert "bicubic" in capsys.readouterr().out
     assert main(["eval", "--task", "rescale", "--hr", str(hr), "--model", str(model_file),
                  "-o", str(tmp_path / "ev2"), "-t", "0.5", "0.8"]) == 2  # fmt: skip
+
+
+def test_outputs_into_the_input_folder(model_file: Path, tmp_path: Path,
+                                       capsys: pytest.CaptureFixture) -> None:  # fmt: skip
+    Image.fromarray(photo(32, 32)).save(tmp_path / "a.png")
+    args = ["--model", str(model_file)]
+    for _ in range(2):  # the second run must not downscale its own output again
+        assert main(["rescale", "down", str(tmp_path), "-o", str(tmp_path), *args]) == 0
+        assert sorted(p.name for p in tmp_path.glob("*.png")) == ["a.png", "a_x4.png"]
+    assert main(["rescale", "up", str(tmp_path / "a_x4.png"), "-o", str(tmp_path), *args]) == 0
+    assert (tmp_path / "a_x4_up.png").is_file()

@@ -39,6 +39,11 @@ def fail(message: str) -> None:
     tqdm.write(f"error: {message}", file=sys.stderr)
 
 
+def note(message: str) -> None:
+    """Print ``note: message`` on stderr: something left out on purpose, not a failure."""
+    tqdm.write(f"note: {message}", file=sys.stderr)
+
+
 def temperature_arg(text: str) -> float:
     """argparse type of every temperature option: finite, non-negative, not absurdly large
     (the same rule as the API, :func:`srflow.flows.distributions.check_temperature`)."""
@@ -118,16 +123,27 @@ class InputFile:
 
 
 def collect_inputs(
-    inputs: list[Path], suffixes: frozenset[str], exclude: Path | None = None
-) -> tuple[list[InputFile], list[str], list[str]]:
+    inputs: list[Path], suffixes: frozenset[str], exclude: Path | None = None,
+    is_output: Callable[[Path], bool] | None = None,
+) -> tuple[list[InputFile], list[str], list[str]]:  # fmt: skip
     """Image files from files and folders (recursive), plus one-line notes on what was skipped
     (non-image files inside folders) and what is missing (named paths that do not exist).
 
     A named file is always returned: reading it reports what is wrong with it. A file reached
-    twice (named, and inside a named folder) is processed once. Hidden files and, inside named
-    folders, everything under ``exclude`` (the output folder) are left out silently.
+    twice (named, and inside a named folder) is processed once. Hidden files are left out
+    silently, and so are our outputs: inside a named folder, everything under ``exclude``
+    (the output folder) when that is a sub-folder of it; when the output folder is the named
+    folder itself, the files ``is_output`` recognises by their names.
     """
     excluded = exclude.resolve() if exclude is not None else None
+
+    def ours(path: Path, folder: Path) -> bool:
+        if excluded is None or not path.resolve().is_relative_to(excluded):
+            return False
+        if excluded == folder.resolve() or folder.resolve().is_relative_to(excluded):
+            return is_output is not None and is_output(path)
+        return True
+
     found: list[tuple[Path, Path]] = []  # (file, stem relative to the output folder)
     skipped: list[str] = []
     missing: list[str] = []
@@ -137,9 +153,7 @@ def collect_inputs(
         elif item.is_dir():
             before = len(found)
             for path in sorted(p for p in item.rglob("*") if p.is_file()):
-                if path.name.startswith(".") or (
-                    excluded is not None and path.resolve().is_relative_to(excluded)
-                ):
+                if path.name.startswith(".") or ours(path, item):
                     continue
                 if path.suffix.lower() in suffixes:
                     found.append((path, path.relative_to(item).with_suffix("")))

@@ -25,6 +25,7 @@ from srflow.cli.common import (
     collect_inputs,
     fail,
     for_each_input,
+    note,
 )
 from srflow.data.image_io import IMAGE_SUFFIXES, read_image
 from srflow.inference.pipeline import pick_device
@@ -89,7 +90,9 @@ def run(args: argparse.Namespace) -> int:
         raise CliError(str(exc)) from None
     references = _references(args.ref)
     files, skipped, missing = collect_inputs(args.inputs, frozenset(IMAGE_SUFFIXES))
-    for problem in skipped + missing:
+    for problem in skipped:
+        note(problem)
+    for problem in missing:
         fail(problem)
     unavailable: set[str] = set()
 
@@ -122,7 +125,7 @@ def run(args: argparse.Namespace) -> int:
         tqdm.write(line, file=sys.stdout)  # above the progress bar
 
     failures = for_each_input(files, score)
-    return 1 if failures or skipped or missing or unavailable else 0
+    return 1 if failures or missing or unavailable else 0
 
 
 def _json(value: float) -> float | str:

@@ -20,6 +20,7 @@ from srflow.cli.common import (
     collect_inputs,
     fail,
     for_each_input,
+    note,
     prepare_output_dir,
     temperature_arg,
     write_output,
@@ -107,17 +108,20 @@ def run(args: argparse.Namespace) -> int:
     rescaler = _load(args)
     out_dir = prepare_output_dir(args.output)
     announce_model(Path(args.model), rescaler.model)
+    suffix = args.suffix if args.suffix is not None else f"_x{rescaler.scale}"
     files, skipped, missing = collect_inputs(
-        args.inputs, frozenset(IMAGE_SUFFIXES), exclude=out_dir
-    )
-    for problem in skipped + missing:
+        args.inputs, frozenset(IMAGE_SUFFIXES), exclude=out_dir,
+        is_output=lambda path: path.stem.endswith(suffix),
+    )  # fmt: skip
+    for problem in skipped:
+        note(problem)
+    for problem in missing:
         fail(problem)
     if args.direction == "down":
-        suffix = args.suffix if args.suffix is not None else f"_x{rescaler.scale}"
         failures = for_each_input(files, lambda item: _down(rescaler, item, out_dir, suffix))
         verb = "downscaled"
     else:
         failures = for_each_input(files, lambda item: _up(rescaler, item, out_dir, args))
         verb = "upscaled"
     print(f"{len(files) - failures} of {len(files)} image(s) {verb} -> {out_dir}")
-    return 1 if failures or skipped or missing else 0
+    return 1 if failures or missing else 0

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import re
 from pathlib import Path
 
 from tqdm import tqdm
@@ -21,6 +22,7 @@ from srflow.cli.common import (
     collect_inputs,
     fail,
     for_each_input,
+    note,
     prepare_output_dir,
     resolve_model,
     temperature_arg,
@@ -108,13 +110,17 @@ def run(args: argparse.Namespace) -> int:
     out_dir = prepare_output_dir(args.output)
     announce_model(model_path, resolver.model)
     logger.info("model %s on %s", model_path, resolver.device)
+    pattern = re.compile(rf"{re.escape(args.suffix)}_t\d+\.\d\d_s\d\d$")
     files, skipped, missing = collect_inputs(
-        args.inputs, frozenset(IMAGE_SUFFIXES), exclude=out_dir
-    )
-    for problem in skipped + missing:
+        args.inputs, frozenset(IMAGE_SUFFIXES), exclude=out_dir,
+        is_output=lambda path: bool(pattern.search(path.stem)),
+    )  # fmt: skip
+    for problem in skipped:
+        note(problem)
+    for problem in missing:
         fail(problem)
     failures = for_each_input(
         files, lambda item: _super_resolve_one(resolver, item, out_dir, args)
     )
     print(f"{len(files) - failures} of {len(files)} image(s) super-resolved -> {out_dir}")
-    return 1 if failures or skipped or missing else 0
+    return 1 if failures or missing else 0

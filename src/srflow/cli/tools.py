@@ -14,6 +14,7 @@ from srflow.cli.common import (
     collect_inputs,
     fail,
     for_each_input,
+    note,
     prepare_output_dir,
     resolve_model,
     write_output,
@@ -90,13 +91,15 @@ def run_downscale(args: argparse.Namespace) -> int:
     files, skipped, missing = collect_inputs(
         args.inputs, frozenset(IMAGE_SUFFIXES), exclude=out_dir
     )
-    for problem in skipped + missing:
+    for problem in skipped:
+        note(problem)
+    for problem in missing:
         fail(problem)
     failures = for_each_input(
         files, lambda item: _downscale_one(item, out_dir, args.scale, args.crop)
     )
     print(f"{len(files) - failures} of {len(files)} image(s) downscaled -> {out_dir}")
-    return 1 if failures or skipped or missing else 0
+    return 1 if failures or missing else 0
 
 
 def run_convert(args: argparse.Namespace) -> int:

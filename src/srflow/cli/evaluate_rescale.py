@@ -26,8 +26,8 @@ def temperature(args: argparse.Namespace, sr_default: list[float]) -> float:
     """The one temperature of a rescaling evaluation (1.0 unless ``-t`` names one)."""
     if args.temperature == sr_default:
         return PUBLISHED_TEMPERATURE
-    if len(args.temperature) != 1 or args.temperature[0] < 0:
-        raise CliError("--task rescale takes one non-negative --temperature (default 1.0)")
+    if len(args.temperature) != 1:  # (each value is checked by the option's type)
+        raise CliError("--task rescale takes one --temperature (default 1.0)")
     return float(args.temperature[0])
 
 

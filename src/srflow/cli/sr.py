@@ -65,8 +65,6 @@ def output_name(stem: str, suffix: str, temperature: float, index: int, fmt: str
 def _check_options(args: argparse.Namespace) -> None:
     if args.samples < 1:
         raise CliError("--samples must be at least 1")
-    if any(t < 0 for t in args.temperature):
-        raise CliError("--temperature must not be negative")
     if len({f"{t:.2f}" for t in args.temperature}) < len(args.temperature):
         raise CliError("--temperature values must differ in their first two decimals")
     if args.tile is not None and args.tile < 1:

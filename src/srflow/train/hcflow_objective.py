@@ -103,8 +103,3 @@ class HCFlowObjective(nn.Module):
                 assert self.feature_loss is not None
                 total = total + w.feature * self.feature_loss(self.sample, hr)
         return total
-
-
-def nll_bits_per_pixel(model: HCFlow, hr: Tensor, lr: Tensor, noise: Tensor) -> Tensor:
-    """Per-sample NLL (bits per HR pixel, HCFlow's unit) with ``U(0, 1)`` draws ``noise``."""
-    return model.encode(hr, lr, noise=noise).nll

@@ -19,5 +19,9 @@ fi
 srflow train --resume --out "$run" \
   --set data.channel_shuffle=true --set train.steps=6000 --set train.val_every=1000
 srflow export "$run" src/srflow/weights/default_x4.safetensors
+# Per-layer inverse bounds calibrated on the training photos (docs/robustness.md): stored in
+# the model file's metadata, they stop an exploding inverse and leave photo outputs unchanged.
+python scripts/calibrate_inverse_bounds.py src/srflow/weights/default_x4.safetensors \
+  data/photos/train
 bash scripts/benchmark_report.sh --model src/srflow/weights/default_x4.safetensors
 python scripts/model_card_results.py outputs/benchmark_photos_x4/results.json "$run"

@@ -39,6 +39,19 @@ def perturbed_tiny(dtype: torch.dtype = torch.float64, seed: int = 1) -> SRFlow:
     return model.eval()
 
 
+def overflowing_model(dtype: torch.dtype = torch.float32) -> SRFlow:
+    """The perturbed tiny model with every affine scale at its lower bound: its inverse
+    overflows at temperature 1 (an "exploding inverse", for the divergence tests)."""
+    from srflow.flows.nets import ZeroConv2d
+
+    model = perturbed_tiny(dtype)
+    with torch.no_grad():
+        for module in model.modules():
+            if isinstance(module, ZeroConv2d):
+                module.bias.fill_(-40.0)
+    return model
+
+
 @functools.cache
 def consistent_tiny() -> SRFlow:
     """An LR-consistent tiny model (float64; see the module doc). Do not modify it."""

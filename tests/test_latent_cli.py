@@ -14,6 +14,10 @@ from srflow.cli.main import main
 from srflow.latent import affected_region, latent_masks, load_latents, read_mask
 from srflow.models.checkpoint import save_model
 
+# The random test model's inverse diverges on a few % of the values at these temperatures:
+# written, reported on a warning line, exit status 3 (srflow.cli.divergence).
+DIVERGED = 3
+
 skimage_data = pytest.importorskip("skimage.data")
 
 
@@ -53,9 +57,10 @@ def test_encode_decode_round_trip(files: dict[str, Path], tmp_path: Path) -> Non
 def test_resample_masked_region_only(files: dict[str, Path], tmp_path: Path) -> None:
     base, z = tmp_path / "base.png", tmp_path / "z.safetensors"
     assert _run(files, "resample", files["lr"], "-o", base, "--save-latents", z,
-                "--level-temperatures", "0.9", "0.7", "0.5") == 0  # fmt: skip
+                "--level-temperatures", "0.9", "0.7", "0.5") == DIVERGED  # fmt: skip
     again = tmp_path / "again.png"
-    assert _run(files, "explore", z, "-o", again, "--seed", "5", "--mask", files["mask"]) == 0
+    mask = files["mask"]
+    assert _run(files, "explore", z, "-o", again, "--seed", "5", "--mask", mask) == DIVERGED
     model = perturbed_tiny(torch.float32)
     code = load_latents(z)
     mask = read_mask(files["mask"], code.image_size)
@@ -67,22 +72,23 @@ def test_resample_masked_region_only(files: dict[str, Path], tmp_path: Path) -> 
     assert (a[mask.numpy()] != b[mask.numpy()]).mean() > 0.5
     # the same seed gives the same image
     assert _run(files, "resample", files["lr"], "-o", tmp_path / "c.png",
-                "--level-temperatures", "0.9", "0.7", "0.5") == 0  # fmt: skip
+                "--level-temperatures", "0.9", "0.7", "0.5") == DIVERGED  # fmt: skip
     assert np.array_equal(_png(tmp_path / "c.png"), a)
 
 
 def test_transfer_normalize_restore(files: dict[str, Path], tmp_path: Path) -> None:
     out = tmp_path / "styled.png"
     assert _run(files, "transfer", files["photo"], files["lr"], "-o", out, "--mask",
-                files["mask"], "--save-latents", tmp_path / "t.safetensors") == 0  # fmt: skip
+                files["mask"], "--save-latents",
+                tmp_path / "t.safetensors") == DIVERGED  # fmt: skip
     assert _png(out).shape == (128, 136, 3)
     normalized = tmp_path / "normalized.png"
     assert _run(files, "normalize", files["photo"], "--mode", "spatial", "--mask",
                 files["mask"], "-o", normalized, "-t", "0.5") == 0  # fmt: skip
     assert _run(files, "normalize", tmp_path / "t.safetensors", "--mode", "global",
-                "-o", tmp_path / "n2.png") == 0  # fmt: skip
+                "-o", tmp_path / "n2.png") == DIVERGED  # fmt: skip
     restored = tmp_path / "restored.png"
-    assert _run(files, "restore", files["photo"], "-o", restored, "--seed", "2") == 0
+    assert _run(files, "restore", files["photo"], "-o", restored, "--seed", "2") == DIVERGED
     assert _png(restored).shape == _png(files["photo"]).shape
 
 

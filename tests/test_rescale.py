@@ -18,6 +18,10 @@ from srflow.models.checkpoint import save_model
 from srflow.models.hcflow import HCFlow, quantize_8bit
 from srflow.models.srflow import SRFlow
 
+# The random test model's inverse diverges on a few % of the values at these temperatures:
+# written, reported on a warning line, exit status 3 (srflow.cli.divergence).
+DIVERGED = 3
+
 TINY = HCFlowConfig(levels=2, trunk_steps=1, conditional_steps=1, rrdb_blocks=(1, 1),
                     rrdb_growth=8, hidden_channels=8, task="rescale", dense_growth=8)  # fmt: skip
 
@@ -84,7 +88,8 @@ def test_cli_round_trip_keeps_size_and_alpha(model_file: Path, tmp_path: Path,
         assert img.size == (13, 10) and img.mode == "RGB" and img.text[HR_SIZE_KEY] == "50x37"
     with Image.open(tmp_path / "lr" / "b_x4.png") as img:
         assert img.size == (11, 8) and img.mode == "RGBA"
-    assert main(["rescale", "up", str(tmp_path / "lr"), "-o", str(tmp_path / "hr"), *args]) == 0
+    up = ["rescale", "up", str(tmp_path / "lr"), "-o", str(tmp_path / "hr"), *args]
+    assert main(up) == DIVERGED
     out = capsys.readouterr().out
     assert "model: HCFlow rescaling 4x (custom configuration)" in out
     with Image.open(tmp_path / "hr" / "a_x4_up.png") as img:
@@ -144,5 +149,6 @@ def test_outputs_into_the_input_folder(model_file: Path, tmp_path: Path,
     for _ in range(2):  # the second run must not downscale its own output again
         assert main(["rescale", "down", str(tmp_path), "-o", str(tmp_path), *args]) == 0
         assert sorted(p.name for p in tmp_path.glob("*.png")) == ["a.png", "a_x4.png"]
-    assert main(["rescale", "up", str(tmp_path / "a_x4.png"), "-o", str(tmp_path), *args]) == 0
+    up = ["rescale", "up", str(tmp_path / "a_x4.png"), "-o", str(tmp_path), *args]
+    assert main(up) == DIVERGED
     assert (tmp_path / "a_x4_up.png").is_file()

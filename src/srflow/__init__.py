@@ -8,6 +8,7 @@ Quick start::
 """
 
 from srflow.config.schema import ModelConfig
+from srflow.data.image_io import read_image
 from srflow.data.resize import imresize
 from srflow.inference.api import load
 from srflow.inference.rescale import Rescaler
@@ -24,5 +25,6 @@ __all__ = [
     "imresize",
     "load",
     "load_model",
+    "read_image",
     "save_model",
 ]

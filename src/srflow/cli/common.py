@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import logging
 import os
 import sys
 from collections import Counter
@@ -20,6 +21,29 @@ from srflow.inference.pipeline import InputTooSmallError
 
 if TYPE_CHECKING:
     from srflow.models.protocol import FlowModel
+
+logger = logging.getLogger(__name__)
+
+
+class HelpFormatter(argparse.HelpFormatter):
+    """Help that shows each option's default (unless it is empty or already stated)."""
+
+    def _get_help_string(self, action: argparse.Action) -> str | None:
+        text = action.help or ""
+        default = action.default
+        empty = default is None or default is False or default == [] or default == "==SUPPRESS=="
+        if not text or "default" in text or empty or not action.option_strings:
+            return text
+        shown = " ".join(map(str, default)) if isinstance(default, list) else default
+        return f"{text} (default: {shown})".replace("%", "%%") if "%(" not in text else text
+
+
+class Parser(argparse.ArgumentParser):
+    """The parser class of every srflow command: :class:`HelpFormatter` by default."""
+
+    def __init__(self, *args: object, **kwargs: object) -> None:
+        kwargs.setdefault("formatter_class", HelpFormatter)
+        super().__init__(*args, **kwargs)  # type: ignore[arg-type]
 
 
 class CliError(Exception):
@@ -54,6 +78,35 @@ def temperature_arg(text: str) -> float:
     except ValueError as exc:
         message = str(exc) if "temperature" in str(exc) else f"not a number: {text!r}"
         raise argparse.ArgumentTypeError(message) from None
+
+
+#: Seeds run from 0 to 2**63 - 1 (what a torch.Generator takes on every platform).
+MAX_SEED = 2**63 - 1
+
+
+def seed_arg(text: str) -> int:
+    """argparse type of every ``--seed``: an integer from 0 to :data:`MAX_SEED`."""
+    try:
+        seed = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not an integer: {text!r}") from None
+    if not 0 <= seed <= MAX_SEED:
+        raise argparse.ArgumentTypeError(f"seed {text} is outside 0 .. 2**63 - 1")
+    return seed
+
+
+def describe_os_error(exc: OSError) -> str:
+    """``PATH: reason`` for an operating-system error (one line)."""
+    reason = exc.strerror or str(exc)
+    return f"{exc.filename}: {reason}" if exc.filename else reason
+
+
+def unexpected(exc: Exception) -> str:
+    """The one line for an error srflow did not foresee (the traceback is logged with -v)."""
+    logger.info("traceback of the unexpected error", exc_info=exc)
+    text = str(exc).strip().splitlines()
+    detail = f": {text[0]}" if text else ""
+    return f"unexpected {type(exc).__name__}{detail} (srflow -v ... shows where)"
 
 
 def resolve_model(path: str | None, option: str = "--model PATH") -> Path:
@@ -188,6 +241,8 @@ def write_output(
         write_image(target, rgb, alpha, bit_depth=bit_depth, grayscale=grayscale)
     except OSError as exc:
         raise OutputError(f"{target}: cannot write ({exc.strerror or exc})") from None
+    except ValueError as exc:  # a format that cannot hold this image (16-bit TIFF, no tifffile)
+        raise OutputError(f"{target}: cannot write ({exc})") from None
 
 
 def for_each_input(files: list[InputFile], work: Callable[[InputFile], None]) -> int:
@@ -208,6 +263,10 @@ def for_each_input(files: list[InputFile], work: Callable[[InputFile], None]) ->
             ):
                 raise
             fail(f"{item.path}: out of memory; use --tile (e.g. 128) or a smaller --batch-size")
+        except OSError as exc:
+            fail(f"{item.path}: {describe_os_error(exc)}")
+        except Exception as exc:  # noqa: BLE001 - one line per input, and the batch goes on
+            fail(f"{item.path}: {unexpected(exc)}")
         else:
             continue
         failures += 1

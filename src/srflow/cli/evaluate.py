@@ -18,6 +18,7 @@ from srflow.cli.common import (
     load_flow_model,
     prepare_output_dir,
     resolve_model,
+    seed_arg,
     temperature_arg,
 )
 from srflow.data.image_io import write_image
@@ -76,7 +77,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("-o", "--output", type=Path, required=True, help="output folder")
     p.add_argument("--max-images", type=int, help="use only the first K images")
     p.add_argument("--crop", type=int, help="centre-crop each HR to at most SIZE x SIZE")
-    p.add_argument("--seed", type=int, default=0, help="latent noise seed")
+    p.add_argument("--seed", type=seed_arg, default=0, help="latent noise seed")
     p.add_argument("--device", default="auto", help="cpu, cuda, cuda:N, mps or auto")
     p.add_argument("--batch-size", type=int, default=5, help="samples decoded together")
     conv = p.add_argument_group("metric conventions (defaults: SRFlow paper / NTIRE challenge)")

@@ -10,6 +10,10 @@ Examples::
     srflow transfer texture.png lr.png -o styled.png         # LR-consistent style transfer
     srflow normalize edited.png --mode local --mask region.png -o blended.png
     srflow restore noisy.png -o restored.png
+
+Exit status: 0 done; 2 a problem with an option or a file (one ``error:`` line, nothing
+written); 3 the output was written but the inverse flow diverged in it (a ``warning:`` line
+says how much).
 """
 
 from __future__ import annotations
@@ -21,9 +25,11 @@ from pathlib import Path
 from torch import Tensor
 
 from srflow.cli import latent_io as io
-from srflow.cli.common import CliError
+from srflow.cli.common import CliError, seed_arg
+from srflow.cli.divergence import DivergenceLog
 from srflow.latent import (
     MODES,
+    LatentCode,
     decode_code,
     encode_image,
     normalize_code,
@@ -34,6 +40,7 @@ from srflow.latent import (
 )
 from srflow.latent.code import as_batch, pad_lr
 from srflow.latent.restore import DEFAULT_RESTORE_TEMPERATURE
+from srflow.models.protocol import FlowModel
 
 IMAGE_OR_LATENTS = "an image file, or a latents file (.safetensors) from another command"
 
@@ -54,16 +61,17 @@ def add_parsers(subparsers: argparse._SubParsersAction) -> None:
     io.add_common(p, draws=False)
     p.set_defaults(run=run_decode)
 
-    p = subparsers.add_parser("resample", aliases=["explore"],
-                              help="sample an SR, or redraw a masked region of one")  # fmt: skip
-    p.add_argument("input", type=Path, help=f"LR image to sample from, or {IMAGE_OR_LATENTS}")
-    _outputs(p)
-    p.add_argument("--mask", type=Path, help="mask image (white = redraw); default: everything")
-    p.add_argument("--base-seed", type=int, default=0,
-                   help="seed of the base sample when the input is an LR image")  # fmt: skip
-    io.add_temperatures(p, 0.8)
-    io.add_common(p)
-    p.set_defaults(run=run_resample)
+    for name, help_text in (("resample", "sample an SR, or redraw a masked region of one"),
+                            ("explore", "the same as resample")):  # fmt: skip
+        p = subparsers.add_parser(name, help=help_text)
+        p.add_argument("input", type=Path, help=f"LR image to sample from, or {IMAGE_OR_LATENTS}")
+        _outputs(p)
+        p.add_argument("--mask", type=Path, help="mask image (white = redraw); default: all")
+        p.add_argument("--base-seed", type=seed_arg, default=0,
+                       help="seed of the base sample when the input is an LR image")  # fmt: skip
+        io.add_temperatures(p, 0.8)
+        io.add_common(p)
+        p.set_defaults(run=run_resample)
 
     p = subparsers.add_parser("transfer", help="LR-consistent style transfer (Sec. 4.2)")
     p.add_argument("source", type=Path, help="HR image whose latents (style) are used")
@@ -98,6 +106,16 @@ def _outputs(p: argparse.ArgumentParser) -> None:
                    help="also save the result's latents (.safetensors)")  # fmt: skip
 
 
+def _write_decoded(path: Path, model: FlowModel, code: LatentCode) -> int:
+    """Decode ``code`` into the image file ``path``; the exit status (3: values diverged)."""
+    log = DivergenceLog()
+    with log.catch():
+        image = decode_code(model, code)[0]
+    io.write_rgb(path, image)
+    log.report(path, log.take())
+    return log.status(0)
+
+
 def _guard(path: Path, exc: ValueError) -> CliError:
     text = str(exc)
     return CliError(text if str(path) in text else f"{path}: {text}")
@@ -127,8 +145,7 @@ def run_decode(args: argparse.Namespace) -> int:
             raise CliError(f"{args.lr}: an LR of {found[3]}x{found[2]} (padded) does not fit "
                            f"the latents (made for {stored[3]}x{stored[2]})")  # fmt: skip
         code = replace(code, lr=lr)
-    io.write_rgb(args.output, decode_code(model, code)[0])
-    return 0
+    return _write_decoded(args.output, model, code)
 
 
 def run_resample(args: argparse.Namespace) -> int:
@@ -145,9 +162,9 @@ def run_resample(args: argparse.Namespace) -> int:
         code = resample_code(model, code, temps, io.generator(args.seed), mask)
     except ValueError as exc:
         raise _guard(args.input, exc) from None
-    io.write_rgb(args.output, decode_code(model, code)[0])
+    status = _write_decoded(args.output, model, code)
     io.write_code(args.save_latents, code)
-    return 0
+    return status
 
 
 def _fit_source(source: Tensor, want: tuple[int, int], path: Path) -> Tensor:
@@ -175,9 +192,9 @@ def run_transfer(args: argparse.Namespace) -> int:
                               generator=io.generator(args.seed))  # fmt: skip
     except ValueError as exc:
         raise _guard(args.source, exc) from None
-    io.write_rgb(args.output, decode_code(model, code)[0])
+    status = _write_decoded(args.output, model, code)
     io.write_code(args.save_latents, code)
-    return 0
+    return status
 
 
 def run_normalize(args: argparse.Namespace) -> int:
@@ -196,19 +213,22 @@ def run_normalize(args: argparse.Namespace) -> int:
                               io.generator(args.seed), mask)  # fmt: skip
     except ValueError as exc:
         raise _guard(args.lr or args.input, exc) from None
-    io.write_rgb(args.output, decode_code(model, code)[0])
+    status = _write_decoded(args.output, model, code)
     io.write_code(args.save_latents, code)
-    return 0
+    return status
 
 
 def run_restore(args: argparse.Namespace) -> int:
     """``srflow restore``."""
     model = io.load(args)
     image = as_batch(io.read_rgb(args.input, model))
+    log = DivergenceLog()
     try:
-        out = restore(model, image, temperature=io.temperatures(args),
-                      generator=io.generator(args.seed))  # fmt: skip
+        with log.catch():
+            out = restore(model, image, temperature=io.temperatures(args),
+                          generator=io.generator(args.seed))  # fmt: skip
     except ValueError as exc:
         raise _guard(args.input, exc) from None
     io.write_rgb(args.output, out[0])
-    return 0
+    log.report(args.output, log.take())
+    return log.status(0)

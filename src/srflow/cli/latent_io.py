@@ -9,7 +9,13 @@ from pathlib import Path
 import torch
 from torch import Tensor
 
-from srflow.cli.common import CliError, load_flow_model, resolve_model, temperature_arg
+from srflow.cli.common import (
+    CliError,
+    load_flow_model,
+    resolve_model,
+    seed_arg,
+    temperature_arg,
+)
 from srflow.data.image_io import ImageReadError, read_image, write_image
 from srflow.latent import LatentCode, LatentFileError, check_compatible, load_latents, read_mask
 from srflow.models.protocol import FlowModel
@@ -24,7 +30,7 @@ def add_common(p: argparse.ArgumentParser, *, draws: bool = True) -> None:
     if not draws:
         seed_help = "random seed (this command draws nothing; accepted for uniformity)"
     p.add_argument("--model", help="model file (.safetensors or original .pth); default: embedded")
-    p.add_argument("--seed", type=int, default=0, help=seed_help)
+    p.add_argument("--seed", type=seed_arg, default=0, help=seed_help)
     p.add_argument("--device", default="auto", help="cpu, cuda, cuda:N, mps or auto")
 
 

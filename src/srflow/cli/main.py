@@ -10,18 +10,20 @@ from collections.abc import Sequence
 
 from srflow import __version__
 from srflow.cli import evaluate, latent, metrics, rescale, sr, tools
-from srflow.cli.common import CliError, fail
+from srflow.cli.common import CliError, Parser, describe_os_error, fail, unexpected
 
 
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser with every subcommand."""
-    parser = argparse.ArgumentParser(
+    parser = Parser(
         prog="srflow",
         description="Flow-based, diverse image super-resolution (SRFlow, SRFlow-DA, HCFlow).",
     )
     parser.add_argument("--version", action="version", version=f"srflow {__version__}")
     parser.add_argument("-v", "--verbose", action="store_true", help="log details")
-    subparsers = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    subparsers = parser.add_subparsers(
+        dest="command", required=True, metavar="COMMAND", parser_class=Parser
+    )
     sr.add_parser(subparsers)
     tools.add_parsers(subparsers)
     evaluate.add_parser(subparsers)
@@ -57,6 +59,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         os.dup2(devnull, sys.stdout.fileno())  # no second error when Python flushes stdout
         os.close(devnull)
         return 141
+    except OSError as exc:  # a file or folder the command could not use
+        fail(describe_os_error(exc))
+        return 2
+    except Exception as exc:  # noqa: BLE001 - the one catch point: never a traceback
+        fail(unexpected(exc))
+        return 1
 
 
 if __name__ == "__main__":

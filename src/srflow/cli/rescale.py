@@ -3,7 +3,7 @@
 ``down`` writes the flow's LR of each HR image as an 8-bit PNG (``NAME_x4.png``) that records
 the HR size; ``up`` reconstructs the HR from such PNGs (``NAME_up.png``). Exit status as
 ``srflow sr``: 0 all done, 1 some input failed (the others are still done), 2 fatal setup
-problem before any image is touched.
+problem before any image is touched, 3 all done but some outputs diverged (named).
 """
 
 from __future__ import annotations
@@ -22,11 +22,14 @@ from srflow.cli.common import (
     for_each_input,
     note,
     prepare_output_dir,
+    seed_arg,
     temperature_arg,
     write_output,
 )
+from srflow.cli.divergence import DivergenceLog
 from srflow.compat.official import CheckpointError
 from srflow.data.image_io import IMAGE_SUFFIXES, read_image
+from srflow.inference.pipeline import MIN_TILE
 from srflow.inference.rescale import (
     PUBLISHED_TEMPERATURE,
     Rescaler,
@@ -56,8 +59,9 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
                     help="standard deviation of the high-frequency latents around their "
                          "predicted means (default 1.0, as the published model is tested)",
                     )  # fmt: skip
-    up.add_argument("--seed", type=int, default=0, help="random seed (same seed, same output)")
-    up.add_argument("--tile", type=int, default=None, help="LR tile size for large images")
+    up.add_argument("--seed", type=seed_arg, default=0,
+                    help="random seed (same seed, same output)")  # fmt: skip
+    up.add_argument("-T", "--tile", type=int, default=None, help="LR tile size for large images")
     up.add_argument("--tile-overlap", type=int, default=16, help="LR context pixels per tile")
     up.add_argument("--suffix", default="_up", help="added to each output name (_up)")
     p.set_defaults(run=run)
@@ -66,8 +70,9 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
 def _load(args: argparse.Namespace) -> Rescaler:
     if "/" in (args.suffix or "") or "\\" in (args.suffix or ""):
         raise CliError("--suffix must not contain a path separator")
-    if args.direction == "up" and args.tile is not None and args.tile < 1:
-        raise CliError("--tile must be at least 1 (LR pixels)")
+    if args.direction == "up" and args.tile is not None and args.tile < MIN_TILE:
+        raise CliError(f"--tile must be at least {MIN_TILE} LR pixels (got {args.tile}; "
+                       "smaller tiles save no memory and are many times slower)")  # fmt: skip
     try:
         rescaler = Rescaler.from_path(args.model, args.device, args.half)
     except (CheckpointError, ValueError) as exc:
@@ -90,17 +95,22 @@ def _down(rescaler: Rescaler, item: InputFile, out_dir: Path, suffix: str) -> No
         raise OutputError(f"{target}: cannot write ({exc.strerror or exc})") from None
 
 
-def _up(rescaler: Rescaler, item: InputFile, out_dir: Path, args: argparse.Namespace) -> None:
+def _up(
+    rescaler: Rescaler, item: InputFile, out_dir: Path, args: argparse.Namespace,
+    log: DivergenceLog,
+) -> None:  # fmt: skip
     loaded, hr_size = read_lr_image(item.path)
     lr_size = tuple(loaded.rgb.shape[1:])
     if hr_size is not None and not fits_lr(hr_size, lr_size, rescaler.scale):
         fail(f"{item.path}: its recorded HR size does not fit its size (resized?); ignored")
         hr_size = None
-    hr = rescaler.upscale(loaded.rgb, args.temperature, 1, args.seed, hr_size=hr_size,
-                          tile=args.tile, tile_overlap=args.tile_overlap)[0]  # fmt: skip
+    with log.catch():
+        hr = rescaler.upscale(loaded.rgb, args.temperature, 1, args.seed, hr_size=hr_size,
+                              tile=args.tile, tile_overlap=args.tile_overlap)[0]  # fmt: skip
     alpha = None if loaded.alpha is None else rescaler.upscale_alpha(loaded.alpha, hr_size)
-    write_output(item.output(out_dir, f"{args.suffix}.png"), hr, alpha, bit_depth=8,
-                 grayscale=False)  # fmt: skip
+    target = item.output(out_dir, f"{args.suffix}.png")
+    write_output(target, hr, alpha, bit_depth=8, grayscale=False)
+    log.report(target, log.take())
 
 
 def run(args: argparse.Namespace) -> int:
@@ -117,11 +127,12 @@ def run(args: argparse.Namespace) -> int:
         note(problem)
     for problem in missing:
         fail(problem)
+    log = DivergenceLog()
     if args.direction == "down":
         failures = for_each_input(files, lambda item: _down(rescaler, item, out_dir, suffix))
         verb = "downscaled"
     else:
-        failures = for_each_input(files, lambda item: _up(rescaler, item, out_dir, args))
+        failures = for_each_input(files, lambda item: _up(rescaler, item, out_dir, args, log))
         verb = "upscaled"
     print(f"{len(files) - failures} of {len(files)} image(s) {verb} -> {out_dir}")
-    return 1 if failures or missing else 0
+    return log.status(1 if failures or missing else 0)

@@ -3,7 +3,8 @@
 Exit status: 0 when every image was done; 1 when some input could not be used (unreadable,
 truncated, too small, not an image, missing) or an output could not be written (the other images
 are still done); 2 for a fatal setup problem (bad option, model, output folder), before any
-image is touched.
+image is touched; 3 when every image was done but some outputs hold values where the inverse
+flow diverged (each is named on a ``warning:`` line).
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ from tqdm import tqdm
 
 from srflow.cli.common import (
     CliError,
+    InputError,
     InputFile,
     announce_model,
     collect_inputs,
@@ -25,36 +27,69 @@ from srflow.cli.common import (
     note,
     prepare_output_dir,
     resolve_model,
+    seed_arg,
     temperature_arg,
     write_output,
 )
+from srflow.cli.divergence import DivergenceLog
 from srflow.compat.official import CheckpointError
 from srflow.data.image_io import IMAGE_SUFFIXES, read_image
-from srflow.inference.pipeline import SuperResolver
+from srflow.inference.memory import memory_problem
+from srflow.inference.pipeline import MIN_TILE, SuperResolver
 
 logger = logging.getLogger(__name__)
 
 
 def add_parser(subparsers: argparse._SubParsersAction) -> None:
     """Register ``srflow sr``."""
-    p = subparsers.add_parser("sr", help="super-resolve images (diverse samples)")
-    p.add_argument("inputs", nargs="+", type=Path, help="image files or folders")
-    p.add_argument("-o", "--output", type=Path, required=True, help="output folder")
+    p = subparsers.add_parser(
+        "sr", help="super-resolve images (diverse samples)",
+        description="Super-resolve images. Real-ESRGAN's spellings work too: -i/--input, "
+                    "-o defaulting to results/, --ext (auto: the input's format), --suffix "
+                    "without its underscore; its -t (tile) is -T here, as -t is the "
+                    "temperature.",
+    )  # fmt: skip
+    p.add_argument("inputs", nargs="*", type=Path, help="image files or folders")
+    p.add_argument("-i", "--input", dest="more_inputs", action="append", type=Path, default=[],
+                   metavar="INPUT", help="an image file or folder (repeatable)")  # fmt: skip
+    p.add_argument("-o", "--output", type=Path, default=Path("results"), help="output folder")
     p.add_argument("--model", help="model file (.safetensors or original .pth); default: embedded")
     p.add_argument("-t", "--temperature", type=temperature_arg, nargs="+", default=[0.8],
                    help="latent standard deviation(s) (default 0.8); for HCFlow models the "
                         "noise around each level's predicted mean (0: the means; HCFlow's "
                         "authors use 0.9 for general SR, 0.8 for faces)")  # fmt: skip
-    p.add_argument("-n", "--samples", type=int, default=1, help="samples per temperature")
-    p.add_argument("--seed", type=int, default=0, help="random seed (same seed, same output)")
-    p.add_argument("--tile", type=int, default=None, help="LR tile size for large images")
+    p.add_argument("-n", "--samples", type=int, default=1,
+                   help="samples per temperature (one at temperature 0)")  # fmt: skip
+    p.add_argument("--seed", type=seed_arg, default=0, help="random seed (same seed, same output)")
+    p.add_argument("-T", "--tile", type=int, default=None,
+                   help=f"LR tile size for large images (at least {MIN_TILE}; default: none)")
     p.add_argument("--tile-overlap", type=int, default=16, help="LR context pixels per tile")
-    p.add_argument("--batch-size", type=int, default=None, help="samples decoded together")
+    p.add_argument("--batch-size", type=int, default=None,
+                   help="samples decoded together (default: all; less memory, the same "
+                        "latents, outputs equal up to float rounding)")  # fmt: skip
     p.add_argument("--device", default="auto", help="cpu, cuda, cuda:N, mps or auto")
     p.add_argument("--half", action="store_true", help="float16 inference (GPU only)")
-    p.add_argument("--suffix", default="_sr", help="added to each output name")
-    p.add_argument("--format", default="png", choices=["png", "jpg", "webp", "tif", "bmp"])
+    p.add_argument("--suffix", default="_sr",
+                   help="added to each output name ('_' is put in front of a suffix that "
+                        "starts with a letter or digit, as Real-ESRGAN does)")  # fmt: skip
+    p.add_argument("--format", "--ext", dest="format", default="png", choices=FORMATS,
+                   help="output format; auto: the input's own (PNG for formats not listed)")
     p.set_defaults(run=run)
+
+
+FORMATS = ["png", "jpg", "webp", "tif", "bmp", "auto"]
+_SUFFIX_FORMATS = {".png": "png", ".jpg": "jpg", ".jpeg": "jpg", ".webp": "webp", ".tif": "tif",
+                   ".tiff": "tif", ".bmp": "bmp"}  # fmt: skip
+
+
+def output_format(chosen: str, source: Path) -> str:
+    """``--format``, with ``auto`` resolved to the input's own format (PNG when unknown)."""
+    return _SUFFIX_FORMATS.get(source.suffix.lower(), "png") if chosen == "auto" else chosen
+
+
+def normalized_suffix(suffix: str) -> str:
+    """``out`` -> ``_out`` (Real-ESRGAN's rule); ``_sr``, ``-x4``, ``.sr`` and ``""`` unchanged."""
+    return f"_{suffix}" if suffix[:1].isalnum() else suffix
 
 
 def output_name(stem: str, suffix: str, temperature: float, index: int, fmt: str) -> str:
@@ -62,39 +97,63 @@ def output_name(stem: str, suffix: str, temperature: float, index: int, fmt: str
     return f"{stem}{suffix}_t{temperature:.2f}_s{index:02d}.{fmt}"
 
 
+def samples_per_temperature(temperatures: list[float], samples: int) -> list[int]:
+    """``samples`` for each temperature, except one at temperature 0 (its output does not
+    depend on the seed: more would be identical files)."""
+    return [1 if t == 0 else samples for t in temperatures]
+
+
 def _check_options(args: argparse.Namespace) -> None:
     if args.samples < 1:
         raise CliError("--samples must be at least 1")
     if len({f"{t:.2f}" for t in args.temperature}) < len(args.temperature):
         raise CliError("--temperature values must differ in their first two decimals")
-    if args.tile is not None and args.tile < 1:
-        raise CliError("--tile must be at least 1 (LR pixels)")
+    if args.tile is not None and args.tile < MIN_TILE:
+        raise CliError(f"--tile must be at least {MIN_TILE} LR pixels (got {args.tile}; "
+                       "smaller tiles save no memory and are many times slower)")  # fmt: skip
     if args.tile_overlap < 0:
         raise CliError("--tile-overlap must not be negative")
     if args.batch_size is not None and args.batch_size < 1:
         raise CliError("--batch-size must be at least 1")
+    args.inputs = [*args.inputs, *args.more_inputs]
+    if not args.inputs:
+        raise CliError("no input: give image files or folders (or -i INPUT)")
+    args.suffix = normalized_suffix(args.suffix)
     if "/" in args.suffix or "\\" in args.suffix:
         raise CliError("--suffix must not contain a path separator")
 
 
 def _super_resolve_one(
-    resolver: SuperResolver, item: InputFile, out_dir: Path, args: argparse.Namespace
-) -> None:
+    resolver: SuperResolver, item: InputFile, out_dir: Path, args: argparse.Namespace,
+    log: DivergenceLog,
+) -> None:  # fmt: skip
     loaded = read_image(item.path)
+    counts = samples_per_temperature(args.temperature, args.samples)
+    h, w = loaded.rgb.shape[1:]
+    problem = memory_problem(
+        resolver.model, resolver.device, (h, w), args.batch_size or max(counts), tile=args.tile,
+        tile_overlap=args.tile_overlap, samples=max(counts), scale=resolver.scale,
+    )  # fmt: skip
+    if problem is not None:
+        raise InputError(f"{w}x{h} {problem}")
     alpha = resolver.upscale_alpha(loaded)
-    total = args.samples * len(args.temperature)
-    with tqdm(total=total, desc=item.path.name, unit="sample", leave=False) as bar:
+    fmt = output_format(args.format, item.path)
+    with tqdm(total=sum(counts), desc=item.path.name, unit="sample", leave=False) as bar:
         results = resolver.sample_temperatures(
-            loaded.rgb, args.temperature, args.samples, args.seed, tile=args.tile,
+            loaded.rgb, args.temperature, counts, args.seed, tile=args.tile,
             tile_overlap=args.tile_overlap, batch_size=args.batch_size, progress=bar.update,
         )  # fmt: skip
-        for temperature, srs in zip(args.temperature, results, strict=True):
+        for temperature in args.temperature:
+            with log.catch():
+                srs = next(results)
+            diverged = log.take()
             for index, sr in enumerate(srs):
                 target = item.output(
-                    out_dir, output_name("", args.suffix, temperature, index, args.format)
+                    out_dir, output_name("", args.suffix, temperature, index, fmt)
                 )
                 write_output(target, sr, alpha, bit_depth=loaded.bit_depth,
                              grayscale=loaded.was_grayscale)  # fmt: skip
+                log.report(target, diverged, index)
 
 
 def run(args: argparse.Namespace) -> int:
@@ -117,8 +176,12 @@ def run(args: argparse.Namespace) -> int:
         note(problem)
     for problem in missing:
         fail(problem)
+    if 0 in args.temperature and args.samples > 1:
+        note(f"temperature 0 gives the same output for every seed: one sample at t=0 instead "
+             f"of {args.samples}")  # fmt: skip
+    log = DivergenceLog()
     failures = for_each_input(
-        files, lambda item: _super_resolve_one(resolver, item, out_dir, args)
+        files, lambda item: _super_resolve_one(resolver, item, out_dir, args, log)
     )
     print(f"{len(files) - failures} of {len(files)} image(s) super-resolved -> {out_dir}")
-    return 1 if failures or missing else 0
+    return log.status(1 if failures or missing else 0)

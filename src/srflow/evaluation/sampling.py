@@ -9,6 +9,7 @@ import torch
 import torch.nn.functional as F
 
 from srflow.data.resize import imresize
+from srflow.divergence import check_decoded
 from srflow.models.protocol import FlowModel
 
 __all__ = ["ModelSampler", "bicubic_upscale"]
@@ -88,7 +89,7 @@ class ModelSampler:
                     torch.cat([d[i] for d in group]).to(self.device) for i in range(len(shapes))
                 ]
                 group_conds = [c.expand(len(group), -1, -1, -1) for c in conds]
-                hr = self.model.decode(lr, latents, conds=group_conds)[0]
-                images.append(hr[:, :, :out_h, :out_w].float().clamp(0, 1).cpu())
+                hr = self.model.decode(lr, latents, conds=group_conds)[0][:, :, :out_h, :out_w]
+                images.append(check_decoded(hr, temperature).float().clamp(0, 1).cpu())
             result[float(temperature)] = torch.cat(images).permute(0, 2, 3, 1).numpy()
         return result

@@ -22,6 +22,7 @@ from torch import Tensor
 
 from srflow.config.loading import to_dict
 from srflow.data.resize import imresize
+from srflow.divergence import check_decoded
 from srflow.models.hcflow import HCFlowEncoding
 from srflow.models.protocol import FlowModel
 
@@ -132,6 +133,7 @@ def encode_image(model: FlowModel, hr: Tensor, lr: Tensor | None = None) -> Late
 
 @torch.no_grad()
 def decode_code(model: FlowModel, code: LatentCode) -> Tensor:
-    """Decode a latent code: ``(B, 3, H, W)`` at :attr:`LatentCode.image_size`, unclamped."""
+    """Decode a latent code: ``(B, 3, H, W)`` at :attr:`LatentCode.image_size`, unclamped;
+    a :class:`~srflow.divergence.DivergenceWarning` when values diverged."""
     hr, _ = model.decode(code.lr, code.latents)
-    return hr[:, :, : code.image_size[0], : code.image_size[1]]
+    return check_decoded(hr[:, :, : code.image_size[0], : code.image_size[1]])

@@ -24,10 +24,12 @@ from srflow.config.loading import ConfigError, to_dict
 from srflow.config.schema import ModelConfig
 from srflow.families import DetectionError, family_named, family_of
 from srflow.files import atomic_path
+from srflow.models.conditional_flow import ConditionalFlow
 from srflow.models.hcflow import HCFlow
 from srflow.models.srflow import SRFlow
 
 FORMAT = "srflow-model/1"
+BOUNDS_KEY = "inverse_bounds"  # optional metadata: ConditionalFlow.inverse_bounds as JSON
 
 
 def save_model(
@@ -44,7 +46,29 @@ def save_model(
         "family": family_of(model.config).name,
         "config": json.dumps(to_dict(model.config)),
     }
+    flow = _flow_of(model)
+    if flow is not None and flow.inverse_bounds is not None:
+        metadata[BOUNDS_KEY] = json.dumps(list(flow.inverse_bounds))
     return write_safetensors(path, tensors, metadata)
+
+
+def _flow_of(model: torch.nn.Module) -> ConditionalFlow | None:
+    flow = getattr(model, "flow", None)
+    return flow if isinstance(flow, ConditionalFlow) else None
+
+
+def _set_inverse_bounds(model: SRFlow | HCFlow, text: str | None, path: Path) -> None:
+    """Restore the calibrated inverse bounds stored in a checkpoint's metadata."""
+    flow = _flow_of(model)
+    if text is None or flow is None:
+        return
+    try:
+        bounds = tuple(float(b) for b in json.loads(text))
+    except (ValueError, TypeError):
+        raise CheckpointError(f"{path}: malformed {BOUNDS_KEY} metadata") from None
+    if len(bounds) != len(flow.layers) or not all(b > 0 for b in bounds):
+        raise CheckpointError(f"{path}: {BOUNDS_KEY} does not fit the model's flow layers")
+    flow.inverse_bounds = bounds
 
 
 def write_safetensors(
@@ -57,16 +81,20 @@ def write_safetensors(
     return path
 
 
-def read_model_config(path: str | Path) -> ModelConfig:
-    """The config stored in one of our checkpoints."""
+def _metadata(path: Path) -> dict[str, str]:
     from safetensors import safe_open
 
-    path = Path(path)
     try:
         with safe_open(str(path), framework="pt") as f:
-            metadata = f.metadata() or {}
+            return f.metadata() or {}
     except (SafetensorError, OSError) as exc:
         raise CheckpointError(f"{path}: not a readable safetensors file ({exc})") from None
+
+
+def read_model_config(path: str | Path) -> ModelConfig:
+    """The config stored in one of our checkpoints."""
+    path = Path(path)
+    metadata = _metadata(path)
     if metadata.get("format") != FORMAT or "config" not in metadata:
         raise CheckpointError(f"{path}: safetensors file without an srflow model config")
     try:
@@ -97,6 +125,7 @@ def load_model(
         except (SafetensorError, OSError) as exc:
             raise CheckpointError(f"{path}: cannot read weights ({exc})") from None
         load_state_dict_strict(model, {k: v.float() for k, v in state.items()}, str(path))
+        _set_inverse_bounds(model, _metadata(path).get(BOUNDS_KEY), path)
         return model.eval().to(device)
     return load_official(read_torch_state_dict(path), source_name=str(path)).to(device)
 

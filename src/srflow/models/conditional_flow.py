@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import torch
@@ -85,6 +86,10 @@ class ConditionalFlow(nn.Module):
             self.layers.extend(new)
             self.layer_levels += [level] * len(new)
         self.top_channels = channels
+        #: Per layer (in :attr:`layers` order), the largest ``|value|`` its inverse may output,
+        #: or ``None`` (unbounded): calibrated on training images (:mod:`srflow.inference.bounds`)
+        #: so that in-distribution decoding is unchanged while an exploding inverse is stopped.
+        self.inverse_bounds: tuple[float, ...] | None = None
 
     def encode(self, x: Tensor, conds: list[Tensor]) -> FlowPass:
         """Map an HR image ``(B, C, H, W)`` to its latents."""
@@ -102,8 +107,13 @@ class ConditionalFlow(nn.Module):
         latents.append(x)
         return FlowPass(latents, logdet, split_log_prob)
 
-    def decode(self, latents: list[Tensor], conds: list[Tensor]) -> FlowPass:
-        """Map latents (in :meth:`encode` order) back to an HR image."""
+    def decode(
+        self, latents: list[Tensor], conds: list[Tensor],
+        observe: Callable[[int, Tensor], None] | None = None,
+    ) -> FlowPass:  # fmt: skip
+        """Map latents (in :meth:`encode` order) back to an HR image, each layer's output
+        limited to :attr:`inverse_bounds` when set; ``observe(index, output)`` sees each
+        layer's output before the bound (for calibrating it)."""
         n_splits = sum(isinstance(m, SplitPrior) for m in self.layers)
         if len(latents) != n_splits + 1:
             raise ValueError(f"expected {n_splits + 1} latent tensors, got {len(latents)}")
@@ -111,13 +121,19 @@ class ConditionalFlow(nn.Module):
         remaining = list(latents[:-1])
         logdet = x.new_zeros(x.shape[0])
         split_log_prob = x.new_zeros(x.shape[0])
-        for layer, level in zip(reversed(self.layers), reversed(self.layer_levels), strict=True):
+        bounds = self.inverse_bounds
+        for index in reversed(range(len(self.layers))):
+            layer, level = self.layers[index], self.layer_levels[index]
             if isinstance(layer, SplitPrior):
                 x, log_p = layer.inverse(x, remaining.pop())
                 split_log_prob = split_log_prob + log_p
             else:
                 x, d = layer.inverse(x, conds[level - 1])
                 logdet = logdet + d
+            if observe is not None:
+                observe(index, x)
+            if bounds is not None:
+                x = x.clamp(-bounds[index], bounds[index])
         return FlowPass(x, logdet, split_log_prob)
 
     def latent_shapes(self, batch: int, hr_hw: tuple[int, int]) -> list[tuple[int, ...]]:

@@ -297,3 +297,22 @@ def test_override_plain_string_property(value: str) -> None:
             from_dict(Scalars, apply_overrides({}, [f"s={value}"]))
     else:
         assert from_dict(Scalars, apply_overrides({}, [f"s={value}"])).s == value
+
+
+def test_model_and_training_presets_are_kept_apart(capsys) -> None:
+    from srflow.cli.main import main
+    from srflow.config.presets import model_preset_names, training_preset_names
+    from srflow.config.training import load_run_config
+
+    assert "tiny" in model_preset_names() and "train_tiny" in training_preset_names()
+    assert not set(model_preset_names()) & set(training_preset_names())
+    with pytest.raises(ConfigError, match=r"'tiny' is a model preset .*did you mean train_tiny"):
+        load_run_config("tiny")  # formerly: the published 200,000-step schedule on "tiny"
+    assert main(["train", "tiny"]) == 2
+    line = capsys.readouterr().err.strip()
+    assert line.startswith("error: 'tiny' is a model preset") and "\n" not in line
+    assert load_run_config("train_tiny").train.steps < 1000
+    with pytest.raises(SystemExit):
+        main(["train", "--help"])
+    help_text = " ".join(capsys.readouterr().out.split())
+    assert "training presets: train_celeba_x8," in help_text and "train_tiny" in help_text

@@ -178,3 +178,50 @@ def test_validation_images_are_centre_cropped(folder: Path) -> None:
     assert np.array_equal(val.hr[0], center_crop(full, 64, 8))
     whole = ValidationImages(folder, scale=4, multiple=2, crop=0, max_images=3)
     assert whole.hr[1].shape == (296, 448, 3)  # chelsea 300x451 modcropped to 8
+
+
+def _folder_with_bad_files(root: Path) -> Path:
+    Image.fromarray(skimage_data.astronaut()).save(root / "good.png")
+    (root / "empty.png").write_bytes(b"")
+    (root / "text.jpg").write_text("not an image at all")
+    whole = (root / "good.png").read_bytes()
+    (root / "truncated.png").write_bytes(whole[: len(whole) // 2])
+    return root
+
+
+def test_bad_training_files_are_all_named_at_once(tmp_path: Path) -> None:
+    root = _folder_with_bad_files(tmp_path)
+    with pytest.raises(DatasetError) as caught:
+        ImageCollection(root, scale=4, min_size=48)
+    message = str(caught.value)
+    assert message.startswith(f"{root}: 3 of 4 image files cannot be read: ")
+    for name in ("empty.png (empty file)", "text.jpg", "truncated.png"):
+        assert name in message
+    assert "good.png" not in message and "data.skip_bad_images=true" in message
+    assert "\n" not in message
+
+
+def test_bad_training_files_can_be_skipped_explicitly(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    root = _folder_with_bad_files(tmp_path)
+    with caplog.at_level(logging.WARNING):
+        images = ImageCollection(root, scale=4, min_size=48, skip_bad=True, cache_max_mb=64)
+    assert [p.name for p in images.hr_paths] == ["good.png"] and images.cached
+    for name in ("empty.png", "text.jpg", "truncated.png"):
+        assert f"skipped, cannot be read: {name}" in caplog.text
+    assert "3 unreadable image files skipped" in caplog.text
+
+
+def test_train_command_names_every_bad_file(tmp_path: Path, capsys) -> None:
+    pytest.importorskip("srflow.cli.train")
+    from srflow.cli.main import main
+
+    (tmp_path / "hr").mkdir()
+    root = _folder_with_bad_files(tmp_path / "hr")
+    run = tmp_path / "run"
+    args = ["train", "train_tiny", "--out", str(run), "--set", f"data.train_hr={root}",
+            "--no-progress"]  # fmt: skip
+    assert main(args) == 2
+    (line,) = capsys.readouterr().err.strip().splitlines()
+    assert line.startswith("error: ") and "3 of 4 image files cannot be read" in line

@@ -109,6 +109,37 @@ def test_resume_is_bit_identical(photos: Path, tmp_path: Path) -> None:
     assert all(torch.equal(v, a["ema"]["weights"][k]) for k, v in exported.items())
 
 
+def test_resume_logs_each_step_once_and_says_where_it_resumes(
+    photos: Path, tmp_path: Path
+) -> None:
+    """Killed after logging step 7 but checkpointed earlier: the resumed run's log holds each
+    step once, with the values of an uninterrupted run, and a cut-off line is dropped."""
+    cfg = tiny(photos, "train.checkpoint_every=5", "train.log_every=1")
+    full = train_lines(train(cfg, tmp_path / "full", progress=False).run_dir)
+
+    def crash_at_7(step: int, hr: torch.Tensor, lr: torch.Tensor) -> tuple:
+        if step == 7:
+            raise Crash("simulated kill")
+        return hr, lr
+
+    run = tmp_path / "resumed"
+    with pytest.raises(Crash):
+        train(cfg, run, batch_hook=crash_at_7, progress=False)
+    assert [r["step"] for r in train_lines(run)] == [1, 2, 3, 4, 5, 6, 7]
+    saved = load_checkpoint(run / "checkpoints" / "last.pt")["step"]
+    assert saved < 7  # so step 7 was logged by the killed run and is run again
+    with (run / "metrics.jsonl").open("a") as f:
+        f.write('{"kind": "train", "step": 8, "lo')  # the kill cut this line short
+    messages: list[str] = []
+    train(cfg, run, resume=True, progress=False, notify=messages.append)
+    assert messages == [f"resuming {run} at step {saved} of 10 (last.pt)"]
+    resumed = train_lines(run)
+    assert [r["step"] for r in resumed] == [r["step"] for r in full] == list(range(1, 11))
+    assert [r["loss"] for r in resumed] == [r["loss"] for r in full]  # bit-identical resume
+    (event,) = [r for r in train_lines(run, "event") if r.get("event") == "resumed"]
+    assert event["step"] == saved
+
+
 def test_nonfinite_batches_are_skipped_then_rolled_back(
     photos: Path, tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:

@@ -30,8 +30,11 @@ logger = logging.getLogger(__name__)
 
 
 def _configure(p: argparse.ArgumentParser) -> None:
+    from srflow.config.presets import training_preset_names
+
+    p.epilog = "training presets: " + ", ".join(training_preset_names())
     p.add_argument(
-        "config", nargs="?", help="YAML config file or preset name (e.g. train_df2k_x4)"
+        "config", nargs="?", help="YAML config file or training preset name (listed below)"
     )
     p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
                    help="override a config value, e.g. train.lr=2e-4 (repeatable)")  # fmt: skip
@@ -91,6 +94,7 @@ def run_train(args: argparse.Namespace) -> int:
         result = train(
             cfg, run_dir, resume=args.resume, device=args.device,
             command=shlex.join(sys.argv), progress=not args.no_progress,
+            notify=lambda message: print(message, file=sys.stderr, flush=True),
         )  # fmt: skip
     except (ConfigError, DatasetError, ImageReadError, RunDirError, CheckpointError,
             TrainingDivergedError, FileNotFoundError, ValueError) as exc:  # fmt: skip

@@ -48,6 +48,9 @@ class DataConfig:
         cache_max_mb: decode every image once and keep the uint8 arrays in memory when they take
             at most this many MiB in total (0: never cache, decode per patch).
         workers: DataLoader worker processes (0: load in the main process).
+        skip_bad_images: train on the readable images of ``train_hr`` when some cannot be
+            read (named in warnings); by default the run stops before its first step with
+            one line naming every unreadable file.
         val_crop: HR centre-crop side for validation images (0: whole image, modcropped).
         val_max_images: use at most this many validation images (sorted by path).
         val_grid_images: validation images shown in the saved sample grid.
@@ -62,6 +65,7 @@ class DataConfig:
     channel_shuffle: bool = False
     cache_max_mb: int = 4096
     workers: int = 4
+    skip_bad_images: bool = False
     val_crop: int = 256
     val_max_images: int = 8
     val_grid_images: int = 4
@@ -220,8 +224,9 @@ def load_run_config(source: str | Path, overrides: Sequence[str] = ()) -> RunCon
     """Load a run config from a YAML file or a shipped preset name, strictly.
 
     Args:
-        source: a YAML path, or the name of a preset in ``srflow/config/presets``
-            (e.g. ``train_df2k_x4``; a model-only preset gives default ``data``/``train``).
+        source: a YAML path, or the name of a training preset in ``srflow/config/presets``
+            (``train_df2k_x4``, ...; a model preset such as ``tiny`` is refused: it has no
+            data or schedule, and the defaults are the published 200,000-step run).
         overrides: ``"section.key=value"`` strings applied in order.
 
     Raises:
@@ -233,9 +238,9 @@ def load_run_config(source: str | Path, overrides: Sequence[str] = ()) -> RunCon
         if not path.is_file():
             raise FileNotFoundError(f"{path}: no such config file")
         return load_yaml(RunConfig, path, overrides, _apply_with_model_names)
-    from srflow.config.presets import preset_path
+    from srflow.config.presets import training_preset_path
 
-    preset = preset_path(str(source))
+    preset = training_preset_path(str(source))
     data = yaml.safe_load(preset.read_text(encoding="utf-8")) or {}
     try:
         return from_dict(RunConfig, _apply_with_model_names(data, overrides))

@@ -17,10 +17,10 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from PIL import Image
 from torch.utils.data import Dataset, Sampler
 
 from srflow.data.image_io import list_images, read_image, to_uint8_round
+from srflow.data.scan import BadImagesError, scan_images
 from srflow.data.transforms import (
     bicubic_downscale,
     center_crop,
@@ -45,17 +45,6 @@ def decode_uint8(path: Path) -> np.ndarray:
     return np.ascontiguousarray(rgb.permute(1, 2, 0).numpy())
 
 
-def _header_size(path: Path) -> tuple[int, int]:
-    """``(height, width)`` from the file header, honouring EXIF rotations."""
-    try:
-        with Image.open(path) as img:
-            w, h = img.size
-            swap = int(img.getexif().get(0x0112, 1) or 1) in (5, 6, 7, 8)
-    except OSError as exc:
-        raise DatasetError(f"{path}: cannot read image header ({exc})") from None
-    return (w, h) if swap else (h, w)
-
-
 def _paired_lr(hr: Path, hr_root: Path, lr_files: dict[str, Path], scale: int) -> Path:
     rel = hr.relative_to(hr_root).with_suffix("").as_posix() if hr_root.is_dir() else hr.stem
     for key in (rel, f"{rel}x{scale}"):
@@ -77,6 +66,8 @@ class ImageCollection:
         scale: super-resolution factor; HR images are modcropped to a multiple of it.
         min_size: smallest usable HR side.
         cache_max_mb: in-memory cache budget in MiB (0: never cache).
+        skip_bad: train on the readable images when some cannot be read (each is named in a
+            warning) instead of refusing the folder (:mod:`srflow.data.scan`).
     """
 
     def __init__(
@@ -87,6 +78,7 @@ class ImageCollection:
         scale: int,
         min_size: int = 1,
         cache_max_mb: int = 0,
+        skip_bad: bool = False,
     ) -> None:
         self.scale = scale
         hr_root = Path(hr_root)
@@ -101,7 +93,11 @@ class ImageCollection:
                 raise DatasetError(f"{lr_root}: no such LR folder")
             for p in list_images([lr_root]):
                 lr_files[p.relative_to(lr_root).with_suffix("").as_posix()] = p
-        sizes = {p: _header_size(p) for p in paths}
+        try:
+            sizes = scan_images(paths, hr_root, skip_bad=skip_bad)
+        except BadImagesError as exc:
+            raise DatasetError(str(exc)) from None
+        paths = [p for p in paths if p in sizes]
         small = [p for p in paths if min(sizes[p]) < min_size]
         for p in small:
             logger.warning("%s: %dx%d is smaller than %d px, skipped", p, *sizes[p], min_size)

@@ -26,16 +26,40 @@ def _clean(value: Any) -> Any:
     return value
 
 
+def _keep_until(path: Path, step: int) -> None:
+    """Rewrite ``path`` (atomically) with only its complete records of steps up to ``step``."""
+    from srflow.files import atomic_path
+
+    kept = []
+    for line in path.read_text(encoding="utf-8").splitlines():
+        try:
+            record = json.loads(line)
+        except ValueError:
+            continue  # a line cut short by a kill
+        if isinstance(record, dict) and isinstance(record.get("step"), int):
+            if record["step"] <= step:
+                kept.append(line + "\n")
+    with atomic_path(path) as temporary:
+        temporary.write_text("".join(kept), encoding="utf-8")
+
+
 class MetricsLog:
     """Append-only JSONL log (flushed per line) with an optional TensorBoard mirror.
 
     Args:
         path: the ``.jsonl`` file (appended to, so a resumed run continues it).
         tensorboard_dir: write TensorBoard events here too, if the package is installed.
+        resumed_at: the step a resumed run continues from: the records of later steps (written
+            after that checkpoint by the run that was killed, and written again now) are
+            removed first, and so is a line cut short by the kill.
     """
 
-    def __init__(self, path: Path, tensorboard_dir: Path | None = None) -> None:
+    def __init__(
+        self, path: Path, tensorboard_dir: Path | None = None, resumed_at: int | None = None
+    ) -> None:
         path.parent.mkdir(parents=True, exist_ok=True)
+        if resumed_at is not None and path.is_file():
+            _keep_until(path, resumed_at)
         self._file = path.open("a", encoding="utf-8")
         self._tb = None
         if tensorboard_dir is not None:
@@ -44,7 +68,8 @@ class MetricsLog:
             except ImportError:
                 logger.warning("tensorboard is not installed (pip install 'srflow[tensorboard]')")
             else:
-                self._tb = SummaryWriter(str(tensorboard_dir))
+                purge = None if resumed_at is None else resumed_at + 1
+                self._tb = SummaryWriter(str(tensorboard_dir), purge_step=purge)
 
     def write(self, kind: str, step: int, **values: Any) -> None:
         """Append one record ``{"kind", "step", "time", **values}``."""

@@ -81,6 +81,7 @@ def train(
     command: str | None = None,
     batch_hook: BatchHook | None = None,
     progress: bool = True,
+    notify: Callable[[str], None] | None = None,
 ) -> TrainResult:
     """Train the configured model; see the module docstring for the sequence.
 
@@ -93,12 +94,15 @@ def train(
         batch_hook: ``(step, hr, lr) -> (hr, lr)`` applied to each device batch (tests use it
             to inject faults).
         progress: show the tqdm bar (rank 0).
+        notify: receives one-line messages for the user (rank 0): the step a resumed run
+            continues from.
 
     Raises:
         RunDirError: ``run_dir`` already holds a run and ``resume`` is false.
         TrainingDivergedError: non-finite steps persisted through ``max_rollbacks`` rollbacks.
     """
     session = _Session(cfg, Path(run_dir), device, batch_hook)
+    session.notify = notify
     try:
         return session.run(resume, command, progress)
     finally:
@@ -116,6 +120,7 @@ class _Session:
         self.ctx = dist.init_from_env(self.device.type)
         configure_backends(self.device, self.tc.tf32)
         self.log: MetricsLog | None = None
+        self.notify: Callable[[str], None] | None = None
         self.last_metrics: dict[str, Any] = {}
         self.noise_gen = torch.Generator(device=self.device)
 
@@ -134,8 +139,6 @@ class _Session:
         self.objective = build_objective(self.model, cfg, self.device)  # may fail: no run dir yet
         if main:
             prepare_run_dir(self.run_dir, cfg, command)
-            tb = self.run_dir / "tb" if self.tc.tensorboard else None
-            self.log = MetricsLog(self.run_dir / "metrics.jsonl", tb)
         used = used_parameters(self.objective, self.device)
         self.state = TrainingState(cfg, self.model, used, self.device)
         if self.tc.losses.gan:
@@ -150,7 +153,16 @@ class _Session:
             check_resumed_config(cfg, payload["config"], existing)
             self.state.restore(payload)
             ckpt.restore_rng_states(payload["rng"])
+            if self.notify is not None and main:
+                self.notify(f"resuming {self.run_dir} at step {self.state.step} of "
+                            f"{self.tc.total_steps} ({existing.name})")  # fmt: skip
             logger.info("resumed %s at step %d", existing, self.state.step)
+        if main:
+            tb = self.run_dir / "tb" if self.tc.tensorboard else None
+            resumed_at = self.state.step if existing is not None else None
+            self.log = MetricsLog(self.run_dir / "metrics.jsonl", tb, resumed_at)
+            if resumed_at is not None:
+                self.log.write("event", resumed_at, event="resumed", checkpoint=existing.name)
         logger.info(
             "training %d steps (%d L1 + %d NLL) on %d images, %s, rank %d/%d, run folder %s",
             self.tc.total_steps, self.tc.l1_pretrain_steps, self.tc.steps,

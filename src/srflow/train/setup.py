@@ -142,7 +142,7 @@ def build_data(
     data, scale = cfg.data, cfg.model.scale
     images = ImageCollection(
         data.train_hr, data.train_lr, scale=scale, min_size=data.patch_size,
-        cache_max_mb=data.cache_max_mb,
+        cache_max_mb=data.cache_max_mb, skip_bad=data.skip_bad_images,
     )  # fmt: skip
     patches = TrainPatches(
         images, patch_size=data.patch_size, seed=cfg.train.seed, flips=data.flips,

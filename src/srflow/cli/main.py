@@ -11,6 +11,7 @@ from collections.abc import Sequence
 from srflow import __version__
 from srflow.cli import evaluate, latent, metrics, rescale, sr, tools
 from srflow.cli.common import CliError, Parser, describe_os_error, fail, unexpected
+from srflow.cli.threads import apply_threads, threads_arg
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -21,6 +22,9 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--version", action="version", version=f"srflow {__version__}")
     parser.add_argument("-v", "--verbose", action="store_true", help="log details")
+    parser.add_argument("--threads", type=threads_arg, default="auto",
+                        help="CPU threads: a number, or auto (the cores not busy with other "
+                             "work; OMP_NUM_THREADS is respected)")  # fmt: skip
     subparsers = parser.add_subparsers(
         dest="command", required=True, metavar="COMMAND", parser_class=Parser
     )
@@ -47,6 +51,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         format="%(levelname)s %(name)s: %(message)s",
     )
     try:
+        apply_threads(args.threads)
         return int(args.run(args))
     except CliError as exc:
         fail(str(exc))

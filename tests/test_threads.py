@@ -42,3 +42,29 @@ def test_the_option_sets_torch_threads(capsys, monkeypatch: pytest.MonkeyPatch) 
         with pytest.raises(SystemExit):
             main(["--threads", bad, "info"])
         assert "--threads" in capsys.readouterr().err
+
+
+def test_the_thread_count_changes_outputs_by_float_rounding_only() -> None:
+    """auto picks the thread count from the machine's load: like --batch-size, it may change
+    how convolutions round, never more (8-bit outputs: at most one level, in a tiny share)."""
+    import numpy as np
+    from skimage import data
+
+    from srflow.inference.pipeline import SuperResolver
+    from test_inference_api import tiny_model
+
+    resolver = SuperResolver(tiny_model())
+    crop = np.ascontiguousarray(data.astronaut()[40:200:4, 120:280:4])  # 40x40
+    lr = torch.from_numpy(crop).permute(2, 0, 1).float() / 255.0
+    before = torch.get_num_threads()
+    try:
+        outs = []
+        for count in (1, 2):
+            torch.set_num_threads(count)
+            outs.append(resolver.super_resolve(lr, 0.3, samples=2, seed=4))
+    finally:
+        torch.set_num_threads(before)
+    levels = [torch.round(x * 255) for x in outs]
+    assert (levels[0] - levels[1]).abs().max() <= 1
+    assert (levels[0] != levels[1]).float().mean() < 1e-3
+    assert (outs[0] - outs[1]).abs().max() < 1e-4

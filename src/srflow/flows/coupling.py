@@ -8,6 +8,7 @@ from torch import Tensor
 
 from srflow.flows.base import FlowLayer, sum_except_batch
 from srflow.flows.nets import SRFLOW_SUBNET, SubnetSpec, make_subnet
+from srflow.flows.prepared import PreparedCond
 
 
 def _shift_and_scale(h: Tensor, eps: float) -> tuple[Tensor, Tensor]:
@@ -65,9 +66,12 @@ class AffineInjector(FlowLayer):
         self.eps = eps
         self.net = make_subnet(cond_channels, 2 * channels, subnet, generator)
 
-    def _params(self, cond: Tensor | None, batch: int) -> tuple[Tensor, Tensor]:
+    def _params(self, cond: Tensor | PreparedCond | None, batch: int) -> tuple[Tensor, Tensor]:
         assert cond is not None, "AffineInjector needs a conditioning tensor"
-        shift, scale = _shift_and_scale(self.net(cond), self.eps)
+        if isinstance(cond, PreparedCond):
+            shift, scale = cond.term(self, lambda c: _shift_and_scale(self.net(c), self.eps))
+        else:
+            shift, scale = _shift_and_scale(self.net(cond), self.eps)
         return broadcast_batch(shift, batch), broadcast_batch(scale, batch)
 
     def forward(self, x: Tensor, cond: Tensor | None = None) -> tuple[Tensor, Tensor]:
@@ -106,17 +110,22 @@ class ConditionalAffineCoupling(FlowLayer):
         active = channels - self.passive
         self.net = make_subnet(self.passive + cond_channels, 2 * active, subnet, generator)
 
-    def _params(self, x1: Tensor, cond: Tensor | None) -> tuple[Tensor, Tensor]:
+    def _params(self, x1: Tensor, cond: Tensor | PreparedCond | None) -> tuple[Tensor, Tensor]:
         assert cond is not None, "ConditionalAffineCoupling needs a conditioning tensor"
-        if cond.shape[0] == x1.shape[0]:
+        if not isinstance(cond, PreparedCond) and cond.shape[0] == x1.shape[0]:
             return _shift_and_scale(self.net(torch.cat([x1, cond], dim=1)), self.eps)
-        # Several samples share one conditioning tensor: the first convolution is linear in
-        # its input channels, so its conditioning part is computed once per image.
+        # Several samples share one conditioning tensor (or it is prepared): the first
+        # convolution is linear in its input channels, so its conditioning part is computed
+        # once per image (and kept by a PreparedCond).
         first = self.net.first
         weight, bias, padding = first.weight, first.bias, first.padding
-        hidden = F.conv2d(x1, weight[:, : self.passive], padding=padding) + broadcast_batch(
-            F.conv2d(cond, weight[:, self.passive :], bias, padding=padding), x1.shape[0]
-        )
+
+        def cond_part(c: Tensor) -> Tensor:
+            return F.conv2d(c, weight[:, self.passive :], bias, padding=padding)
+
+        part = cond.term(self, cond_part) if isinstance(cond, PreparedCond) else cond_part(cond)
+        hidden = F.conv2d(x1, weight[:, : self.passive], padding=padding)
+        hidden = hidden + broadcast_batch(part, x1.shape[0])
         return _shift_and_scale(self.net.tail(hidden), self.eps)
 
     def forward(self, x: Tensor, cond: Tensor | None = None) -> tuple[Tensor, Tensor]:

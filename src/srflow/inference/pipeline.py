@@ -213,7 +213,8 @@ class SuperResolver:
         lr = self._pad(rgb.unsqueeze(0).to(self.device, self.dtype))
         shapes = self.model.latent_shapes(lr)
         whole = tile is None or (lr.shape[2] <= tile and lr.shape[3] <= tile)
-        conds = self.model.conditioning(lr) if whole else None
+        # prepared once: every batch and temperature reuses the conditioning-only terms
+        conds = self.model.condition(lr) if whole else None
         for temperature, n_samples in zip(temperatures, counts, strict=True):
             per_batch = max(1, batch_size or n_samples)
             gen = generator or torch.Generator().manual_seed(seed if seed is not None else 0)

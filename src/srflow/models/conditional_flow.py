@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 import torch
@@ -10,6 +10,7 @@ from torch import Tensor, nn
 
 from srflow.config.schema import FlowConfig
 from srflow.flows.nets import SubnetSpec
+from srflow.flows.prepared import PreparedCond
 from srflow.flows.split import SplitPrior
 from srflow.flows.squeeze import Squeeze2d
 from srflow.flows.step import FlowStep
@@ -108,7 +109,7 @@ class ConditionalFlow(nn.Module):
         return FlowPass(latents, logdet, split_log_prob)
 
     def decode(
-        self, latents: list[Tensor], conds: list[Tensor],
+        self, latents: list[Tensor], conds: Sequence[Tensor | PreparedCond],
         observe: Callable[[int, Tensor], None] | None = None,
     ) -> FlowPass:  # fmt: skip
         """Map latents (in :meth:`encode` order) back to an HR image, each layer's output

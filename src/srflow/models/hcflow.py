@@ -169,6 +169,11 @@ class HCFlow(nn.Module):
         """What depends on the LR alone: the coarsest level's features (one per image)."""
         return [self.levels[-1].features(lr)]
 
+    def condition(self, lr: Tensor) -> list[Tensor]:
+        """:meth:`conditioning` for many decodes: the finer levels are conditioned on each
+        sample's own coarser result, so only the coarsest features are shared."""
+        return self.conditioning(lr)
+
     def decode(
         self, lr: Tensor, latents: list[Tensor], *, conds: list[Tensor] | None = None
     ) -> tuple[Tensor, Tensor]:

@@ -49,6 +49,11 @@ class FlowModel(Protocol):
         """What depends on the LR alone, computed once per image (``(B, ...)`` tensors)."""
         ...
 
+    def condition(self, lr: Tensor) -> Sequence[object]:
+        """:meth:`conditioning` prepared for many decodes (``decode(..., conds=...)``): what a
+        family can keep between batches, temperatures and calls is kept."""
+        ...
+
     def latent_shapes(self, lr: Tensor, n: int = 1) -> list[tuple[int, ...]]:
         """Shapes of the latents of ``n`` samples of each image in ``lr``."""
         ...
@@ -62,7 +67,7 @@ class FlowModel(Protocol):
         ...
 
     def decode(
-        self, lr: Tensor, latents: list[Tensor], *, conds: list[Tensor] | None = None
+        self, lr: Tensor, latents: list[Tensor], *, conds: Sequence[object] | None = None
     ) -> tuple[Tensor, Tensor]:
         """``(hr, logdet)``; the latents may hold ``k`` samples per image of ``lr``."""
         ...

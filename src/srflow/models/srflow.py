@@ -12,6 +12,7 @@ from torch import Tensor, nn
 from srflow.config.schema import ModelConfig
 from srflow.encoders.rrdb import RRDBEncoder
 from srflow.flows.distributions import gaussian_log_prob, sample_normal
+from srflow.flows.prepared import PreparedCond, prepare
 from srflow.models.conditional_flow import ConditionalFlow
 
 LN2 = math.log(2.0)
@@ -97,6 +98,13 @@ class SRFlow(nn.Module):
         features = self.encoder.features_at(lr, sorted(set(self._factors)))
         return [features[f] for f in self._factors]
 
+    def condition(self, lr: Tensor) -> list[PreparedCond]:
+        """:meth:`conditioning`, prepared for many decodes (``decode(..., conds=...)``): the
+        encoder runs now, and each conditional layer's conditioning-only term (an injector's
+        shift and scale, a coupling's first-convolution part) on first use, then is kept for
+        every further batch, temperature and call (:mod:`srflow.flows.prepared`)."""
+        return prepare(self.conditioning(lr))
+
     def _check_lr(self, lr: Tensor) -> None:
         m = self.config.size_multiple_lr
         if lr.dim() != 4 or lr.shape[1] != 3:
@@ -149,9 +157,10 @@ class SRFlow(nn.Module):
         return hr + (noise - 0.5) / bins, -math.log(bins) * hr.shape[2] * hr.shape[3]
 
     def decode(
-        self, lr: Tensor, latents: list[Tensor], *, conds: list[Tensor] | None = None
-    ) -> tuple[Tensor, Tensor]:
-        """Decode latents (encode order) given ``lr``.
+        self, lr: Tensor, latents: list[Tensor], *,
+        conds: list[Tensor] | list[PreparedCond] | None = None,
+    ) -> tuple[Tensor, Tensor]:  # fmt: skip
+        """Decode latents (encode order) given ``lr`` (or its :meth:`condition`).
 
         The latents may hold ``k`` samples per image (batch ``k * B``, sample-major) while
         ``lr`` and ``conds`` hold each image once: the conditioning-only computations then run
@@ -225,7 +234,7 @@ class SRFlow(nn.Module):
         all ``n * B`` at once). Latents are drawn sample by sample, so the result for a given
         ``generator`` state does not depend on ``batch_size``.
         """
-        conds = self.conditioning(lr)
+        conds = self.condition(lr)
         b = lr.shape[0]
         per_sample = self.latent_shapes(lr)
         draws = [

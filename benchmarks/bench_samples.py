@@ -1,0 +1,172 @@
+"""Many samples for the price of a few: time, memory and FLOPs of sampling runs.
+
+    python benchmarks/bench_samples.py [--device cpu|cuda] [--models NAME ...]
+        [--sizes 64 128] [--runs n1 n10 n100 t3x10 n10_b2 n30]
+
+For each model (random weights) and LR size, each run goes in a fresh process after a warm-up:
+``nN`` draws N samples at temperature 0.8 in one call, ``t3x10`` 10 samples at each of 0.6,
+0.7 and 0.8 (one prepared conditioning), ``n10_b2`` 10 samples decoded in batches of 2. The
+table gives the time, the peak memory above the loaded model, the FLOPs the run executed
+(``torch.utils.flop_counter``), its minimum FLOPs (the fixed work once: the encoder and every
+conditioning-only term; plus the per-sample work N times, both counted on the model), the
+achieved GFLOP/s of that minimum, and the GFLOP/s of a reference 3x3 convolution (64 -> 64
+channels, 256x256) measured in the same run. Results are kept in ``outputs/bench_samples.json``
+so an interrupted run resumes; ``--fresh`` starts over.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import time
+from pathlib import Path
+
+import torch
+from harness import machine_description, measure, run_case_in_subprocess, write_section
+from torch.utils.flop_counter import FlopCounterMode
+
+from srflow.families import family_of, published_models
+
+MODELS = ("SRFlow_DF2K_4X", "SRFlowDA_4X", "SRFlowDA-R_4X", "SRFlowDA-S_4X", "SRFlowDA-D_4X")
+RUNS = ("n1", "n10", "n100", "t3x10", "n10_b2", "n30")
+STATE = Path(__file__).resolve().parents[1] / "outputs" / "bench_samples.json"
+
+
+def _build(name: str, device: str):  # noqa: ANN202 (benchmark helper)
+    for _, published in published_models():
+        if published.name == name:
+            torch.manual_seed(0)
+            return family_of(published.config).build(published.config).eval().to(device)
+    raise SystemExit(f"unknown model {name!r}")
+
+
+def _plan(run: str) -> tuple[list[float], int, int | None]:
+    """(temperatures, samples per temperature, batch size) of a run."""
+    if run == "t3x10":
+        return [0.6, 0.7, 0.8], 10, None
+    if run == "n10_b2":
+        return [0.8], 10, 2
+    return [0.8], int(run[1:]), None
+
+
+def _sample(model, lr: torch.Tensor, run: str) -> None:  # noqa: ANN001
+    temperatures, n, batch = _plan(run)
+    conds = model.condition(lr)
+    shapes = model.latent_shapes(lr)
+    for temperature in temperatures:
+        g = torch.Generator().manual_seed(0)
+        step = batch or n
+        for start in range(0, n, step):
+            count = min(step, n - start)
+            draws = [model.sample_latents(shapes, temperature, g) for _ in range(count)]
+            latents = [torch.cat([d[i] for d in draws]).to(lr) for i in range(len(shapes))]
+            model.decode(lr, latents, conds=conds)
+
+
+def _flops(fn) -> float:  # noqa: ANN001
+    counter = FlopCounterMode(display=False)
+    with counter:
+        fn()
+    return float(counter.get_total_flops())
+
+
+def _minimum_flops(model, lr: torch.Tensor) -> tuple[float, float]:  # noqa: ANN001
+    """(fixed, per sample): one prepared decode minus a second one, and the second one."""
+    g = torch.Generator().manual_seed(0)
+    shapes = model.latent_shapes(lr)
+    latents = [z.to(lr) for z in model.sample_latents(shapes, 0.8, g)]
+    holder: dict[str, object] = {}
+
+    def first() -> None:
+        holder["conds"] = model.condition(lr)
+        model.decode(lr, latents, conds=holder["conds"])
+
+    total = _flops(first)
+    per_sample = _flops(lambda: model.decode(lr, latents, conds=holder["conds"]))
+    return total - per_sample, per_sample
+
+
+def _reference_gflops(device: str) -> float:
+    conv = torch.nn.Conv2d(64, 64, 3, padding=1).to(device)
+    x = torch.rand(1, 64, 256, 256, device=device)
+    flops = 2 * 64 * 64 * 9 * 256 * 256
+    with torch.no_grad():
+        conv(x)
+        best = float("inf")
+        for _ in range(5):
+            start = time.perf_counter()
+            conv(x)
+            if device.startswith("cuda"):
+                torch.cuda.synchronize()
+            best = min(best, time.perf_counter() - start)
+    return flops / best / 1e9
+
+
+def _case(spec: str, device: str) -> dict[str, float]:
+    name, size, run = spec.split(":")
+    model = _build(name, device)
+    lr = torch.rand(1, 3, int(size), int(size), device=device)
+    with torch.no_grad():
+        _sample(model, torch.rand(1, 3, 16, 16, device=device), "n1")  # warm-up
+        result = measure(lambda: _sample(model, lr, run), device)
+        result["flops"] = _flops(lambda: _sample(model, lr, run))
+        fixed, per_sample = _minimum_flops(model, lr)
+    temperatures, n, _ = _plan(run)
+    result["min_flops"] = fixed + per_sample * n * len(temperatures)
+    result["ref_gflops"] = _reference_gflops(device)
+    return result
+
+
+def _table(results: dict[str, dict[str, float]], args: argparse.Namespace) -> str:
+    lines = [
+        f"Machine: {machine_description(args.device)}. Random weights, float32. 'min': the "
+        "fixed work once plus the per-sample work N times; 'eff.': min GFLOP/s over the "
+        "reference 3x3 convolution's GFLOP/s in the same run (target >= 0.67); 'x n1': time "
+        "over the 1-sample run of the same model and size (target for n100: <= 6).",
+        "",
+        "| model | LR | run | time (s) | x n1 | peak (MB) | GFLOP run | GFLOP min | "
+        "GFLOP/s (min) | ref GFLOP/s | eff. |",
+        "|---|---|---|---|---|---|---|---|---|---|---|",
+    ]
+    for spec, r in results.items():
+        name, size, run = spec.split(":")
+        one = results.get(f"{name}:{size}:n1")
+        ratio = f"{r['seconds'] / one['seconds']:.2f}" if one else "-"
+        achieved = r["min_flops"] / r["seconds"] / 1e9
+        lines.append(
+            f"| {name} | {size} | {run} | {r['seconds']:.2f} | {ratio} | {r['peak_mb']:.0f} | "
+            f"{r['flops'] / 1e9:.0f} | {r['min_flops'] / 1e9:.0f} | {achieved:.1f} | "
+            f"{r['ref_gflops']:.1f} | {achieved / r['ref_gflops']:.2f} |"
+        )
+    return "\n".join(lines) + "\n"
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--device", default="cpu")
+    parser.add_argument("--models", nargs="+", default=list(MODELS))
+    parser.add_argument("--sizes", nargs="+", type=int, default=[64, 128])
+    parser.add_argument("--runs", nargs="+", default=list(RUNS), choices=RUNS)
+    parser.add_argument("--fresh", action="store_true", help="forget the kept results")
+    parser.add_argument("--case", help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.case:
+        print(json.dumps(_case(args.case, args.device)))
+        return
+    results = {} if args.fresh or not STATE.exists() else json.loads(STATE.read_text())
+    STATE.parent.mkdir(parents=True, exist_ok=True)
+    for name in args.models:
+        for size in args.sizes:
+            for run in args.runs:
+                spec = f"{name}:{size}:{run}"
+                if spec not in results:
+                    results[spec] = run_case_in_subprocess(
+                        Path(__file__), spec, ["--device", args.device]
+                    )
+                    STATE.write_text(json.dumps(results, indent=1))
+                    print(spec, results[spec], flush=True)
+    write_section(f"bench_samples ({args.device})", _table(results, args))
+
+
+if __name__ == "__main__":
+    main()

@@ -30,8 +30,11 @@ def _conditioning_bytes_per_lr_pixel(model: nn.Module) -> float | None:
         return None
     parameter = next(model.parameters())
     probe = torch.zeros(1, 3, PROBE, PROBE, device=parameter.device, dtype=parameter.dtype)
-    with torch.no_grad():
-        conds = conditioning(probe)
+    try:
+        with torch.no_grad():
+            conds = conditioning(probe)
+    except (ValueError, RuntimeError):  # a model that cannot take the probe: no estimate
+        return None
     if not isinstance(conds, list | tuple) or not all(isinstance(c, torch.Tensor) for c in conds):
         return None
     size = sum(c.numel() * c.element_size() for c in conds)

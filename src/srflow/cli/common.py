@@ -95,6 +95,16 @@ def seed_arg(text: str) -> int:
     return seed
 
 
+def check_tile_option(tile: int | None) -> None:
+    """``--tile`` at least :data:`~srflow.inference.pipeline.MIN_TILE` (the API's rule)."""
+    from srflow.inference.pipeline import check_tile
+
+    try:
+        check_tile(tile)
+    except ValueError as exc:
+        raise CliError(f"--{exc}") from None
+
+
 def describe_os_error(exc: OSError) -> str:
     """``PATH: reason`` for an operating-system error (one line)."""
     reason = exc.strerror or str(exc)

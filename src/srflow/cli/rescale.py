@@ -17,6 +17,7 @@ from srflow.cli.common import (
     InputFile,
     OutputError,
     announce_model,
+    check_tile_option,
     collect_inputs,
     fail,
     for_each_input,
@@ -29,7 +30,6 @@ from srflow.cli.common import (
 from srflow.cli.divergence import DivergenceLog
 from srflow.compat.official import CheckpointError
 from srflow.data.image_io import IMAGE_SUFFIXES, read_image
-from srflow.inference.pipeline import MIN_TILE
 from srflow.inference.rescale import (
     PUBLISHED_TEMPERATURE,
     Rescaler,
@@ -70,9 +70,8 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
 def _load(args: argparse.Namespace) -> Rescaler:
     if "/" in (args.suffix or "") or "\\" in (args.suffix or ""):
         raise CliError("--suffix must not contain a path separator")
-    if args.direction == "up" and args.tile is not None and args.tile < MIN_TILE:
-        raise CliError(f"--tile must be at least {MIN_TILE} LR pixels (got {args.tile}; "
-                       "smaller tiles save no memory and are many times slower)")  # fmt: skip
+    if args.direction == "up":
+        check_tile_option(args.tile)
     try:
         rescaler = Rescaler.from_path(args.model, args.device, args.half)
     except (CheckpointError, ValueError) as exc:

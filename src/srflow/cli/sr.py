@@ -21,6 +21,7 @@ from srflow.cli.common import (
     InputError,
     InputFile,
     announce_model,
+    check_tile_option,
     collect_inputs,
     fail,
     for_each_input,
@@ -108,9 +109,7 @@ def _check_options(args: argparse.Namespace) -> None:
         raise CliError("--samples must be at least 1")
     if len({f"{t:.2f}" for t in args.temperature}) < len(args.temperature):
         raise CliError("--temperature values must differ in their first two decimals")
-    if args.tile is not None and args.tile < MIN_TILE:
-        raise CliError(f"--tile must be at least {MIN_TILE} LR pixels (got {args.tile}; "
-                       "smaller tiles save no memory and are many times slower)")  # fmt: skip
+    check_tile_option(args.tile)
     if args.tile_overlap < 0:
         raise CliError("--tile-overlap must not be negative")
     if args.batch_size is not None and args.batch_size < 1:

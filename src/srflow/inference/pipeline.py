@@ -35,6 +35,13 @@ ImageInput = Image.Image | str | os.PathLike[str]
 MIN_TILE = 16
 
 
+def check_tile(tile: int | None) -> None:
+    """``ValueError`` (the message starts with ``tile``) for a tile below :data:`MIN_TILE`."""
+    if tile is not None and tile < MIN_TILE:
+        raise ValueError(f"tile must be at least {MIN_TILE} LR pixels (got {tile}; smaller "
+                         "tiles save no memory and are many times slower)")  # fmt: skip
+
+
 class InputTooSmallError(ValueError):
     """The input image is smaller than the model can process."""
 
@@ -207,9 +214,7 @@ class SuperResolver:
         counts = [samples] * len(temperatures) if isinstance(samples, int) else list(samples)
         if len(counts) != len(temperatures) or min(counts, default=1) < 1 or tile_overlap < 0:
             raise ValueError("samples must be at least 1 per temperature, tile_overlap at least 0")
-        if tile is not None and tile < MIN_TILE:
-            raise ValueError(f"tile must be at least {MIN_TILE} LR pixels (got {tile}; smaller "
-                             "tiles save no memory and are many times slower)")  # fmt: skip
+        check_tile(tile)
         lr = self._pad(rgb.unsqueeze(0).to(self.device, self.dtype))
         shapes = self.model.latent_shapes(lr)
         whole = tile is None or (lr.shape[2] <= tile and lr.shape[3] <= tile)

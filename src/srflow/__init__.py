@@ -10,6 +10,7 @@ Quick start::
 from srflow.config.schema import ModelConfig
 from srflow.data.image_io import read_image
 from srflow.data.resize import imresize
+from srflow.divergence import DivergenceWarning
 from srflow.inference.api import load
 from srflow.inference.rescale import Rescaler
 from srflow.models.checkpoint import load_model, save_model
@@ -18,6 +19,7 @@ from srflow.models.srflow import SRFlow
 __version__ = "0.1.0"
 
 __all__ = [
+    "DivergenceWarning",
     "ModelConfig",
     "Rescaler",
     "SRFlow",

@@ -31,7 +31,7 @@ class HelpFormatter(argparse.HelpFormatter):
     def _get_help_string(self, action: argparse.Action) -> str | None:
         text = action.help or ""
         default = action.default
-        empty = default is None or default is False or default == [] or default == "==SUPPRESS=="
+        empty = default is None or default is False or default in ([], argparse.SUPPRESS)
         if not text or "default" in text or empty or not action.option_strings:
             return text
         shown = " ".join(map(str, default)) if isinstance(default, list) else default

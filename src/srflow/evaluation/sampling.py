@@ -71,7 +71,7 @@ class ModelSampler:
         h, w = lr.shape[2:]
         multiple = self.model.config.size_multiple_lr
         lr = F.pad(lr, (0, -w % multiple, 0, -h % multiple), mode="reflect")
-        conds = self.model.conditioning(lr)
+        conds = self.model.condition(lr)  # prepared once for every temperature and batch
         shapes = self.model.latent_shapes(lr)
         out_h, out_w = h * self.scale, w * self.scale
         result = {}
@@ -88,8 +88,8 @@ class ModelSampler:
                 latents = [
                     torch.cat([d[i] for d in group]).to(self.device) for i in range(len(shapes))
                 ]
-                group_conds = [c.expand(len(group), -1, -1, -1) for c in conds]
-                hr = self.model.decode(lr, latents, conds=group_conds)[0][:, :, :out_h, :out_w]
+                hr = self.model.decode(lr, latents, conds=conds, logdet=False)[0]
+                hr = hr[:, :, :out_h, :out_w]
                 images.append(check_decoded(hr, temperature).float().clamp(0, 1).cpu())
             result[float(temperature)] = torch.cat(images).permute(0, 2, 3, 1).numpy()
         return result

@@ -6,8 +6,9 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from srflow.flows.base import FlowLayer, sum_except_batch
-from srflow.flows.nets import SRFLOW_SUBNET, SubnetSpec, make_subnet
+from srflow.flows.base import FlowLayer, logdet_wanted, sum_except_batch
+from srflow.flows.folding import can_fold, folded, halves_order
+from srflow.flows.nets import SRFLOW_SUBNET, SubnetSpec, ZeroConv2d, make_subnet
 from srflow.flows.prepared import PreparedCond
 
 
@@ -31,8 +32,18 @@ def broadcast_batch(t: Tensor, batch: int) -> Tensor:
 
 
 def _logdet(scale: Tensor, batch: int) -> Tensor:
+    if not logdet_wanted():
+        return scale.new_zeros(batch)
     logdet = sum_except_batch(torch.log(scale))
     return logdet.repeat(batch // logdet.shape[0])
+
+
+def _shift_then_scale(last: ZeroConv2d) -> tuple[Tensor, Tensor]:
+    """``last``'s folded weight and bias giving all shifts, then all raw scales with the
+    ``+ 2`` of the scale's sigmoid already added (:func:`~srflow.flows.folding.halves_order`)."""
+    weight, bias = halves_order(*last.folded_params())
+    bias[weight.shape[0] // 2 :] += 2.0
+    return weight, bias
 
 
 class AffineInjector(FlowLayer):
@@ -74,11 +85,21 @@ class AffineInjector(FlowLayer):
             shift, scale = _shift_and_scale(self.net(cond), self.eps)
         return broadcast_batch(shift, batch), broadcast_batch(scale, batch)
 
+    def _inverse_terms(self, c: Tensor) -> tuple[Tensor, Tensor, Tensor]:
+        """``(-shift, 1 / scale, log-det per image)`` of the inverse map."""
+        shift, scale = _shift_and_scale(self.net(c), self.eps)
+        return -shift, 1.0 / scale, -sum_except_batch(torch.log(scale))
+
     def forward(self, x: Tensor, cond: Tensor | None = None) -> tuple[Tensor, Tensor]:
         shift, scale = self._params(cond, x.shape[0])
         return (x + shift) * scale, _logdet(scale, x.shape[0])
 
     def inverse(self, y: Tensor, cond: Tensor | None = None) -> tuple[Tensor, Tensor]:
+        if isinstance(cond, PreparedCond) and can_fold():
+            # kept per image: x = y * (1 / scale) - shift in one fused operation
+            neg_shift, inv_scale, logdet = cond.term(self, self._inverse_terms, "inverse")
+            x = torch.addcmul(broadcast_batch(neg_shift, y.shape[0]), y, inv_scale)
+            return x, logdet.repeat(y.shape[0] // logdet.shape[0])
         shift, scale = self._params(cond, y.shape[0])
         return y / scale - shift, -_logdet(scale, y.shape[0])
 
@@ -117,16 +138,26 @@ class ConditionalAffineCoupling(FlowLayer):
         # Several samples share one conditioning tensor (or it is prepared): the first
         # convolution is linear in its input channels, so its conditioning part is computed
         # once per image (and kept by a PreparedCond).
-        first = self.net.first
-        weight, bias, padding = first.weight, first.bias, first.padding
+        weight, bias = self.net.first_params()
+        padding, p = weight.shape[-1] // 2, self.passive
 
         def cond_part(c: Tensor) -> Tensor:
-            return F.conv2d(c, weight[:, self.passive :], bias, padding=padding)
+            return F.conv2d(c, weight[:, p:], bias, padding=padding)
 
         part = cond.term(self, cond_part) if isinstance(cond, PreparedCond) else cond_part(cond)
-        hidden = F.conv2d(x1, weight[:, : self.passive], padding=padding)
-        hidden = hidden + broadcast_batch(part, x1.shape[0])
-        return _shift_and_scale(self.net.tail(hidden), self.eps)
+        part = broadcast_batch(part, x1.shape[0])
+        if not can_fold():
+            hidden = F.conv2d(x1, weight[:, :p], padding=padding) + part
+            return _shift_and_scale(self.net.tail(hidden), self.eps)
+        weight_x = folded(self, "first_x", (weight,), lambda: weight[:, :p].contiguous())
+        hidden = F.conv2d(x1, weight_x, padding=padding).add_(part)
+        last = self.net.last
+        last_weight, last_bias = folded(
+            self, "last", (last.weight, last.bias, last.logs), lambda: _shift_then_scale(last)
+        )
+        h = F.conv2d(self.net.middle(hidden), last_weight, last_bias, padding=last.padding)
+        half = h.shape[1] // 2
+        return h[:, :half], torch.sigmoid_(h[:, half:]).add_(self.eps)
 
     def forward(self, x: Tensor, cond: Tensor | None = None) -> tuple[Tensor, Tensor]:
         x1, x2 = x[:, : self.passive], x[:, self.passive :]
@@ -137,5 +168,5 @@ class ConditionalAffineCoupling(FlowLayer):
     def inverse(self, y: Tensor, cond: Tensor | None = None) -> tuple[Tensor, Tensor]:
         y1, y2 = y[:, : self.passive], y[:, self.passive :]
         shift, scale = self._params(y1, cond)
-        x2 = y2 / scale - shift
+        x2 = torch.div(y2, scale).sub_(shift) if can_fold() else y2 / scale - shift
         return torch.cat([y1, x2], dim=1), -_logdet(scale, y.shape[0])

@@ -6,7 +6,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from srflow.flows.base import FlowLayer, batch_constant
+from srflow.flows.base import FlowLayer, batch_constant, logdet_wanted
+from srflow.flows.folding import can_fold, folded
 
 
 class InvConv1x1(FlowLayer):
@@ -30,7 +31,18 @@ class InvConv1x1(FlowLayer):
         self.weight = nn.Parameter(q)
 
     def _logabsdet(self, x: Tensor) -> Tensor:
+        if not logdet_wanted():
+            return x.new_zeros(())
         return torch.linalg.slogdet(self.weight)[1] * (x.shape[2] * x.shape[3])
+
+    def inverse_weight(self) -> Tensor:
+        """``W^-1`` (computed in float64, cast to the weight's dtype); kept without gradients."""
+        if can_fold():
+            return folded(self, "inverse", (self.weight,), self._inverse_weight)
+        return self._inverse_weight()
+
+    def _inverse_weight(self) -> Tensor:
+        return torch.linalg.inv(self.weight.double()).to(self.weight.dtype)
 
     def forward(self, x: Tensor, cond: Tensor | None = None) -> tuple[Tensor, Tensor]:
         c = self.weight.shape[0]
@@ -39,6 +51,5 @@ class InvConv1x1(FlowLayer):
 
     def inverse(self, y: Tensor, cond: Tensor | None = None) -> tuple[Tensor, Tensor]:
         c = self.weight.shape[0]
-        weight_inv = torch.linalg.inv(self.weight.double()).to(y.dtype)
-        x = F.conv2d(y, weight_inv.view(c, c, 1, 1))
+        x = F.conv2d(y, self.inverse_weight().to(y.dtype).view(c, c, 1, 1))
         return x, batch_constant(-self._logabsdet(y), y)

@@ -1,9 +1,12 @@
 """Sub-networks of the conditional affine layers: SRFlow's and SRFlow-DA's.
 
-Every sub-network is ``tail(first(x))`` where ``first`` is one 'same' 3x3 convolution (a
-linear map of its input channels) and ``tail`` the rest. The split lets an affine coupling
-compute the conditioning part of ``first`` once per image when several samples share one
-conditioning tensor (:class:`~srflow.flows.coupling.ConditionalAffineCoupling`).
+Every sub-network is ``last(middle(conv(x, *first_params())))``: one 'same' 3x3 convolution (a
+linear map of its input channels, SRFlow's ActNorm folded in), the hidden layers, and the
+zero-initialized output convolution. The split lets an affine coupling compute the
+conditioning part of the first map once per image when several samples share one
+conditioning tensor (:class:`~srflow.flows.coupling.ConditionalAffineCoupling`). Without
+gradients each ActNorm and output scale is folded into its convolution
+(:mod:`srflow.flows.folding`).
 """
 
 from __future__ import annotations
@@ -15,6 +18,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from srflow.flows.actnorm import ActNorm2d
+from srflow.flows.folding import can_fold, folded, scaled_conv
 
 
 @dataclass(frozen=True)
@@ -53,6 +57,12 @@ def _normal_conv(
     return conv
 
 
+def _relu() -> nn.ReLU:
+    """In place: every sub-network ReLU follows a layer whose backward does not need its
+    output, so no copy is needed, with or without gradients."""
+    return nn.ReLU(inplace=True)
+
+
 class ConvActNorm2d(nn.Conv2d):
     """Bias-free 'same' convolution followed by an ActNorm (no log-det: not a flow layer).
 
@@ -74,7 +84,18 @@ class ConvActNorm2d(nn.Conv2d):
             self.weight.copy_(torch.randn(self.weight.shape, generator=generator) * 0.05)
         self.actnorm = ActNorm2d(out_channels)
 
+    def folded_params(self) -> tuple[Tensor, Tensor]:
+        """Weight and bias of this convolution and its ActNorm as one convolution."""
+        norm = self.actnorm
+        return folded(
+            self, "conv_actnorm", (self.weight, norm.bias, norm.logs),
+            lambda: scaled_conv(self.weight, None, norm.bias, norm.logs, 1.0),
+        )  # fmt: skip
+
     def forward(self, x: Tensor) -> Tensor:
+        if can_fold() and not self.actnorm._init_pending:
+            weight, bias = self.folded_params()
+            return F.conv2d(x, weight, bias, padding=self.padding)
         return self.actnorm.normalize(super().forward(x))
 
 
@@ -90,7 +111,17 @@ class ZeroConv2d(nn.Conv2d):
         nn.init.zeros_(self.bias)
         self.logs = nn.Parameter(torch.zeros(out_channels, 1, 1))
 
+    def folded_params(self) -> tuple[Tensor, Tensor]:
+        """Weight and bias of the convolution with its output scale folded in."""
+        return folded(
+            self, "zero_conv", (self.weight, self.bias, self.logs),
+            lambda: scaled_conv(self.weight, self.bias, None, self.logs, self.logscale_factor),
+        )  # fmt: skip
+
     def forward(self, x: Tensor) -> Tensor:
+        if can_fold():
+            weight, bias = self.folded_params()
+            return F.conv2d(x, weight, bias, padding=self.padding)
         return super().forward(x) * torch.exp(self.logs * self.logscale_factor)
 
 
@@ -107,22 +138,37 @@ class ActNormSubnet(nn.Sequential):
         generator: torch.Generator | None = None,
     ) -> None:  # fmt: skip
         width = spec.hidden_channels
-        layers: list[nn.Module] = [ConvActNorm2d(in_channels, width, 3, generator), nn.ReLU()]
+        layers: list[nn.Module] = [ConvActNorm2d(in_channels, width, 3, generator), _relu()]
         for _ in range(spec.depth):
-            layers += [ConvActNorm2d(width, width, spec.kernel, generator), nn.ReLU()]
+            layers += [ConvActNorm2d(width, width, spec.kernel, generator), _relu()]
         super().__init__(*layers, ZeroConv2d(width, out_channels))
 
-    @property
-    def first(self) -> nn.Conv2d:
-        """The first convolution (its linear part; its ActNorm is applied by :meth:`tail`)."""
-        return self[0]
+    def first_params(self) -> tuple[Tensor, Tensor | None]:
+        """Weight and bias of the first convolution with its ActNorm (one linear map)."""
+        first = self[0]
+        assert isinstance(first, ConvActNorm2d)
+        if can_fold():
+            return first.folded_params()
+        norm = first.actnorm
+        return scaled_conv(first.weight, None, norm.bias, norm.logs, 1.0)
 
-    def tail(self, hidden: Tensor) -> Tensor:
-        """Everything after the first convolution's linear map."""
-        x = self[0].actnorm.normalize(hidden)
-        for module in list(self)[1:]:
+    @property
+    def last(self) -> ZeroConv2d:
+        """The zero-initialized output convolution."""
+        last = self[-1]
+        assert isinstance(last, ZeroConv2d)
+        return last
+
+    def middle(self, hidden: Tensor) -> Tensor:
+        """From the first linear map's output (:meth:`first_params`) to the last conv's input."""
+        x = hidden
+        for module in list(self)[1:-1]:
             x = module(x)
         return x
+
+    def tail(self, hidden: Tensor) -> Tensor:
+        """Everything after the first linear map (:meth:`first_params`)."""
+        return self.last(self.middle(hidden))
 
 
 class DeepSubnet(nn.Module):
@@ -146,9 +192,9 @@ class DeepSubnet(nn.Module):
                 *(
                     nn.Sequential(
                         _normal_conv(width, width, k, True, generator),
-                        nn.ReLU(),
+                        _relu(),
                         _normal_conv(width, width, k, True, generator),
-                        nn.ReLU(),
+                        _relu(),
                     )  # fmt: skip
                     for _ in range(spec.depth // 2)
                 )
@@ -156,13 +202,17 @@ class DeepSubnet(nn.Module):
         else:
             layers: list[nn.Module] = []
             for _ in range(spec.depth):
-                layers += [_normal_conv(width, width, k, True, generator), nn.ReLU()]
+                layers += [_normal_conv(width, width, k, True, generator), _relu()]
             self.hidden = nn.Sequential(*layers)
         self.last = ZeroConv2d(width, out_channels)
 
-    def tail(self, hidden: Tensor) -> Tensor:
-        """Everything after the first convolution's linear map."""
-        a = F.relu(hidden)
+    def first_params(self) -> tuple[Tensor, Tensor | None]:
+        """Weight and bias of the first convolution."""
+        return self.first.weight, self.first.bias
+
+    def middle(self, hidden: Tensor) -> Tensor:
+        """From the first convolution's output to the last convolution's input."""
+        a = F.relu(hidden, inplace=True)
         if self.kind == "residual":
             for block in self.hidden:
                 a = a + block(a)
@@ -170,7 +220,11 @@ class DeepSubnet(nn.Module):
             a = self.hidden(a) + a
         else:
             a = self.hidden(a)
-        return self.last(a)
+        return a
+
+    def tail(self, hidden: Tensor) -> Tensor:
+        """Everything after the first convolution's linear map."""
+        return self.last(self.middle(hidden))
 
     def forward(self, x: Tensor) -> Tensor:
         return self.tail(self.first(x))
@@ -233,6 +287,4 @@ def make_subnet(
 
 def last_conv(net: Subnet) -> ZeroConv2d:
     """The zero-initialized output convolution of a sub-network."""
-    last = net[-1] if isinstance(net, ActNormSubnet) else net.last
-    assert isinstance(last, ZeroConv2d)
-    return last
+    return net.last

@@ -32,16 +32,17 @@ class PreparedCond:
 
     def __init__(self, tensor: Tensor) -> None:
         self.tensor = tensor
-        self._terms: dict[int, object] = {}
+        self._terms: dict[tuple[int, str], object] = {}
 
     @property
     def shape(self) -> torch.Size:
         """The conditioning tensor's shape."""
         return self.tensor.shape
 
-    def term(self, layer: nn.Module, compute: Callable[[Tensor], T]) -> T:
-        """``compute(tensor)`` for ``layer``, computed once (without gradients) and kept."""
-        key = id(layer)
+    def term(self, layer: nn.Module, compute: Callable[[Tensor], T], kind: str = "") -> T:
+        """``compute(tensor)`` for ``layer`` (and ``kind``, when a layer keeps several),
+        computed once (without gradients) and kept."""
+        key = (id(layer), kind)
         if key not in self._terms:
             with torch.no_grad():
                 self._terms[key] = compute(self.tensor)

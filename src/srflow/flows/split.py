@@ -5,7 +5,9 @@ from __future__ import annotations
 import torch
 from torch import Tensor, nn
 
+from srflow.flows.base import logdet_wanted
 from srflow.flows.distributions import gaussian_log_prob
+from srflow.flows.folding import can_fold, folded, halves_order
 from srflow.flows.nets import ZeroConv2d
 
 
@@ -35,6 +37,14 @@ class SplitPrior(nn.Module):
         self.prior = ZeroConv2d(self.kept, 2 * self.factored)
 
     def _mean_logs(self, kept: Tensor) -> tuple[Tensor, Tensor]:
+        if can_fold():  # one convolution whose output halves are the mean and the log-std
+            prior = self.prior
+            weight, bias = folded(
+                self, "halves", (prior.weight, prior.bias, prior.logs),
+                lambda: halves_order(*prior.folded_params()),
+            )  # fmt: skip
+            h = torch.nn.functional.conv2d(kept, weight, bias, padding=prior.padding)
+            return h[:, : self.factored], h[:, self.factored :]
         h = self.prior(kept)
         return h[:, 0::2], h[:, 1::2]
 
@@ -48,8 +58,9 @@ class SplitPrior(nn.Module):
     def inverse(self, kept: Tensor, eps: Tensor) -> tuple[Tensor, Tensor]:
         """Return ``(x, log_p)`` with ``x = concat(kept, mean + exp(logs) * eps)``."""
         mean, logs = self._mean_logs(kept)
-        z2 = mean + torch.exp(logs) * eps.to(mean.dtype)
-        return torch.cat([kept, z2], dim=1), gaussian_log_prob(z2, mean, logs)
+        z2 = torch.addcmul(mean, torch.exp(logs), eps.to(mean.dtype))
+        log_p = gaussian_log_prob(z2, mean, logs) if logdet_wanted() else kept.new_zeros(len(kept))
+        return torch.cat([kept, z2], dim=1), log_p
 
     def eps_shape(self, kept_shape: tuple[int, ...]) -> tuple[int, ...]:
         """Shape of the latent factored out from a kept tensor of ``kept_shape``."""

@@ -135,5 +135,5 @@ def encode_image(model: FlowModel, hr: Tensor, lr: Tensor | None = None) -> Late
 def decode_code(model: FlowModel, code: LatentCode) -> Tensor:
     """Decode a latent code: ``(B, 3, H, W)`` at :attr:`LatentCode.image_size`, unclamped;
     a :class:`~srflow.divergence.DivergenceWarning` when values diverged."""
-    hr, _ = model.decode(code.lr, code.latents)
+    hr, _ = model.decode(code.lr, code.latents, logdet=False)
     return check_decoded(hr[:, :, : code.image_size[0], : code.image_size[1]])

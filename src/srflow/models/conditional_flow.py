@@ -9,6 +9,7 @@ import torch
 from torch import Tensor, nn
 
 from srflow.config.schema import FlowConfig
+from srflow.flows.base import without_logdet
 from srflow.flows.nets import SubnetSpec
 from srflow.flows.prepared import PreparedCond
 from srflow.flows.split import SplitPrior
@@ -110,11 +111,15 @@ class ConditionalFlow(nn.Module):
 
     def decode(
         self, latents: list[Tensor], conds: Sequence[Tensor | PreparedCond],
-        observe: Callable[[int, Tensor], None] | None = None,
+        observe: Callable[[int, Tensor], None] | None = None, *, logdet: bool = True,
     ) -> FlowPass:  # fmt: skip
         """Map latents (in :meth:`encode` order) back to an HR image, each layer's output
         limited to :attr:`inverse_bounds` when set; ``observe(index, output)`` sees each
-        layer's output before the bound (for calibrating it)."""
+        layer's output before the bound (for calibrating it). Without ``logdet`` the
+        log-det and split log-densities are not computed (zeros in the result)."""
+        if not logdet:
+            with without_logdet():
+                return self.decode(latents, conds, observe)
         n_splits = sum(isinstance(m, SplitPrior) for m in self.layers)
         if len(latents) != n_splits + 1:
             raise ValueError(f"expected {n_splits + 1} latent tensors, got {len(latents)}")

@@ -18,6 +18,7 @@ import torch
 from torch import Tensor, nn
 
 from srflow.config.hcflow import HCFlowConfig
+from srflow.flows.base import without_logdet
 from srflow.flows.coupling import broadcast_batch
 from srflow.flows.distributions import gaussian_log_prob, sample_normal
 from srflow.models.hcflow_conditional import ConditionalLevelFlow, level_condition
@@ -175,14 +176,19 @@ class HCFlow(nn.Module):
         return self.conditioning(lr)
 
     def decode(
-        self, lr: Tensor, latents: list[Tensor], *, conds: list[Tensor] | None = None
-    ) -> tuple[Tensor, Tensor]:
+        self, lr: Tensor, latents: list[Tensor], *, conds: list[Tensor] | None = None,
+        logdet: bool = True,
+    ) -> tuple[Tensor, Tensor | None]:  # fmt: skip
         """``(hr, logdet)`` from the LR (inserted as the flow's ``y`` as it is) and the
         normalized latents (finest first); ``hr`` is not clamped.
 
         The latents may hold ``k`` samples per image (batch ``k * B``, sample-major) while
-        ``lr`` (and ``conds`` from :meth:`conditioning`) hold each image once.
+        ``lr`` (and ``conds`` from :meth:`conditioning`) hold each image once. Without
+        ``logdet`` the log-det work is skipped and ``None`` returned in its place.
         """
+        if not logdet:
+            with without_logdet():
+                return self.decode(lr, latents, conds=conds)[0], None
         if len(latents) != self.config.levels:
             raise ValueError(f"expected {self.config.levels} latent tensors, got {len(latents)}")
         batch = latents[0].shape[0]
@@ -254,6 +260,6 @@ class HCFlow(nn.Module):
         for start in range(0, n, per_batch):
             group = draws[start : start + per_batch]
             latents = [torch.cat([d[i] for d in group]) for i in range(len(shapes))]
-            hr = self.decode(lr, latents, conds=conds)[0].clamp(0, 1)
+            hr = self.decode(lr, latents, conds=conds, logdet=False)[0].clamp(0, 1)
             outs.append(hr.view(len(group), *lr.shape[:1], *hr.shape[1:]))
         return torch.cat(outs)

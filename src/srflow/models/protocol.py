@@ -67,9 +67,11 @@ class FlowModel(Protocol):
         ...
 
     def decode(
-        self, lr: Tensor, latents: list[Tensor], *, conds: Sequence[object] | None = None
-    ) -> tuple[Tensor, Tensor]:
-        """``(hr, logdet)``; the latents may hold ``k`` samples per image of ``lr``."""
+        self, lr: Tensor, latents: list[Tensor], *, conds: Sequence[object] | None = None,
+        logdet: bool = True,
+    ) -> tuple[Tensor, Tensor | None]:  # fmt: skip
+        """``(hr, logdet)``; the latents may hold ``k`` samples per image of ``lr``. With
+        ``logdet=False`` the log-det work is skipped and ``None`` returned in its place."""
         ...
 
     def sample(

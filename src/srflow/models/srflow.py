@@ -158,8 +158,8 @@ class SRFlow(nn.Module):
 
     def decode(
         self, lr: Tensor, latents: list[Tensor], *,
-        conds: list[Tensor] | list[PreparedCond] | None = None,
-    ) -> tuple[Tensor, Tensor]:  # fmt: skip
+        conds: list[Tensor] | list[PreparedCond] | None = None, logdet: bool = True,
+    ) -> tuple[Tensor, Tensor | None]:  # fmt: skip
         """Decode latents (encode order) given ``lr`` (or its :meth:`condition`).
 
         The latents may hold ``k`` samples per image (batch ``k * B``, sample-major) while
@@ -169,11 +169,14 @@ class SRFlow(nn.Module):
         Returns:
             ``(hr, logdet)`` where ``logdet`` is the original's reverse log-det: the inverse
             layers' log-dets minus the split log-densities (the negative of
-            :attr:`Encoding.original_logdet` for the same latents).
+            :attr:`Encoding.original_logdet` for the same latents); ``None`` without
+            ``logdet`` (sampling: that work is skipped).
         """
         conds = self.conditioning(lr) if conds is None else conds  # lr unused when given
-        result = self.flow.decode(latents, conds)
+        result = self.flow.decode(latents, conds, logdet=logdet)
         assert isinstance(result.output, Tensor)
+        if not logdet:
+            return result.output, None
         return result.output, result.logdet - result.split_log_prob
 
     def log_prob(self, hr: Tensor, lr: Tensor) -> Tensor:
@@ -248,7 +251,7 @@ class SRFlow(nn.Module):
         for start in range(0, n, chunk):
             group = draws[start : start + chunk]
             latents = [torch.cat([d[i] for d in group]) for i in range(len(per_sample))]
-            outs.append(self.decode(lr, latents, conds=conds)[0])
+            outs.append(self.decode(lr, latents, conds=conds, logdet=False)[0])
         return torch.cat(outs).view(n, b, *outs[0].shape[1:])
 
 

@@ -156,3 +156,23 @@ def test_batch_size_changes_outputs_by_float_rounding_only(resolver: SuperResolv
     assert (levels[0] - levels[1]).abs().max() <= 1
     assert (levels[0] != levels[1]).float().mean() < 1e-3
     assert (whole - single).abs().max() < 1e-4
+
+
+def test_tiled_sampling_prepares_each_tile_once(
+    resolver: SuperResolver, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Tiled, every temperature and batch of a call reuses each tile's prepared conditioning
+    (computed once per tile), and the images equal those of separate calls."""
+    crop = np.ascontiguousarray(data.astronaut()[40:200:4, 120:280:4])  # 40x40: 2x2 tiles
+    lr = torch.from_numpy(crop).permute(2, 0, 1).float() / 255.0
+    calls = []
+    condition = resolver.model.condition
+    with monkeypatch.context() as patch:
+        patch.setattr(resolver.model, "condition", lambda x: calls.append(1) or condition(x))
+        outs = list(resolver.sample_temperatures(lr, [0.5, 0.8], [3, 2], 7, tile=20,
+                                                 tile_overlap=6, batch_size=2))  # fmt: skip
+    assert len(calls) == len(plan_tiles((40, 40), 20, 6, 2)) == 4
+    for temperature, n, out in zip([0.5, 0.8], [3, 2], outs, strict=True):
+        alone = resolver.super_resolve(lr, temperature, samples=n, seed=7, tile=20,
+                                       tile_overlap=6, batch_size=2)  # fmt: skip
+        assert torch.equal(out, alone)

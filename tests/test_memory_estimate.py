@@ -63,3 +63,46 @@ def test_too_big_for_the_free_memory_is_refused_with_a_tile_that_fits(
     assert not (out / "big_sr_t0.00_s00.png").exists()
     assert main(["sr", str(tmp_path / "big.png"), "-o", str(out), "--model", str(model_file),
                  "-t", "0", "--tile", str(tile)]) == 0  # fmt: skip
+
+
+def test_plan_prefers_fewer_samples_at_a_time_then_tiles() -> None:
+    model = tiny_model()
+    options = dict(tile_overlap=16, samples=4, scale=4)
+    four = memory.estimate_bytes(model, (256, 256), 4)
+    one = memory.estimate_bytes(model, (256, 256), 1)
+    assert memory.plan_memory(model, (256, 256), four, batch=4, tile=None, **options) == (
+        memory.MemoryPlan(4, None, four, four)
+    )
+    plan = memory.plan_memory(model, (256, 256), one, batch=4, tile=None, **options)
+    assert plan is not None and (plan.batch, plan.tile) == (1, None)
+    plan = memory.plan_memory(model, (256, 256), one - 1, batch=4, tile=None, **options)
+    assert plan is not None and plan.tile is not None and plan.tile < 256
+    assert plan.estimate <= one - 1 and "tiles of" in plan.describe()
+    assert memory.plan_memory(model, (256, 256), 1000, batch=4, tile=None, **options) is None
+    assert memory.parse_bytes("2GiB") == 2 * 2**30
+    with pytest.raises(ValueError, match="not a memory size: 'lots'"):
+        memory.parse_bytes("lots")
+
+
+def test_max_memory_picks_a_plan_and_says_so(tmp_path: Path, capsys) -> None:
+    model_file = save_model(tiny_model(), tmp_path / "tiny.safetensors")
+    big = np.ascontiguousarray(data.astronaut()[:128, :128])
+    Image.fromarray(big).save(tmp_path / "big.png")
+    model = tiny_model()
+    budget = memory.estimate_bytes(model, (128, 128), 1) - 1  # type: ignore[operator]
+    out = tmp_path / "out"
+    args = ["sr", str(tmp_path / "big.png"), "-o", str(out), "--model", str(model_file), "-n", "2",
+            "-t", "0.2"]  # fmt: skip
+    assert main([*args, "--max-memory", str(budget)]) == 0
+    notes = [line for line in capsys.readouterr().err.splitlines() if line.startswith("note:")]
+    assert len(notes) == 1 and notes[0].startswith("note: big.png: memory budget ")
+    assert "2 samples at a time, tiles of 64 LR pixels" in notes[0]  # untiled does not fit
+    assert sorted(p.name for p in out.iterdir()) == [
+        "big_sr_t0.20_s00.png", "big_sr_t0.20_s01.png"
+    ]  # fmt: skip
+    assert main([*args, "--max-memory", "1k"]) == 1
+    (line,) = errors(capsys)
+    assert line.endswith("128x128 does not fit in 0.0 GB even with --tile 32 --batch-size 1")
+    with pytest.raises(SystemExit) as exit_info:
+        main([*args, "--max-memory", "lots"])
+    assert exit_info.value.code == 2

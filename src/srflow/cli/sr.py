@@ -35,7 +35,7 @@ from srflow.cli.common import (
 from srflow.cli.divergence import DivergenceLog
 from srflow.compat.official import CheckpointError
 from srflow.data.image_io import IMAGE_SUFFIXES, read_image
-from srflow.inference.memory import memory_problem
+from srflow.inference.memory import available_bytes, memory_problem, parse_bytes, plan_memory
 from srflow.inference.pipeline import MIN_TILE, SuperResolver
 
 logger = logging.getLogger(__name__)
@@ -66,8 +66,13 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
                    help=f"LR tile size for large images (at least {MIN_TILE}; default: none)")
     p.add_argument("--tile-overlap", type=int, default=16, help="LR context pixels per tile")
     p.add_argument("--batch-size", type=int, default=None,
-                   help="samples decoded together (default: all; less memory, the same "
+                   help="samples decoded together (default: all on a GPU, 4 on the CPU; the same "
                         "latents, outputs equal up to float rounding)")  # fmt: skip
+    p.add_argument("--max-memory", type=memory_arg, default=None, metavar="SIZE",
+                   help="memory budget (4G, 800M, or auto: what is free): picks the samples "
+                        "decoded together and a tile size that fit, and says what it chose "
+                        "(default: an image that does not fit is refused with a "
+                        "suggestion)")  # fmt: skip
     p.add_argument("--device", default="auto", help="cpu, cuda, cuda:N, mps or auto")
     p.add_argument("--half", action="store_true", help="float16 inference (GPU only)")
     p.add_argument("--suffix", default="_sr",
@@ -76,6 +81,16 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--format", "--ext", dest="format", default="png", choices=FORMATS,
                    help="output format; auto: the input's own (PNG for formats not listed)")
     p.set_defaults(run=run)
+
+
+def memory_arg(text: str) -> int | str:
+    """``--max-memory``: ``auto`` or a size such as ``4G``."""
+    if text == "auto":
+        return text
+    try:
+        return parse_bytes(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
 
 
 FORMATS = ["png", "jpg", "webp", "tif", "bmp", "auto"]
@@ -129,18 +144,13 @@ def _super_resolve_one(
     loaded = read_image(item.path)
     counts = samples_per_temperature(args.temperature, args.samples)
     h, w = loaded.rgb.shape[1:]
-    problem = memory_problem(
-        resolver.model, resolver.device, (h, w), args.batch_size or max(counts), tile=args.tile,
-        tile_overlap=args.tile_overlap, samples=max(counts), scale=resolver.scale,
-    )  # fmt: skip
-    if problem is not None:
-        raise InputError(f"{w}x{h} {problem}")
+    batch, tile = _fit_memory(resolver, (h, w), counts, item.path.name, args)
     alpha = resolver.upscale_alpha(loaded)
     fmt = output_format(args.format, item.path)
     with tqdm(total=sum(counts), desc=item.path.name, unit="sample", leave=False) as bar:
         results = resolver.sample_temperatures(
-            loaded.rgb, args.temperature, counts, args.seed, tile=args.tile,
-            tile_overlap=args.tile_overlap, batch_size=args.batch_size, progress=bar.update,
+            loaded.rgb, args.temperature, counts, args.seed, tile=tile,
+            tile_overlap=args.tile_overlap, batch_size=batch, progress=bar.update,
         )  # fmt: skip
         for temperature in args.temperature:
             with log.catch():
@@ -153,6 +163,35 @@ def _super_resolve_one(
                 write_output(target, sr, alpha, bit_depth=loaded.bit_depth,
                              grayscale=loaded.was_grayscale)  # fmt: skip
                 log.report(target, diverged, index)
+
+
+def _fit_memory(
+    resolver: SuperResolver, hw: tuple[int, int], counts: list[int], name: str,
+    args: argparse.Namespace,
+) -> tuple[int | None, int | None]:  # fmt: skip
+    """The batch size and tile to use for one image: as asked when it fits the free memory
+    (else an error with a suggestion), or chosen within ``--max-memory``."""
+    h, w = hw
+    batch = args.batch_size or resolver.default_batch_size(max(counts))
+    options = dict(tile_overlap=args.tile_overlap, samples=sum(counts), scale=resolver.scale)
+    if args.max_memory is None:
+        problem = memory_problem(resolver.model, resolver.device, hw, batch, tile=args.tile,
+                                 **options)  # type: ignore[arg-type]  # fmt: skip
+        if problem is not None:
+            raise InputError(f"{w}x{h} {problem} (or --max-memory auto)")
+        return args.batch_size, args.tile
+    budget = args.max_memory
+    if budget == "auto":
+        budget = available_bytes(resolver.device)
+        if budget is None:
+            raise InputError("--max-memory auto: the free memory of this device is unknown")
+    plan = plan_memory(resolver.model, hw, budget, batch=batch, tile=args.tile,
+                       **options)  # type: ignore[arg-type]  # fmt: skip
+    if plan is None:
+        raise InputError(f"{w}x{h} does not fit in {budget / 2**30:.1f} GB even with "
+                         f"--tile 32 --batch-size 1")  # fmt: skip
+    note(f"{name}: {plan.describe()}")
+    return plan.batch, plan.tile
 
 
 def run(args: argparse.Namespace) -> int:

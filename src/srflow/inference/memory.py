@@ -10,6 +10,8 @@ sample 0.7-1.1 times the conditioning bytes. The factors below round those up.
 from __future__ import annotations
 
 import os
+import re
+from dataclasses import dataclass
 from functools import lru_cache
 
 import torch
@@ -95,3 +97,62 @@ def memory_problem(
                 extra = f" --batch-size {n}" if n != batch else ""
                 return f"needs about {where}: use --tile {size}{extra}"
     return f"needs about {where}, more than fits even with --tile 32 --batch-size 1"
+
+
+#: Tile sizes (LR pixels) tried, largest first, when the whole image does not fit.
+TILE_CHOICES = (512, 256, 128, 64, 32)
+_UNITS = {"": 1, "k": 2**10, "m": 2**20, "g": 2**30, "t": 2**40}
+
+
+def parse_bytes(text: str) -> int:
+    """``"4G"``, ``"4 GB"``, ``"1.5g"``, ``"800M"``, ``"2GiB"`` or a plain byte count.
+
+    Example:
+        >>> parse_bytes("1.5G"), parse_bytes("800 MB"), parse_bytes("4096")
+        (1610612736, 838860800, 4096)
+    """
+    match = re.fullmatch(r"\s*([0-9]*\.?[0-9]+)\s*([kmgt]?)(i?b)?\s*", text.lower())
+    if match is None or float(match[1]) <= 0:
+        raise ValueError(f"not a memory size: {text!r} (e.g. 4G, 800M)")
+    return int(float(match[1]) * _UNITS[match[2]])
+
+
+@dataclass(frozen=True)
+class MemoryPlan:
+    """Samples decoded together and tile size chosen to fit a memory budget."""
+
+    batch: int
+    tile: int | None
+    estimate: int
+    budget: int
+
+    def describe(self) -> str:
+        """``memory budget 4.0 GB: 2 samples at a time, tiles of 128 LR pixels (about
+        3.1 GB)``."""
+        gb = 2**30
+        tiles = "untiled" if self.tile is None else f"tiles of {self.tile} LR pixels"
+        per = "1 sample" if self.batch == 1 else f"{self.batch} samples"
+        return (
+            f"memory budget {self.budget / gb:.1f} GB: {per} at a time, {tiles} "
+            f"(about {self.estimate / gb:.1f} GB)"
+        )
+
+
+def plan_memory(
+    model: nn.Module, lr_hw: tuple[int, int], budget: int, *, batch: int,
+    tile: int | None, tile_overlap: int, samples: int, scale: int,
+) -> MemoryPlan | None:  # fmt: skip
+    """The plan closest to what was asked (``batch`` samples together, ``tile`` or untiled)
+    whose estimate fits ``budget``: fewer samples at a time first (outputs equal up to float
+    rounding), then tiles, largest first (tiling changes outputs slightly near tile borders).
+    ``None`` when nothing fits, or when the model gives no estimate."""
+    options = dict(tile_overlap=tile_overlap, samples=samples, scale=scale)
+    tiles = [tile] + [t for t in TILE_CHOICES if t < max(lr_hw) and (tile is None or t < tile)]
+    for size in tiles:
+        for n in range(batch, 0, -1):
+            need = estimate_bytes(model, lr_hw, n, tile=size, **options)  # type: ignore[arg-type]
+            if need is None:
+                return None
+            if need <= budget:
+                return MemoryPlan(n, size, need, budget)
+    return None

@@ -35,6 +35,10 @@ ImageInput = Image.Image | str | os.PathLike[str]
 MIN_TILE = 16
 
 
+#: Samples decoded together on the CPU by default (see :meth:`SuperResolver.default_batch_size`).
+CPU_DECODE_BATCH = 4
+
+
 def check_tile(tile: int | None) -> None:
     """``ValueError`` (the message starts with ``tile``) for a tile below :data:`MIN_TILE`."""
     if tile is not None and tile < MIN_TILE:
@@ -119,6 +123,12 @@ class SuperResolver:
     def __repr__(self) -> str:
         return f"SuperResolver({self.description}, device={self.device}, dtype={self.dtype})"
 
+    def default_batch_size(self, samples: int) -> int:
+        """Samples decoded together when not given: all of them on a GPU; on the CPU at most
+        :data:`CPU_DECODE_BATCH` (faster per sample there, and less memory:
+        ``benchmarks/RESULTS.md``)."""
+        return samples if self.device.type != "cpu" else min(samples, CPU_DECODE_BATCH)
+
     @property
     def min_lr_size(self) -> int:
         """Smallest LR side the model accepts (before padding)."""
@@ -149,9 +159,10 @@ class SuperResolver:
             generator: random source for the latents (default: seeded with ``seed`` or 0).
             tile: LR tile size for bounded memory (``None``: whole image at once).
             tile_overlap: LR pixels of context around each tile.
-            batch_size: samples decoded together (default: all): less memory, the same
-                latents; the outputs can differ by float rounding, as batched convolutions
-                round differently (measured: one 8-bit level in about 1e-5 of the pixels).
+            batch_size: samples decoded together (default: :meth:`default_batch_size`):
+                fewer is less memory, the same latents; the outputs can differ by float
+                rounding, as batched convolutions round differently (measured: one 8-bit
+                level in about 1e-5 of the pixels).
             progress: called with the number of samples (a fraction when tiled) just finished.
 
         Returns:
@@ -217,29 +228,36 @@ class SuperResolver:
         check_tile(tile)
         lr = self._pad(rgb.unsqueeze(0).to(self.device, self.dtype))
         shapes = self.model.latent_shapes(lr)
-        whole = tile is None or (lr.shape[2] <= tile and lr.shape[3] <= tile)
+        gens = [
+            generator or torch.Generator().manual_seed(seed if seed is not None else 0)
+            for _ in temperatures
+        ]  # fmt: skip
+        plan = [
+            (temperature, n, max(1, batch_size or self.default_batch_size(n)), gen)
+            for temperature, n, gen in zip(temperatures, counts, gens, strict=True)
+        ]  # fmt: skip
+        if tile is not None and (lr.shape[2] > tile or lr.shape[3] > tile):
+            # tile by tile, each tile's conditioning prepared once for every temperature
+            outs = self._sample_tiled(lr, shapes, plan, (h, w), tile, tile_overlap, progress)
+            for (out, diverged), (temperature, *_) in zip(outs, plan, strict=True):
+                if any(diverged):
+                    warn_diverged(tuple(diverged), out[0].numel(), temperature)
+                yield out
+            return
         # prepared once: every batch and temperature reuses the conditioning-only terms
-        conds = self.model.condition(lr) if whole else None
-        for temperature, n_samples in zip(temperatures, counts, strict=True):
-            per_batch = max(1, batch_size or n_samples)
-            gen = generator or torch.Generator().manual_seed(seed if seed is not None else 0)
+        conds = self.model.condition(lr)
+        for temperature, n_samples, per_batch, gen in plan:
             out = torch.empty(n_samples, 3, h * self.scale, w * self.scale)
             diverged: list[int] = []
             for start in range(0, n_samples, per_batch):
                 count = min(per_batch, n_samples - start)
                 latents = self._draw(shapes, count, temperature, gen)
-                target = out[start : start + count]
-                if conds is not None:
-                    hr = self.model.decode(lr, latents, conds=conds)[0]
-                    hr = hr[:, :, : target.shape[2], : target.shape[3]]
-                    diverged += count_diverged(hr)
-                    target.copy_(hr.clamp(0, 1))
-                    if progress is not None:
-                        progress(count)
-                else:
-                    diverged += self._decode_tiles(
-                        lr, latents, target, tile or 0, tile_overlap, progress
-                    )
+                hr = self.model.decode(lr, latents, conds=conds, logdet=False)[0]
+                hr = hr[:, :, : out.shape[2], : out.shape[3]]
+                diverged += count_diverged(hr)
+                out[start : start + count].copy_(hr.clamp(0, 1))
+                if progress is not None:
+                    progress(count)
             if any(diverged):
                 warn_diverged(tuple(diverged), out[0].numel(), temperature)
             yield out
@@ -268,25 +286,37 @@ class SuperResolver:
             lr = F.pad(lr, (0, pad_w, 0, pad_h), mode="replicate")
         return lr
 
-    def _decode_tiles(
-        self, lr: Tensor, latents: list[Tensor], target: Tensor, tile: int, overlap: int,
-        progress: ProgressFn | None,
-    ) -> list[int]:  # fmt: skip
-        """Decode tile by tile into ``target`` (the unpadded HR size; padding is cropped).
-
-        Returns the number of diverged values of each sample (:func:`count_diverged`).
-        """
-        s, n = self.scale, target.shape[0]
+    def _sample_tiled(
+        self, lr: Tensor, shapes: list[tuple[int, ...]],
+        plan: list[tuple[Temperature, int, int, torch.Generator]], hw: tuple[int, int],
+        tile: int, overlap: int, progress: ProgressFn | None,
+    ) -> list[tuple[Tensor, list[int]]]:  # fmt: skip
+        """Every temperature's samples (and diverged values per sample), decoded tile by
+        tile into outputs of the unpadded HR size ``hw * scale`` (padding is cropped).
+        Latents are drawn as untiled sampling draws them (the same images)."""
+        s = self.scale
+        outs = [torch.empty(n, 3, hw[0] * s, hw[1] * s) for _, n, _, _ in plan]
+        groups, targets = [], []  # one latent batch and (temperature index, output rows) each
+        for index, (temperature, n, per_batch, gen) in enumerate(plan):
+            for start in range(0, n, per_batch):
+                count = min(per_batch, n - start)
+                groups.append(self._draw(shapes, count, temperature, gen))
+                targets.append((index, outs[index][start : start + count]))
+        diverged = [[0] * len(target) for _, target in targets]
         area = lr.shape[2] * lr.shape[3]
-        diverged = [0] * n
-        for t, core in decode_tiled(self.model, lr, latents, tile, overlap):
+        for t, cores in decode_tiled(self.model, lr, groups, tile, overlap):
             y0, x0 = t.core_y[0] * s, t.core_x[0] * s
-            y1, x1 = min(t.core_y[1] * s, target.shape[2]), min(t.core_x[1] * s, target.shape[3])
-            if y1 > y0 and x1 > x0:
-                kept = core[:, :, : y1 - y0, : x1 - x0]
-                diverged = [a + b for a, b in zip(diverged, count_diverged(kept), strict=True)]
-                target[:, :, y0:y1, x0:x1] = kept.clamp(0, 1)
-            if progress is not None:
-                core_area = (t.core_y[1] - t.core_y[0]) * (t.core_x[1] - t.core_x[0])
-                progress(n * core_area / area)
-        return diverged
+            y1, x1 = min(t.core_y[1] * s, hw[0] * s), min(t.core_x[1] * s, hw[1] * s)
+            for k, ((_, target), core) in enumerate(zip(targets, cores, strict=True)):
+                if y1 > y0 and x1 > x0:
+                    kept = core[:, :, : y1 - y0, : x1 - x0]
+                    counted = zip(diverged[k], count_diverged(kept), strict=True)
+                    diverged[k] = [a + b for a, b in counted]
+                    target[:, :, y0:y1, x0:x1] = kept.clamp(0, 1)
+                if progress is not None:
+                    core_area = (t.core_y[1] - t.core_y[0]) * (t.core_x[1] - t.core_x[0])
+                    progress(len(target) * core_area / area)
+        per_temperature: list[list[int]] = [[] for _ in plan]
+        for (index, _), counts in zip(targets, diverged, strict=True):
+            per_temperature[index] += counts
+        return list(zip(outs, per_temperature, strict=True))

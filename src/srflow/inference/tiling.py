@@ -3,15 +3,16 @@
 The latents of every sample are drawn for the whole (padded) image first, exactly as untiled
 sampling draws them, so the result does not depend on the tile grid. The LR image is cut into
 non-overlapping *core* tiles; each is decoded with ``overlap`` LR pixels of context on every
-side (latents sliced from the whole-image field, conditioning computed from the window alone,
-so memory is bounded by one window) and only its core is kept.
+side (latents sliced from the whole-image field, conditioning computed from the window alone
+and prepared once for every batch and temperature, so memory is bounded by one window) and
+only its core is kept.
 Inside a core the output equals untiled decoding up to the effect of the context cut-off
 (measured in ``docs/tiling.md``).
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 
 from torch import Tensor
@@ -59,17 +60,23 @@ def _slice_latent(z: Tensor, win_y: tuple[int, int], win_x: tuple[int, int], lr_
 def decode_tiled(
     model: SRFlow | HCFlow,
     lr: Tensor,
-    latents: list[Tensor],
+    groups: Sequence[list[Tensor]],
     tile: int,
     overlap: int,
-) -> Iterator[tuple[Tile, Tensor]]:
-    """Yield ``(tile, hr_core)`` for each tile; ``latents`` hold ``n`` samples of one LR image
-    ``(1, 3, h, w)`` (batch ``n``), ``hr_core`` is ``(n, 3, core_h * s, core_w * s)``."""
+) -> Iterator[tuple[Tile, list[Tensor]]]:
+    """Yield ``(tile, cores)`` for each tile: ``groups`` are batches of latents (``n_i``
+    samples each) of one LR image ``(1, 3, h, w)``, ``cores[i]`` is group ``i``'s
+    ``(n_i, 3, core_h * s, core_w * s)``. Each tile's conditioning is prepared once for all
+    groups (every batch and temperature)."""
     s = model.config.scale
     for t in plan_tiles((lr.shape[2], lr.shape[3]), tile, overlap, model.config.size_multiple_lr):
         window = lr[:, :, t.win_y[0] : t.win_y[1], t.win_x[0] : t.win_x[1]]
-        z = [_slice_latent(lat, t.win_y, t.win_x, lr.shape[2]) for lat in latents]
-        hr, _ = model.decode(window, z, conds=model.conditioning(window))
+        conds = model.condition(window)
         oy, ox = (t.core_y[0] - t.win_y[0]) * s, (t.core_x[0] - t.win_x[0]) * s
         h, w = (t.core_y[1] - t.core_y[0]) * s, (t.core_x[1] - t.core_x[0]) * s
-        yield t, hr[:, :, oy : oy + h, ox : ox + w]
+        cores = []
+        for latents in groups:
+            z = [_slice_latent(lat, t.win_y, t.win_x, lr.shape[2]) for lat in latents]
+            hr, _ = model.decode(window, z, conds=conds, logdet=False)
+            cores.append(hr[:, :, oy : oy + h, ox : ox + w])
+        yield t, cores

@@ -4,7 +4,8 @@
         [--sizes 64 128] [--runs n1 n10 n100 t3x10 n10_b2 n30]
 
 For each model (random weights) and LR size, each run goes in a fresh process after a warm-up:
-``nN`` draws N samples at temperature 0.8 in one call, ``t3x10`` 10 samples at each of 0.6,
+``nN`` draws N samples at temperature 0.8 in one call (decoded in the library's default
+batches: 4 samples at a time on the CPU, all on a GPU), ``t3x10`` 10 samples at each of 0.6,
 0.7 and 0.8 (one prepared conditioning), ``n10_b2`` 10 samples decoded in batches of 2. The
 table gives the time, the peak memory above the loaded model, the FLOPs the run executed
 (``torch.utils.flop_counter``), its minimum FLOPs (the fixed work once: the encoder and every
@@ -26,6 +27,7 @@ from harness import machine_description, measure, run_case_in_subprocess, write_
 from torch.utils.flop_counter import FlopCounterMode
 
 from srflow.families import family_of, published_models
+from srflow.inference.pipeline import CPU_DECODE_BATCH
 
 MODELS = ("SRFlow_DF2K_4X", "SRFlowDA_4X", "SRFlowDA-R_4X", "SRFlowDA-S_4X", "SRFlowDA-D_4X")
 RUNS = ("n1", "n10", "n100", "t3x10", "n10_b2", "n30")
@@ -55,12 +57,12 @@ def _sample(model, lr: torch.Tensor, run: str) -> None:  # noqa: ANN001
     shapes = model.latent_shapes(lr)
     for temperature in temperatures:
         g = torch.Generator().manual_seed(0)
-        step = batch or n
+        step = batch or (min(n, CPU_DECODE_BATCH) if lr.device.type == "cpu" else n)
         for start in range(0, n, step):
             count = min(step, n - start)
             draws = [model.sample_latents(shapes, temperature, g) for _ in range(count)]
             latents = [torch.cat([d[i] for d in draws]).to(lr) for i in range(len(shapes))]
-            model.decode(lr, latents, conds=conds)
+            model.decode(lr, latents, conds=conds, logdet=False)
 
 
 def _flops(fn) -> float:  # noqa: ANN001
@@ -79,10 +81,10 @@ def _minimum_flops(model, lr: torch.Tensor) -> tuple[float, float]:  # noqa: ANN
 
     def first() -> None:
         holder["conds"] = model.condition(lr)
-        model.decode(lr, latents, conds=holder["conds"])
+        model.decode(lr, latents, conds=holder["conds"], logdet=False)
 
     total = _flops(first)
-    per_sample = _flops(lambda: model.decode(lr, latents, conds=holder["conds"]))
+    per_sample = _flops(lambda: model.decode(lr, latents, conds=holder["conds"], logdet=False))
     return total - per_sample, per_sample
 
 

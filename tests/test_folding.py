@@ -131,3 +131,29 @@ def test_without_logdet_skips_the_log_densities() -> None:
         result = model.flow.decode(latents, model.conditioning(lr))
     assert torch.count_nonzero(result.logdet) == 0
     assert torch.count_nonzero(result.split_log_prob) == 0
+
+
+def test_kept_inverse_follows_in_place_updates_and_dtype_changes() -> None:
+    """The fused inverse 1x1 convolution + ActNorm of a flow step is kept between calls;
+    it is recomputed after an in-place update and after a dtype change."""
+    step = _perturb(FlowStep(6, None))
+    y = torch.randn(2, 6, 4, 4)
+
+    def both() -> tuple[torch.Tensor, torch.Tensor]:
+        with torch.no_grad():
+            fast = step.inverse(y.to(step.invconv.weight.dtype))[0]
+        with torch.enable_grad():
+            plain = step.inverse(y.to(step.invconv.weight.dtype))[0].detach()
+        return fast, plain
+
+    first, _ = both()
+    with torch.no_grad():
+        step.invconv.weight.add_(0.1 * torch.eye(6))
+        step.actnorm.logs.add_(0.2)
+    fast, plain = both()
+    assert not torch.allclose(fast, first)
+    torch.testing.assert_close(fast, plain, rtol=1e-5, atol=1e-5)
+    step.double()
+    fast, plain = both()
+    assert fast.dtype == torch.float64
+    torch.testing.assert_close(fast, plain, rtol=0, atol=1e-12)

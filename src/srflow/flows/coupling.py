@@ -7,7 +7,7 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from srflow.flows.base import FlowLayer, logdet_wanted, sum_except_batch
-from srflow.flows.folding import can_fold, folded, halves_order
+from srflow.flows.folding import can_fold, halves_order
 from srflow.flows.nets import SRFLOW_SUBNET, SubnetSpec, ZeroConv2d, make_subnet
 from srflow.flows.prepared import PreparedCond
 
@@ -149,12 +149,9 @@ class ConditionalAffineCoupling(FlowLayer):
         if not can_fold():
             hidden = F.conv2d(x1, weight[:, :p], padding=padding) + part
             return _shift_and_scale(self.net.tail(hidden), self.eps)
-        weight_x = folded(self, "first_x", (weight,), lambda: weight[:, :p].contiguous())
-        hidden = F.conv2d(x1, weight_x, padding=padding).add_(part)
+        hidden = F.conv2d(x1, weight[:, :p], padding=padding).add_(part)
         last = self.net.last
-        last_weight, last_bias = folded(
-            self, "last", (last.weight, last.bias, last.logs), lambda: _shift_then_scale(last)
-        )
+        last_weight, last_bias = _shift_then_scale(last)
         h = F.conv2d(self.net.middle(hidden), last_weight, last_bias, padding=last.padding)
         half = h.shape[1] // 2
         return h[:, :half], torch.sigmoid_(h[:, half:]).add_(self.eps)

@@ -1,11 +1,14 @@
 """Inference-time folding: per-channel affine maps merged into the convolutions around them.
 
-Without gradients, a layer may run from *folded* parameters computed once from its own (a
-convolution followed by an ActNorm becomes one convolution with a bias; a 1x1 convolution's
-inverse matrix is kept). :func:`folded` keeps such derived tensors on the module and
-recomputes them whenever one of the parameters they come from changes (an optimizer step, a
-``load_state_dict``, a move to another device or dtype), so folding is never stale. With
-gradients enabled (training) layers run unfolded, so autograd sees the original graph.
+Without gradients, a layer may run from *folded* parameters derived from its own: a
+convolution followed by an ActNorm or an output scale becomes one convolution with a bias
+(:func:`scaled_conv`, recomputed on each call: one pass over the weights instead of two over
+the activations, and no second copy of the weights in memory), and the inverse 1x1
+convolution and inverse ActNorm of a flow step one 1x1 convolution (a matrix inverse, so
+kept: :func:`folded` keeps such derived tensors on the module and recomputes them whenever
+one of the parameters they come from changes: an optimizer step, a ``load_state_dict``, a
+move to another device or dtype). With gradients enabled (training) layers run unfolded, so
+autograd sees the original graph.
 
 Folded and unfolded results agree within rounding: measured on every family's published
 architecture (random weights), at most a few float32 ulps per layer.

@@ -18,7 +18,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from srflow.flows.actnorm import ActNorm2d
-from srflow.flows.folding import can_fold, folded, scaled_conv
+from srflow.flows.folding import can_fold, scaled_conv
 
 
 @dataclass(frozen=True)
@@ -85,12 +85,9 @@ class ConvActNorm2d(nn.Conv2d):
         self.actnorm = ActNorm2d(out_channels)
 
     def folded_params(self) -> tuple[Tensor, Tensor]:
-        """Weight and bias of this convolution and its ActNorm as one convolution."""
-        norm = self.actnorm
-        return folded(
-            self, "conv_actnorm", (self.weight, norm.bias, norm.logs),
-            lambda: scaled_conv(self.weight, None, norm.bias, norm.logs, 1.0),
-        )  # fmt: skip
+        """Weight and bias of this convolution and its ActNorm as one convolution (computed
+        on each call: a pass over the weights, not over the activations, and no copy kept)."""
+        return scaled_conv(self.weight, None, self.actnorm.bias, self.actnorm.logs, 1.0)
 
     def forward(self, x: Tensor) -> Tensor:
         if can_fold() and not self.actnorm._init_pending:
@@ -112,11 +109,9 @@ class ZeroConv2d(nn.Conv2d):
         self.logs = nn.Parameter(torch.zeros(out_channels, 1, 1))
 
     def folded_params(self) -> tuple[Tensor, Tensor]:
-        """Weight and bias of the convolution with its output scale folded in."""
-        return folded(
-            self, "zero_conv", (self.weight, self.bias, self.logs),
-            lambda: scaled_conv(self.weight, self.bias, None, self.logs, self.logscale_factor),
-        )  # fmt: skip
+        """Weight and bias of the convolution with its output scale folded in (computed on
+        each call, as :meth:`ConvActNorm2d.folded_params`)."""
+        return scaled_conv(self.weight, self.bias, None, self.logs, self.logscale_factor)
 
     def forward(self, x: Tensor) -> Tensor:
         if can_fold():

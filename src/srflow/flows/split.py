@@ -7,7 +7,7 @@ from torch import Tensor, nn
 
 from srflow.flows.base import logdet_wanted
 from srflow.flows.distributions import gaussian_log_prob
-from srflow.flows.folding import can_fold, folded, halves_order
+from srflow.flows.folding import can_fold, halves_order
 from srflow.flows.nets import ZeroConv2d
 
 
@@ -38,12 +38,8 @@ class SplitPrior(nn.Module):
 
     def _mean_logs(self, kept: Tensor) -> tuple[Tensor, Tensor]:
         if can_fold():  # one convolution whose output halves are the mean and the log-std
-            prior = self.prior
-            weight, bias = folded(
-                self, "halves", (prior.weight, prior.bias, prior.logs),
-                lambda: halves_order(*prior.folded_params()),
-            )  # fmt: skip
-            h = torch.nn.functional.conv2d(kept, weight, bias, padding=prior.padding)
+            weight, bias = halves_order(*self.prior.folded_params())
+            h = torch.nn.functional.conv2d(kept, weight, bias, padding=self.prior.padding)
             return h[:, : self.factored], h[:, self.factored :]
         h = self.prior(kept)
         return h[:, 0::2], h[:, 1::2]

@@ -57,3 +57,28 @@ def test_sampling_reuses_the_prepared_terms() -> None:
             hook.remove()
     injectors = len(injectors)
     assert len(outs) == 2 and len(calls) == injectors  # 2 temperatures x 2 batches: once
+
+
+def test_repeated_region_resampling_reuses_one_prepared_conditioning() -> None:
+    """The explorer's loop: resample a region again and again, decoding each code with the
+    image's prepared conditioning; equal to decoding from scratch, conditioning run once."""
+    from srflow.latent import decode_code, encode_image, resample_code
+
+    model = perturbed_tiny(torch.float32)
+    hr = photo("astronaut", 0, 0, 32, torch.float32)
+    code = encode_image(model, hr)
+    calls = []
+    conditioning = model.conditioning
+    model.conditioning = lambda lr: calls.append(1) or conditioning(lr)  # type: ignore[method-assign]
+    try:
+        conds = model.condition(code.lr)
+        mask = torch.zeros(32, 32, dtype=torch.bool)
+        mask[8:20, 8:20] = True
+        generator = torch.Generator().manual_seed(0)
+        for _ in range(3):
+            code = resample_code(model, code, 0.5, generator, mask)
+            fast = decode_code(model, code, conds)
+        assert len(calls) == 1
+    finally:
+        del model.conditioning
+    torch.testing.assert_close(fast, decode_code(model, code), atol=2e-5, rtol=0)

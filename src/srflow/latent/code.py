@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+from collections.abc import Sequence
 from dataclasses import dataclass, replace
 
 import torch
@@ -132,8 +133,14 @@ def encode_image(model: FlowModel, hr: Tensor, lr: Tensor | None = None) -> Late
 
 
 @torch.no_grad()
-def decode_code(model: FlowModel, code: LatentCode) -> Tensor:
+def decode_code(
+    model: FlowModel, code: LatentCode, conds: Sequence[object] | None = None
+) -> Tensor:
     """Decode a latent code: ``(B, 3, H, W)`` at :attr:`LatentCode.image_size`, unclamped;
-    a :class:`~srflow.divergence.DivergenceWarning` when values diverged."""
-    hr, _ = model.decode(code.lr, code.latents, logdet=False)
+    a :class:`~srflow.divergence.DivergenceWarning` when values diverged.
+
+    ``conds``: ``model.condition(code.lr)``, to decode many codes of one LR image (masked
+    resampling again and again, as the explorer does) without recomputing its conditioning.
+    """
+    hr, _ = model.decode(code.lr, code.latents, conds=conds, logdet=False)
     return check_decoded(hr[:, :, : code.image_size[0], : code.image_size[1]])

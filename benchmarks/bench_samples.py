@@ -27,7 +27,7 @@ from harness import machine_description, measure, run_case_in_subprocess, write_
 from torch.utils.flop_counter import FlopCounterMode
 
 from srflow.families import family_of, published_models
-from srflow.inference.pipeline import CPU_DECODE_BATCH
+from srflow.inference.pipeline import CPU_DECODE_BATCH, inference_layout
 
 MODELS = ("SRFlow_DF2K_4X", "SRFlowDA_4X", "SRFlowDA-R_4X", "SRFlowDA-S_4X", "SRFlowDA-D_4X")
 RUNS = ("n1", "n10", "n100", "t3x10", "n10_b2", "n30")
@@ -38,7 +38,8 @@ def _build(name: str, device: str):  # noqa: ANN202 (benchmark helper)
     for _, published in published_models():
         if published.name == name:
             torch.manual_seed(0)
-            return family_of(published.config).build(published.config).eval().to(device)
+            model = family_of(published.config).build(published.config).eval().to(device)
+            return inference_layout(model, torch.device(device))  # as SuperResolver does
     raise SystemExit(f"unknown model {name!r}")
 
 

@@ -10,6 +10,7 @@ import torch.nn.functional as F
 
 from srflow.data.resize import imresize
 from srflow.divergence import check_decoded
+from srflow.inference.pipeline import inference_layout
 from srflow.models.protocol import FlowModel
 
 __all__ = ["ModelSampler", "bicubic_upscale"]
@@ -41,10 +42,10 @@ class ModelSampler:
     """
 
     def __init__(self, model: FlowModel, batch_size: int = 5) -> None:
-        self.model = model.eval()
-        self.batch_size = batch_size
         first = next(model.parameters())
         self.device, self.dtype = first.device, first.dtype
+        self.model = inference_layout(model.eval(), self.device)
+        self.batch_size = batch_size
 
     @property
     def scale(self) -> int:

@@ -165,5 +165,9 @@ class ConditionalAffineCoupling(FlowLayer):
     def inverse(self, y: Tensor, cond: Tensor | None = None) -> tuple[Tensor, Tensor]:
         y1, y2 = y[:, : self.passive], y[:, self.passive :]
         shift, scale = self._params(y1, cond)
-        x2 = torch.div(y2, scale).sub_(shift) if can_fold() else y2 / scale - shift
-        return torch.cat([y1, x2], dim=1), -_logdet(scale, y.shape[0])
+        if not can_fold():
+            return torch.cat([y1, y2 / scale - shift], dim=1), -_logdet(scale, y.shape[0])
+        x = torch.empty_like(y)  # both halves written in place: no concatenation copy
+        x[:, : self.passive] = y1
+        torch.div(y2, scale, out=x[:, self.passive :]).sub_(shift)
+        return x, -_logdet(scale, y.shape[0])

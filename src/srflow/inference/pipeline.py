@@ -11,11 +11,12 @@ import logging
 import os
 from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
+from typing import TypeVar
 
 import torch
 import torch.nn.functional as F
 from PIL import Image
-from torch import Tensor
+from torch import Tensor, nn
 
 from srflow.data.image_io import LoadedImage, image_from_pil, image_to_pil, read_image
 from srflow.data.resize import imresize
@@ -35,8 +36,19 @@ ImageInput = Image.Image | str | os.PathLike[str]
 MIN_TILE = 16
 
 
+ModuleT = TypeVar("ModuleT", bound=nn.Module)
+
 #: Samples decoded together on the CPU by default (see :meth:`SuperResolver.default_batch_size`).
 CPU_DECODE_BATCH = 4
+
+
+def inference_layout(model: ModuleT, device: torch.device) -> ModuleT:
+    """``model`` with its convolution weights in the fastest memory layout for ``device``:
+    channels-last on the CPU (oneDNN's own layout: sampling measured about 1.2x faster,
+    outputs unchanged: ``benchmarks/RESULTS.md``), as it is elsewhere."""
+    if device.type == "cpu":
+        model.to(memory_format=torch.channels_last)
+    return model
 
 
 def check_tile(tile: int | None) -> None:
@@ -101,7 +113,7 @@ class SuperResolver:
         if half and self.device.type == "cpu":
             raise ValueError("--half needs a GPU (float16 on the CPU is slow and unsupported)")
         self.dtype = torch.float16 if half else torch.float32
-        self.model = model.eval().to(self.device, self.dtype)
+        self.model = inference_layout(model.eval().to(self.device, self.dtype), self.device)
 
     @classmethod
     def from_path(

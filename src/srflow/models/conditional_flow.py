@@ -10,6 +10,7 @@ from torch import Tensor, nn
 
 from srflow.config.schema import FlowConfig
 from srflow.flows.base import without_logdet
+from srflow.flows.folding import can_fold
 from srflow.flows.nets import SubnetSpec
 from srflow.flows.prepared import PreparedCond
 from srflow.flows.split import SplitPrior
@@ -138,8 +139,10 @@ class ConditionalFlow(nn.Module):
                 logdet = logdet + d
             if observe is not None:
                 observe(index, x)
-            if bounds is not None:
-                x = x.clamp(-bounds[index], bounds[index])
+            if bounds is not None:  # each layer's output is a new tensor: clamped in place
+                x = x.clamp_(-bounds[index], bounds[index]) if can_fold() else x.clamp(
+                    -bounds[index], bounds[index]
+                )
         return FlowPass(x, logdet, split_log_prob)
 
     def latent_shapes(self, batch: int, hr_hw: tuple[int, int]) -> list[tuple[int, ...]]:

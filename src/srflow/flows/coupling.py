@@ -149,7 +149,8 @@ class ConditionalAffineCoupling(FlowLayer):
         if not can_fold():
             hidden = F.conv2d(x1, weight[:, :p], padding=padding) + part
             return _shift_and_scale(self.net.tail(hidden), self.eps)
-        hidden = F.conv2d(x1, weight[:, :p], padding=padding).add_(part)
+        # a contiguous copy of the slice (small): oneDNN takes the fast path only for those
+        hidden = F.conv2d(x1, weight[:, :p].contiguous(), padding=padding).add_(part)
         last = self.net.last
         last_weight, last_bias = _shift_then_scale(last)
         h = F.conv2d(self.net.middle(hidden), last_weight, last_bias, padding=last.padding)

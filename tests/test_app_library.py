@@ -8,13 +8,13 @@ import math
 import numpy as np
 import pytest
 import torch
-from test_inference_api import tiny_model
 
 from srflow.data.resize import imresize
 from srflow.inference.pipeline import SuperResolver
 from srflow.latent import decode_code
 from srflow.metrics.consistency import lr_psnr_of_sample
 from srflow.metrics.diversity import pixel_std_diversity, pixel_std_map
+from test_inference_api import tiny_model
 
 
 @pytest.fixture(scope="module")

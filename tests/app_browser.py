@@ -95,7 +95,7 @@ def paint_stroke(page: Any, editor: str, size: int, start: tuple[float, float],
     y0 = box["y"] + box["height"] / 2 - shown / 2
     page.mouse.move(x0 + start[0] * shown, y0 + start[1] * shown)
     page.mouse.down()
-    for t in np.linspace(0, 1, 12):
+    for t in np.linspace(0, 1, 4):  # each move redraws the canvas (slow without a GPU)
         x = start[0] + t * (end[0] - start[0])
         y = start[1] + t * (end[1] - start[1])
         page.mouse.move(x0 + x * shown, y0 + y * shown, steps=2)
@@ -109,22 +109,25 @@ def save_small_png(png: bytes, path: Path) -> None:
     image.quantize(colors=128).save(path, optimize=True)
 
 
-def wait_text(page: Any, selector: str, text: str, timeout: float = 30) -> None:
+def wait_text(
+    page: Any, selector: str, text: str, timeout: float = 30, poll_ms: int = 200
+) -> None:
     """Wait until the element's text contains ``text`` (failing with what it shows)."""
     locator = page.locator(selector)
     deadline = time.monotonic() + timeout
     while text not in locator.inner_text():
         if time.monotonic() > deadline:
             raise AssertionError(f"{selector} shows {locator.inner_text()!r}, not {text!r}")
-        page.wait_for_timeout(200)
+        page.wait_for_timeout(poll_ms)
 
 
-SETTLED = """() => !document.querySelector('.eta-bar')
-    && [...document.querySelectorAll('img')].every(i => i.complete && i.naturalWidth > 0)"""
+SETTLED = """() => !document.querySelector('.eta-bar') && [...document.querySelectorAll('img')]
+    .filter(i => i.getAttribute('src') && i.offsetParent !== null)
+    .every(i => i.complete && i.naturalWidth > 0)"""
 
 
 def settle(page: Any, pause_ms: int = 1500) -> None:
     """Wait for the page's images to load and its editors to draw; close the toasts."""
-    page.wait_for_function(SETTLED, timeout=30_000)
+    page.wait_for_function(SETTLED, polling=200, timeout=30_000)
     page.wait_for_timeout(pause_ms)
     page.evaluate("() => document.querySelectorAll('.toast-wrap').forEach(t => t.remove())")

@@ -107,11 +107,12 @@ def test_samples_match_the_library_and_come_with_scores(
 
 def test_cancel_stops_sampling(resolver: SuperResolver, session: Session) -> None:
     def press_cancel(done: float, what: str) -> None:
-        session.cancel = True
+        assert session.request_cancel()
 
+    assert not session.request_cancel()  # nothing runs: nothing to cancel later either
     with pytest.raises(Cancelled):
         actions.draw_samples(session, resolver, T, 3, 0, press_cancel)
-    assert session.samples is None
+    assert session.samples is None and not session.busy and not session.cancel
 
 
 def test_redraw_keeps_the_rest_bit_identical_and_undoes(

@@ -48,6 +48,7 @@ def files(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     photo.save(root / "photo_q20.jpg", quality=20)
     photo.resize((LR * SCALE, LR * SCALE), Image.BICUBIC).save(root / "style.png")
     Image.open(EXAMPLE).convert("RGB").crop((0, 0, 80, 80)).save(root / "large.png")
+    Image.open(EXAMPLE).convert("RGB").crop((0, 0, 64, 64)).save(root / "largest.png")
     data = (root / "photo.png").read_bytes()
     (root / "truncated.png").write_bytes(data[: len(data) // 2])
     model = os.environ.get("SRFLOW_APP_MODEL")
@@ -84,12 +85,25 @@ def test_the_app_in_a_browser(files: dict[str, Path], browser, tmp_path: Path) -
         upload.set_input_files(str(root / "large.png"))
         wait_text(page, "#sample-status", f"at most {MAX_PIXELS} pixels")
 
+        # long work shows progress and can be cancelled (16 samples of the largest input)
+        upload.set_input_files(str(root / "largest.png"))
+        wait_text(page, "#sample-status", "input: 64x64")
+        page.fill("#count input[type=number]", "16")
+        page.press("#count input[type=number]", "Enter")
+        page.click("#sample")
+        wait_text(page, "#sample-status", "sampling - ", poll_ms=20)  # the progress bar
+        page.click("#cancel")
+        wait_text(page, "#sample-status", "cancelled", timeout=60)
+
         # Sample: 3 images of 4x the photo's size, with their LR-PSNR
         upload.set_input_files(str(root / "photo.png"))
         wait_text(page, "#sample-status", f"input: {LR}x{LR}")
         page.fill("#temperature textarea, #temperature input", "0.5")
+        page.fill("#count input[type=number]", "3")
+        page.press("#count input[type=number]", "Enter")
         page.click("#sample")
         wait_text(page, "#sample-status", "3 samples", timeout=120)
+        settle(page)
         sizes = page.eval_on_selector_all(
             "#gallery img", "els => els.map(e => [e.naturalWidth, e.naturalHeight])"
         )
@@ -102,6 +116,10 @@ def test_the_app_in_a_browser(files: dict[str, Path], browser, tmp_path: Path) -
         # Explore: paint a stroke near the top left, redraw it; far pixels stay identical
         page.get_by_role("tab", name="Explore a region").click()
         page.wait_for_selector("#editor canvas")
+        settle(page, 500)
+        page.click("#choose input")
+        page.get_by_role("option", name="s00").click()
+        wait_text(page, "#explore-status", "exploring s00")
         settle(page)
         before = shown_image(page, "#current img")
         paint_stroke(page, "#editor", LR * SCALE, (0.1, 0.12), (0.25, 0.12))
@@ -126,6 +144,12 @@ def test_the_app_in_a_browser(files: dict[str, Path], browser, tmp_path: Path) -
         page.locator("#style-source input[type=file]").set_input_files(str(root / "style.png"))
         page.click("#style")
         wait_text(page, "#transfer-status", "style transferred", timeout=60)
+        page.wait_for_selector("#paste canvas")
+        settle(page)
+        paint_stroke(page, "#paste", LR * SCALE, (0.5, 0.5), (0.7, 0.6))
+        page.click("#content")
+        wait_text(page, "#transfer-status", "pasted content normalized", timeout=60)
+        assert shown_image(page, "#transfer-out img").shape == (LR * SCALE, LR * SCALE, 3)
         page.locator("#degraded input[type=file]").set_input_files(str(root / "photo_q20.jpg"))
         page.click("#restore")
         wait_text(page, "#transfer-status", "restored", timeout=60)

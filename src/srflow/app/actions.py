@@ -82,8 +82,9 @@ def draw_samples(
         except ValueError as exc:
             raise AppError(f"temperature: {exc}") from None
     progress = session.progress_reporter(report, count, "sampling")
-    images, note = _quiet_divergence(lambda: next(resolver.sample_temperatures(
-        image.rgb, [temps], count, seed, batch_size=1, progress=progress)))  # fmt: skip
+    with session.working():
+        images, note = _quiet_divergence(lambda: next(resolver.sample_temperatures(
+            image.rgb, [temps], count, seed, batch_size=1, progress=progress)))  # fmt: skip
     session.samples, session.temperature = images, temperature
     session.explored, session.steps = None, 0
     session.codes = resolver.sample_codes(image.rgb, temps, count, seed)

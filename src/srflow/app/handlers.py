@@ -135,9 +135,10 @@ class Handlers:
         }  # fmt: skip
 
     def cancel(self, session: Session) -> Updates:
-        """Ask running work to stop at its next progress report."""
-        session.cancel = True
-        return {self.c["sample_status"]: "cancelling..."}
+        """Ask running work to stop at its next progress report (the page says "cancelled"
+        then; the status line is left to the work, so the two replies cannot cross)."""
+        gr.Info("cancelling..." if session.request_cancel() else "nothing to cancel")
+        return {}
 
     def _shown(self, image: torch.Tensor, session: Session, status: str,
                region: torch.Tensor | None = None) -> Updates:  # fmt: skip

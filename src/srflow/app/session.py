@@ -6,7 +6,8 @@ A :class:`Session` lives in a ``gr.State``, so two tabs never see each other's r
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 
 from torch import Tensor
@@ -57,6 +58,7 @@ class Session:
         explored: the region-exploration history, if one was started.
         steps: region redraws so far (each takes the next seed).
         cancel: set by the Cancel button; long work stops at its next progress report.
+        busy: long work is running (only then does Cancel set ``cancel``).
     """
 
     model_path: str | None = None
@@ -68,6 +70,7 @@ class Session:
     explored: Explored | None = None
     steps: int = 0
     cancel: bool = False
+    busy: bool = False
 
     def clear_results(self) -> None:
         """Forget the samples and the exploration (a new image or model)."""
@@ -85,13 +88,26 @@ class Session:
             raise AppError("draw samples in the Sample panel first")
         return self.samples
 
+    def request_cancel(self) -> bool:
+        """Ask the running work to stop; ``False`` when nothing is running."""
+        self.cancel = self.busy
+        return self.busy
+
+    @contextmanager
+    def working(self) -> Iterator[None]:
+        """Mark long work as running (Cancel applies to it, and only to it)."""
+        self.busy, self.cancel = True, False
+        try:
+            yield
+        finally:
+            self.busy, self.cancel = False, False
+
     def progress_reporter(
         self, report: Callable[[float, str], None], total: float, what: str
     ) -> Callable[[float], None]:
         """A progress callback for the library that adds up what it is told, reports the
         fraction done, and raises :class:`Cancelled` once Cancel was pressed."""
         done = [0.0]
-        self.cancel = False
 
         def step(amount: float) -> None:
             if self.cancel:

@@ -124,10 +124,11 @@ def _wire(h: Handlers, c: dict[str, Any], examples: list[Path]) -> None:
     if examples:
         c["example_path"] = gr.State(str(examples[0]))
         on(c["example"].click, h.upload, "sample_status", [c["example_path"]], upload_out)
-    sampling = on(c["sample"].click, h.sample, "sample_status",
-                  [c["temperature"], c["count"], c["seed"]], SAMPLE_OUT)  # fmt: skip
-    c["cancel"].click(h.cancel, inputs=[state], outputs=[c["sample_status"]],
-                      cancels=[sampling], queue=False)  # fmt: skip
+    on(c["sample"].click, h.sample, "sample_status", [c["temperature"], c["count"], c["seed"]],
+       SAMPLE_OUT)  # fmt: skip
+    # not gradio's `cancels`: that drops the event but leaves its thread running; the flag
+    # stops the work itself at its next sample, and the page then says "cancelled"
+    c["cancel"].click(h.cancel, inputs=[state], outputs=[], queue=False)
     # an editor filled while its tab is hidden shows nothing: fill it again when shown
     c["explore_tab"].select(h.refresh_editor("editor"), inputs=[state], outputs=[c["editor"]])
     c["transfer_tab"].select(h.refresh_editor("paste"), inputs=[state], outputs=[c["paste"]])

@@ -126,8 +126,18 @@ SETTLED = """() => !document.querySelector('.eta-bar') && [...document.querySele
     .every(i => i.complete && i.naturalWidth > 0)"""
 
 
+PENDING = """() => ({progress: !!document.querySelector('.eta-bar'),
+    images: [...document.querySelectorAll('img')].filter(i => i.getAttribute('src')
+        && i.offsetParent !== null && !(i.complete && i.naturalWidth > 0))
+        .map(i => (i.closest('[id]') || {}).id + ' ' + i.src.slice(0, 60))})"""
+
+
 def settle(page: Any, pause_ms: int = 1500) -> None:
     """Wait for the page's images to load and its editors to draw; close the toasts."""
-    page.wait_for_function(SETTLED, polling=200, timeout=30_000)
+    try:
+        page.wait_for_function(SETTLED, polling=200, timeout=30_000)
+    except Exception as exc:  # say what is still loading
+        pending = page.evaluate(PENDING)
+        raise AssertionError(f"the page did not settle: {pending}") from exc
     page.wait_for_timeout(pause_ms)
     page.evaluate("() => document.querySelectorAll('.toast-wrap').forEach(t => t.remove())")

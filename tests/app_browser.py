@@ -39,15 +39,17 @@ def free_port() -> int:
 
 
 @contextmanager
-def running_app(args: list[str], timeout: float = 90.0) -> Iterator[str]:
-    """Run ``python -m srflow app ARGS --port N`` until the page answers; yields its URL.
-
-    The server is stopped (by its process id) when the block ends.
+def running_app(
+    args: list[str], env: dict[str, str] | None = None, timeout: float = 90.0
+) -> Iterator[str]:
+    """Run ``python -m srflow app ARGS --port N`` (with ``env`` added to the environment)
+    until the page answers; yields its URL. The server is stopped (by its process id) when
+    the block ends.
     """
     port = free_port()
     command = [sys.executable, "-m", "srflow", "app", *args, "--port", str(port)]
     proc = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-                            text=True, env=os.environ.copy())  # fmt: skip
+                            text=True, env={**os.environ, **(env or {})})  # fmt: skip
     url = f"http://127.0.0.1:{port}/"
     try:
         deadline = time.monotonic() + timeout
@@ -76,6 +78,35 @@ def running_app(args: list[str], timeout: float = 90.0) -> Iterator[str]:
             proc.stdout.close()
 
 
+@contextmanager
+def proxy_trap() -> Iterator[tuple[dict[str, str], Any]]:
+    """Proxy settings that send every outgoing HTTP(S) request of a process to a local
+    socket, and a function counting the connections that socket received."""
+    listener = socket.socket()
+    listener.bind(("127.0.0.1", 0))
+    listener.listen(16)
+    listener.setblocking(False)
+    address = f"http://127.0.0.1:{listener.getsockname()[1]}"
+    env = {name: address for name in ("HTTP_PROXY", "HTTPS_PROXY", "ALL_PROXY", "http_proxy",
+                                      "https_proxy", "all_proxy")}  # fmt: skip
+    env["NO_PROXY"] = env["no_proxy"] = "127.0.0.1,localhost"
+    received: list[Any] = []
+
+    def connections() -> int:
+        while True:
+            try:
+                received.append(listener.accept()[0])
+            except BlockingIOError:
+                return len(received)
+
+    try:
+        yield env, connections
+    finally:
+        for conn in received:
+            conn.close()
+        listener.close()
+
+
 def shown_image(page: Any, selector: str) -> np.ndarray:
     """The pixels of the ``<img>`` matching ``selector``, fetched from the server."""
     src = page.locator(selector).first.get_attribute("src")
@@ -100,6 +131,7 @@ def paint_stroke(page: Any, editor: str, size: int, start: tuple[float, float],
         y = start[1] + t * (end[1] - start[1])
         page.mouse.move(x0 + x * shown, y0 + y * shown, steps=2)
     page.mouse.up()
+    page.wait_for_timeout(1000)  # the editor hands its new layers to the page asynchronously
 
 
 def save_small_png(png: bytes, path: Path) -> None:
@@ -126,7 +158,8 @@ SETTLED = """() => !document.querySelector('.eta-bar') && [...document.querySele
     .every(i => i.complete && i.naturalWidth > 0)"""
 
 
-PENDING = """() => ({progress: !!document.querySelector('.eta-bar'),
+PENDING = """() => ({progress: [...document.querySelectorAll('.eta-bar')]
+        .map(e => (e.closest('[id]') || {}).id),
     images: [...document.querySelectorAll('img')].filter(i => i.getAttribute('src')
         && i.offsetParent !== null && !(i.complete && i.naturalWidth > 0))
         .map(i => (i.closest('[id]') || {}).id + ' ' + i.src.slice(0, 60))})"""

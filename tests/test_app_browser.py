@@ -16,6 +16,7 @@ from app_browser import (
     SKIP_KEY,
     chromium,
     paint_stroke,
+    proxy_trap,
     running_app,
     save_small_png,
     settle,
@@ -72,7 +73,8 @@ def test_the_app_in_a_browser(files: dict[str, Path], browser, tmp_path: Path) -
     model = ["--model", str(files["model"])] if str(files["model"]) not in ("", ".") else []
     root = files["root"]
     tiny = bool(model)
-    with running_app([*model, "--device", "cpu", "--max-pixels", str(MAX_PIXELS)]) as url:
+    args = [*model, "--device", "cpu", "--max-pixels", str(MAX_PIXELS)]
+    with proxy_trap() as (proxy_env, outgoing), running_app(args, proxy_env) as url:
         page = browser.new_page(viewport={"width": 1280, "height": 1000})
         hosts: set[str] = set()
         page.on("request", lambda request: hosts.add(request.url.split("/")[2]))
@@ -174,6 +176,7 @@ def test_the_app_in_a_browser(files: dict[str, Path], browser, tmp_path: Path) -
         wait_text(other, "#explore-status", "draw samples in the Sample panel first")
         other.close()
         page.close()
+        assert outgoing() == 0, "the server made requests to the internet (through the proxy)"
     assert hosts == {url.split("/")[2]}, f"requests left localhost: {sorted(hosts)}"
     assert sorted(p.name for p in shots.glob("*.png")) == [
         "explore.png", "model.png", "sample.png", "transfer.png"

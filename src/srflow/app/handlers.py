@@ -120,7 +120,7 @@ class Handlers:
             for name, image, score in zip(names, result.images, result.lr_psnr, strict=True)
         ]
         files = actions.write_samples(session, Path(tempfile.mkdtemp(prefix="srflow-app-")))
-        first = actions.start_exploring(session, resolver, 0)
+        actions.start_exploring(session, resolver, 0)  # shown when its tab is (show_explored)
         h, w = result.images.shape[2:]
         status = (f"{len(names)} samples of {w}x{h}; pixel-std diversity "
                   f"{result.diversity:.2f} (0-255)")  # fmt: skip
@@ -129,9 +129,7 @@ class Handlers:
         return {
             c["gallery"]: gallery, c["diversity"]: heat_map(result.std_map),
             c["downloads"]: [str(p) for p in files], c["sample_status"]: status,
-            c["choose"]: gr.Dropdown(choices=names, value=names[0]),
-            c["editor"]: editor_value(first), c["current"]: to_pil(first),
-            c["paste"]: editor_value(first), c["state"]: session,
+            c["choose"]: gr.Dropdown(choices=names, value=names[0]), c["state"]: session,
         }  # fmt: skip
 
     def cancel(self, session: Session) -> Updates:
@@ -144,18 +142,21 @@ class Handlers:
                region: torch.Tensor | None = None) -> Updates:  # fmt: skip
         c = self.c
         return {c["current"]: to_pil(image), c["changed"]: to_pil(region_picture(image, region)),
-                c["paste"]: editor_value(image), c["explore_status"]: status,
-                c["state"]: session}  # fmt: skip
+                c["explore_status"]: status, c["state"]: session}  # fmt: skip
 
-    def refresh_editor(self, name: str) -> Callable[[Session], Updates]:
-        """A callback showing the explored image in the editor ``name`` (nothing painted)."""
+    def show_explored(self, editors: list[str], images: list[str]) -> Callable[[Session], Updates]:
+        """A callback putting the explored image into the named editors (nothing painted) and
+        images: run when their tab is shown, as components filled while hidden may stay
+        blank."""
 
-        def refresh(session: Session) -> Updates:
+        def show(session: Session) -> Updates:
             if session.explored is None:
                 return {}
-            return {self.c[name]: editor_value(session.explored.current)}
+            image = session.explored.current
+            return {**{self.c[name]: editor_value(image) for name in editors},
+                    **{self.c[name]: to_pil(image) for name in images}}  # fmt: skip
 
-        return refresh
+        return show
 
     def choose(self, name: str | None, session: Session) -> Updates:
         """Start exploring the chosen sample."""

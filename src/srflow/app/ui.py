@@ -108,8 +108,8 @@ def _model_panel(c: dict[str, Any]) -> None:
 
 
 #: The components each callback may update (besides its status line and the state).
-SAMPLE_OUT = ["gallery", "diversity", "downloads", "choose", "editor", "current", "paste"]
-SHOWN_OUT = ["current", "changed", "paste"]
+SAMPLE_OUT = ["gallery", "diversity", "downloads", "choose"]
+SHOWN_OUT = ["current", "changed"]
 
 
 def _wire(h: Handlers, c: dict[str, Any], examples: list[Path]) -> None:
@@ -129,9 +129,11 @@ def _wire(h: Handlers, c: dict[str, Any], examples: list[Path]) -> None:
     # not gradio's `cancels`: that drops the event but leaves its thread running; the flag
     # stops the work itself at its next sample, and the page then says "cancelled"
     c["cancel"].click(h.cancel, inputs=[state], outputs=[], queue=False)
-    # an editor filled while its tab is hidden shows nothing: fill it again when shown
-    c["explore_tab"].select(h.refresh_editor("editor"), inputs=[state], outputs=[c["editor"]])
-    c["transfer_tab"].select(h.refresh_editor("paste"), inputs=[state], outputs=[c["paste"]])
+    # images and editors filled while their tab is hidden may stay blank: fill them when shown
+    c["explore_tab"].select(h.show_explored(["editor"], ["current"]), inputs=[state],
+                            outputs=[c["editor"], c["current"]])  # fmt: skip
+    c["transfer_tab"].select(h.show_explored(["paste"], []), inputs=[state],
+                             outputs=[c["paste"]])  # fmt: skip
     on(c["choose"].input, h.choose, "explore_status", [c["choose"]], [*SHOWN_OUT, "editor"])
     on(c["redraw"].click, h.redraw, "explore_status",
        [c["editor"], c["region_temperature"], c["region_seed"]], SHOWN_OUT)  # fmt: skip

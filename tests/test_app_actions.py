@@ -13,6 +13,7 @@ from PIL import Image
 
 from srflow.app import actions
 from srflow.app.images import (
+    paint_over,
     painted_mask,
     parse_temperature,
     read_upload,
@@ -85,6 +86,16 @@ def test_painted_mask_is_the_union_of_painted_layers() -> None:
     assert mask.dtype == torch.bool and mask.sum() == 4 and mask[2, 3]
     with pytest.raises(AppError, match="select the sample again"):
         painted_mask({"layers": [layer]}, (16, 20))
+    layer[2:4, 3:5, :3] = (255, 0, 0)
+    layer[2, 3, 3] = 128  # a soft brush edge: half covered
+    image = torch.full((3, 8, 10), 0.5)
+    painted, mask = paint_over(image, {"layers": [layer]})
+    assert torch.equal(mask, painted_mask({"layers": [layer]}, (8, 10)))
+    assert torch.equal(painted[:, ~mask], image[:, ~mask])  # the exact image outside
+    assert torch.allclose(painted[:, 3, 4], torch.tensor([1.0, 0.0, 0.0]))
+    a = 128 / 255
+    expected = torch.tensor([a + 0.5 * (1 - a), 0.5 * (1 - a), 0.5 * (1 - a)])
+    assert torch.allclose(painted[:, 2, 3], expected, atol=1e-6)
 
 
 def test_samples_match_the_library_and_come_with_scores(

@@ -18,7 +18,14 @@ import gradio as gr
 import torch
 
 from srflow.app import actions
-from srflow.app.images import heat_map, painted_mask, parse_temperature, read_upload, to_pil
+from srflow.app.images import (
+    heat_map,
+    paint_over,
+    painted_mask,
+    parse_temperature,
+    read_upload,
+    to_pil,
+)
 from srflow.app.models import ModelStore, model_info
 from srflow.app.session import AppError, Cancelled, Session
 
@@ -56,10 +63,8 @@ def editor_value(image: torch.Tensor) -> dict[str, Any]:
     return {"background": picture, "layers": [], "composite": picture}
 
 
-def region_picture(image: torch.Tensor, region: torch.Tensor | None) -> torch.Tensor:
+def region_picture(image: torch.Tensor, region: torch.Tensor) -> torch.Tensor:
     """``region`` in white over ``image`` dimmed to at most 45 % (so the two never mix up)."""
-    if region is None:
-        return image
     return torch.where(region[None], torch.ones_like(image), 0.45 * image)
 
 
@@ -141,7 +146,10 @@ class Handlers:
     def _shown(self, image: torch.Tensor, session: Session, status: str,
                region: torch.Tensor | None = None) -> Updates:  # fmt: skip
         c = self.c
-        return {c["current"]: to_pil(image), c["changed"]: to_pil(region_picture(image, region)),
+        # no region (a new sample, an undo): nothing to show; never the same picture twice
+        # in one reply (gradio rewrites a picture's cache file while it may be served)
+        changed = None if region is None else to_pil(region_picture(image, region))
+        return {c["current"]: to_pil(image), c["changed"]: changed,
                 c["explore_status"]: status, c["state"]: session}  # fmt: skip
 
     def show_explored(self, editors: list[str], images: list[str]) -> Callable[[Session], Updates]:
@@ -204,15 +212,12 @@ class Handlers:
     def content(self, editor: dict[str, Any] | None, temperature: float, seed: float | None,
                 session: Session) -> Updates:  # fmt: skip
         """Content transfer: blend what was painted into the explored sample."""
-        from srflow.app.images import from_pil
-
         explored = session.explored
-        if explored is None or not editor or editor.get("composite") is None:
+        if explored is None:
             raise AppError("choose a sample (Explore a region) and paint content on it first")
-        mask = painted_mask(editor, tuple(explored.current.shape[1:]))
-        out = actions.transfer_content(session, self.resolver(session),
-                                       from_pil(editor["composite"]), mask, float(temperature),
-                                       seed_of(seed))  # fmt: skip
+        edited, mask = paint_over(explored.current, editor)
+        out = actions.transfer_content(session, self.resolver(session), edited, mask,
+                                       float(temperature), seed_of(seed))  # fmt: skip
         return {self.c["transfer_out"]: to_pil(out),
                 self.c["transfer_status"]: "pasted content normalized (local)"}  # fmt: skip
 

@@ -80,27 +80,41 @@ def to_pil(image: Tensor) -> Image.Image:
     return image_to_pil(image.detach().float().cpu())
 
 
-def from_pil(image: Image.Image) -> Tensor:
-    """A float ``(3, H, W)`` tensor in ``[0, 1]`` of a Pillow or numpy RGB(A) image."""
-    array = np.asarray(image.convert("RGB") if isinstance(image, Image.Image) else image)
-    return torch.from_numpy(np.ascontiguousarray(array[..., :3])).permute(2, 0, 1).float() / 255
-
-
-def painted_mask(editor: dict[str, Any] | None, size: tuple[int, int]) -> Tensor:
-    """The pixels painted on an image editor's layers, as a boolean ``(H, W)`` mask.
+def painted_layers(editor: dict[str, Any] | None, size: tuple[int, int]) -> tuple[Tensor, Tensor]:
+    """What was painted on an image editor's layers: the colour ``(3, H, W)`` and the
+    coverage ``(H, W)`` in ``[0, 1]`` (the upper layer over the lower).
 
     Raises:
         AppError: when nothing is painted, or the layers do not have the image's size.
     """
     layers = [np.asarray(layer) for layer in (editor or {}).get("layers") or []]
-    painted = [layer[..., 3] > 0 for layer in layers if layer.ndim == 3 and layer.shape[2] == 4]
-    if not painted or not any(p.any() for p in painted):
+    layers = [layer for layer in layers if layer.ndim == 3 and layer.shape[2] == 4]
+    if not layers or not any(layer[..., 3].any() for layer in layers):
         raise AppError("paint the region on the image first (the brush)")
-    mask = np.logical_or.reduce(painted)
-    if mask.shape != tuple(size):
-        raise AppError(f"the painted layer is {mask.shape[1]}x{mask.shape[0]}, the image "
-                       f"{size[1]}x{size[0]}: select the sample again")  # fmt: skip
-    return torch.from_numpy(mask)
+    if layers[0].shape[:2] != tuple(size):
+        raise AppError(f"the painted layer is {layers[0].shape[1]}x{layers[0].shape[0]}, the "
+                       f"image {size[1]}x{size[0]}: select the sample again")  # fmt: skip
+    colour, cover = torch.zeros(3, *size), torch.zeros(size)
+    for layer in layers:
+        values = torch.from_numpy(layer.astype(np.float32) / 255).permute(2, 0, 1)
+        alpha = values[3]
+        colour = values[:3] * alpha + colour * (1 - alpha)
+        cover = alpha + cover * (1 - alpha)
+    return colour, cover
+
+
+def painted_mask(editor: dict[str, Any] | None, size: tuple[int, int]) -> Tensor:
+    """The pixels painted on an image editor's layers, as a boolean ``(H, W)`` mask
+    (see :func:`painted_layers`)."""
+    return painted_layers(editor, size)[1] > 0
+
+
+def paint_over(image: Tensor, editor: dict[str, Any] | None) -> tuple[Tensor, Tensor]:
+    """``image`` ``(3, H, W)`` with the editor's paint composited over it, and the painted
+    mask: the exact image is used, not the editor's (possibly lossy) copy of it."""
+    colour, cover = painted_layers(editor, tuple(image.shape[1:]))
+    painted = colour + image * (1 - cover)  # colour is already weighted by its coverage
+    return painted.clamp(0, 1), cover > 0
 
 
 def heat_map(values: np.ndarray) -> Image.Image:

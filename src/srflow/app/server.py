@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import logging
 import os
+from collections.abc import Callable
 from pathlib import Path
 
 from srflow.app.images import DEFAULT_MAX_PIXELS, MAX_FILE_SIZE
@@ -34,8 +35,10 @@ def example_images() -> list[Path]:
 def serve(
     model: str | None = None, *, host: str = "127.0.0.1", port: int = 7860,
     device: str = "auto", max_pixels: int = DEFAULT_MAX_PIXELS,
+    announce: Callable[[str], None] | None = None,
 ) -> None:  # fmt: skip
-    """Load the model, then serve the app until interrupted.
+    """Load the model, then serve the app until interrupted; ``announce`` is told (one line)
+    which model and address, once the model is loaded.
 
     Raises:
         AppError: the model cannot be loaded.
@@ -49,6 +52,9 @@ def serve(
     store = ModelStore(model, device)
     resolver = store.get()  # fail before serving when the model is unusable
     logger.info("model %s on %s", resolver.description, resolver.device)
+    if announce is not None:
+        announce(f"srflow app: {resolver.description} on {resolver.device}, "
+                 f"http://{host}:{port} (Ctrl-C stops it)")  # fmt: skip
     page = build(store, max_pixels, example_images())
     page.queue(default_concurrency_limit=1)
     theme = gr.themes.Default(font=SYSTEM_FONTS, font_mono=SYSTEM_MONO)

@@ -18,8 +18,10 @@ PAINT = gr.Brush(colors=["#ffffff", "#000000", "#d02020", "#20a020", "#2040d0"],
 
 
 def _editor(label: str, elem_id: str, brush: gr.Brush) -> gr.ImageEditor:
+    # webp: its picture never has the bytes (hence the cache file) of the PNG beside it; only
+    # the painted layers are read back, over the exact image (images.paint_over)
     return gr.ImageEditor(label=label, elem_id=elem_id, type="numpy", brush=brush,
-                          eraser=gr.Eraser(), transforms=(), sources=(), format="png",
+                          eraser=gr.Eraser(), transforms=(), sources=(), format="webp",
                           height=420)  # fmt: skip
 
 

@@ -48,10 +48,9 @@ def run(args: argparse.Namespace) -> int:
     from srflow.app.server import serve
     from srflow.app.session import AppError
 
-    print(f"srflow app on http://{args.host}:{args.port} (Ctrl-C stops it)", flush=True)
     try:
         serve(args.model, host=args.host, port=args.port, device=args.device,
-              max_pixels=args.max_pixels)  # fmt: skip
+              max_pixels=args.max_pixels, announce=lambda line: print(line, flush=True))
     except AppError as exc:
         raise CliError(str(exc)) from None
     return 0

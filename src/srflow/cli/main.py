@@ -9,7 +9,7 @@ import sys
 from collections.abc import Sequence
 
 from srflow import __version__
-from srflow.cli import evaluate, latent, metrics, rescale, sr, tools
+from srflow.cli import app, evaluate, latent, metrics, rescale, sr, tools
 from srflow.cli.common import CliError, Parser, describe_os_error, fail, unexpected
 from srflow.cli.threads import apply_threads, threads_arg
 
@@ -34,6 +34,7 @@ def build_parser() -> argparse.ArgumentParser:
     latent.add_parsers(subparsers)
     rescale.add_parser(subparsers)
     metrics.add_parser(subparsers)
+    app.add_parser(subparsers)
     try:
         from srflow.cli import train
     except ImportError:  # training extras not importable: the other commands still work

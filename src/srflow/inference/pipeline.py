@@ -22,6 +22,7 @@ from srflow.data.image_io import LoadedImage, image_from_pil, image_to_pil, read
 from srflow.data.resize import imresize
 from srflow.divergence import count_diverged, warn_diverged
 from srflow.inference.tiling import decode_tiled
+from srflow.latent.code import LatentCode, model_fingerprint
 from srflow.models.checkpoint import describe_model, load_model
 from srflow.models.hcflow import HCFlow
 from srflow.models.srflow import SRFlow, Temperature
@@ -273,6 +274,31 @@ class SuperResolver:
             if any(diverged):
                 warn_diverged(tuple(diverged), out[0].numel(), temperature)
             yield out
+
+    def sample_codes(
+        self, rgb: Tensor, temperature: Temperature = 0.8, samples: int = 1,
+        seed: int | None = None,
+    ) -> list[LatentCode]:  # fmt: skip
+        """The latent codes of the samples :meth:`sample_temperatures` draws for one
+        temperature and seed: ``decode_code(model, code)`` gives each sample back (to float
+        rounding), ready for the latent tools (:mod:`srflow.latent`), e.g. masked resampling.
+
+        Only random numbers are drawn here (nothing is decoded); the LR is padded as for
+        super-resolution.
+        """
+        h, w = rgb.shape[1:]
+        if min(h, w) < self.min_lr_size or samples < 1:
+            raise ValueError(f"need at least one sample of an image of at least "
+                             f"{self.min_lr_size}x{self.min_lr_size}")  # fmt: skip
+        lr = self._pad(rgb.unsqueeze(0).to(self.device, self.dtype))
+        gen = torch.Generator().manual_seed(seed if seed is not None else 0)
+        latents = self._draw(self.model.latent_shapes(lr), samples, temperature, gen)
+        size = (h * self.scale, w * self.scale)
+        fingerprint = model_fingerprint(self.model)
+        return [
+            LatentCode([z[j : j + 1] for z in latents], lr, size, self.scale, fingerprint)
+            for j in range(samples)
+        ]
 
     def _draw(
         self, shapes: list[tuple[int, ...]], count: int, temperature: Temperature,

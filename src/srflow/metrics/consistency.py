@@ -9,11 +9,13 @@ channels, no border crop. A perfectly consistent SR gives ``math.inf``.
 from __future__ import annotations
 
 import numpy as np
+import torch
 
+from srflow.data.image_io import to_uint8_round
 from srflow.data.resize import imresize
 from srflow.metrics.psnr_ssim import psnr
 
-__all__ = ["lr_psnr", "lr_psnr_float", "lr_psnr_vs_gt"]
+__all__ = ["lr_psnr", "lr_psnr_float", "lr_psnr_of_sample", "lr_psnr_vs_gt"]
 
 
 def _check_uint8(image: np.ndarray, name: str) -> np.ndarray:
@@ -88,3 +90,18 @@ def lr_psnr_float(sr: np.ndarray, lr_reference: np.ndarray, scale: int) -> float
         raise ValueError(f"SR {sr.shape} downscaled by {scale} is {down.shape}, "
                          f"reference is {lr_reference.shape}")  # fmt: skip
     return psnr(down, lr_reference, data_range=1.0)
+
+
+def lr_psnr_of_sample(sr: torch.Tensor, lr: torch.Tensor, scale: int) -> float:
+    """:func:`lr_psnr` of float images as a sampler returns them: both are rounded to 8 bits
+    (as they would be written to PNG) first.
+
+    Args:
+        sr: the super-resolved image, float ``(3, H, W)`` in ``[0, 1]``.
+        lr: its LR input, float ``(3, H / scale, W / scale)`` in ``[0, 1]``.
+        scale: the super-resolution factor.
+    """
+    def hwc(image: torch.Tensor) -> np.ndarray:
+        return np.asarray(to_uint8_round(image.detach().float().cpu().permute(1, 2, 0)))
+
+    return lr_psnr(hwc(sr), hwc(lr), scale)

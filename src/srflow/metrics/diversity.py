@@ -15,7 +15,8 @@ import numpy as np
 
 from srflow.metrics.psnr_ssim import box_mean_valid
 
-__all__ = ["MSE_BOX_SIZE", "diversity_score", "mse_local_map", "pixel_std_diversity"]
+__all__ = ["MSE_BOX_SIZE", "diversity_score", "mse_local_map", "pixel_std_diversity",
+           "pixel_std_map"]
 
 MSE_BOX_SIZE = 16
 
@@ -46,6 +47,28 @@ def pixel_std_diversity(samples: np.ndarray, *, unbiased: bool = False) -> float
     if unbiased and samples.shape[0] == 1:
         return math.nan
     return float(values.std(axis=0, ddof=1 if unbiased else 0).mean())
+
+
+def pixel_std_map(samples: np.ndarray) -> np.ndarray:
+    """Where samples differ: the per-pixel standard deviation across samples, averaged over
+    the channels (float64, on the [0, 255] scale; population std as in
+    :func:`pixel_std_diversity`, which is this map's mean).
+
+    Args:
+        samples: ``(N, H, W, C)`` or ``(N, H, W)``; uint8 as is, floats in [0, 1].
+
+    Returns:
+        The ``(H, W)`` map (zeros for a single sample).
+
+    Raises:
+        ValueError: If there are no samples or the array has fewer than 3 dimensions.
+    """
+    samples = np.asarray(samples)
+    if samples.ndim < 3 or samples.shape[0] == 0:
+        raise ValueError(f"expected (N, H, W[, C]) samples with N >= 1, got {samples.shape}")
+    values = samples.astype(np.float64) * (1.0 if samples.dtype == np.uint8 else 255.0)
+    std = values.std(axis=0)
+    return std.mean(axis=2) if std.ndim == 3 else std
 
 
 def diversity_score(global_scores: Sequence[float], local_maps: np.ndarray) -> float:

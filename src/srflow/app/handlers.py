@@ -1,0 +1,243 @@
+"""The page's callbacks: page values in, :mod:`srflow.app.actions` called, page values out.
+
+Each callback returns a dict of the components it updates. A problem is shown in the
+panel's status line (and as a gradio warning toast), never as a stack trace: the
+:func:`guarded` wrapper turns :class:`AppError` and unforeseen errors into that one line.
+"""
+
+from __future__ import annotations
+
+import functools
+import logging
+import tempfile
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import gradio as gr
+import torch
+
+from srflow.app import actions
+from srflow.app.images import (
+    heat_map,
+    paint_over,
+    painted_mask,
+    parse_temperature,
+    read_upload,
+    to_pil,
+)
+from srflow.app.models import ModelStore, model_info
+from srflow.app.session import AppError, Cancelled, Session
+
+logger = logging.getLogger(__name__)
+Updates = dict[Any, Any]
+
+
+def guarded(status: Any) -> Callable[[Callable[..., Updates]], Callable[..., Updates]]:
+    """Wrap a callback: an error becomes ``{status: "error: ..."}`` and a warning toast."""
+
+    def wrap(callback: Callable[..., Updates]) -> Callable[..., Updates]:
+        @functools.wraps(callback)
+        def run(*args: Any, **kwargs: Any) -> Updates:
+            try:
+                return callback(*args, **kwargs)
+            except Cancelled:
+                return {status: "cancelled"}
+            except AppError as exc:
+                message = str(exc)
+            except Exception as exc:  # noqa: BLE001 - the page shows one line, never a trace
+                logger.warning("unexpected error in %s", callback.__name__, exc_info=exc)
+                text = str(exc).strip().splitlines()
+                message = f"unexpected {type(exc).__name__}" + (f": {text[0]}" if text else "")
+            gr.Warning(message)
+            return {status: f"**error:** {message}"}
+
+        return run
+
+    return wrap
+
+
+def editor_value(image: torch.Tensor) -> dict[str, Any]:
+    """An image editor showing ``image`` with nothing painted."""
+    picture = to_pil(image)
+    return {"background": picture, "layers": [], "composite": picture}
+
+
+def region_picture(image: torch.Tensor, region: torch.Tensor) -> torch.Tensor:
+    """``region`` in white over ``image`` dimmed to at most 45 % (so the two never mix up)."""
+    return torch.where(region[None], torch.ones_like(image), 0.45 * image)
+
+
+def seed_of(value: float | None) -> int:
+    """A seed from a number field (empty: 0)."""
+    seed = int(value or 0)
+    if seed < 0:
+        raise AppError("seed: must not be negative")
+    return seed
+
+
+class Handlers:
+    """Callbacks bound to the server's models and limits (see :mod:`srflow.app.ui`).
+
+    Args:
+        store: the loaded models.
+        max_pixels: the largest image (LR pixels) the app takes.
+        c: the page's components by name (filled in by the layout).
+    """
+
+    def __init__(self, store: ModelStore, max_pixels: int, c: dict[str, Any]) -> None:
+        self.store, self.max_pixels, self.c = store, max_pixels, c
+
+    def resolver(self, session: Session) -> Any:
+        """The model of ``session``'s tab."""
+        return self.store.get(session.model_path)
+
+    def upload(self, path: str | None, session: Session) -> Updates:
+        """A new input image (from the file field or the example button)."""
+        c = self.c
+        session.image = None
+        session.clear_results()
+        if not path:
+            return {c["preview"]: None, c["sample_status"]: "", c["state"]: session}
+        try:
+            loaded = read_upload(path, self.max_pixels)
+        except AppError as exc:  # the field is emptied for the next try
+            gr.Warning(str(exc))
+            return {c["upload"]: None, c["preview"]: None, c["state"]: session,
+                    c["sample_status"]: f"**error:** {exc}"}  # fmt: skip
+        session.image, session.name = loaded, Path(path).stem
+        h, w = loaded.rgb.shape[1:]
+        note = f"input: {w}x{h}" + (" (its alpha is ignored)" if loaded.alpha is not None else "")
+        return {c["upload"]: None, c["preview"]: to_pil(loaded.rgb), c["sample_status"]: note,
+                c["state"]: session}  # fmt: skip
+
+    def sample(self, text: str, count: float, seed: float | None, session: Session,
+               progress: gr.Progress = gr.Progress()) -> Updates:  # fmt: skip  # noqa: B008
+        """Draw the gallery; show LR-PSNRs, the diversity map and the downloads."""
+        c = self.c
+        resolver = self.resolver(session)
+        report = lambda done, what: progress(done, desc=what)  # noqa: E731
+        result = actions.draw_samples(session, resolver, parse_temperature(text), int(count),
+                                      seed_of(seed), report)  # fmt: skip
+        names = [f"s{i:02d}" for i in range(len(result.images))]
+        gallery = [
+            (to_pil(image), f"{name} · LR-PSNR {score:.2f} dB")
+            for name, image, score in zip(names, result.images, result.lr_psnr, strict=True)
+        ]
+        files = actions.write_samples(session, Path(tempfile.mkdtemp(prefix="srflow-app-")))
+        actions.start_exploring(session, resolver, 0)  # shown when its tab is (show_explored)
+        h, w = result.images.shape[2:]
+        status = (f"{len(names)} samples of {w}x{h}; pixel-std diversity "
+                  f"{result.diversity:.2f} (0-255)")  # fmt: skip
+        if result.note:
+            status += f"; warning: {result.note}"
+        return {
+            c["gallery"]: gallery, c["diversity"]: heat_map(result.std_map),
+            c["downloads"]: [str(p) for p in files], c["sample_status"]: status,
+            c["choose"]: gr.Dropdown(choices=names, value=names[0]), c["state"]: session,
+        }  # fmt: skip
+
+    def cancel(self, session: Session) -> Updates:
+        """Ask running work to stop at its next progress report (the page says "cancelled"
+        then; the status line is left to the work, so the two replies cannot cross)."""
+        gr.Info("cancelling..." if session.request_cancel() else "nothing to cancel")
+        return {}
+
+    def _shown(self, image: torch.Tensor, session: Session, status: str,
+               region: torch.Tensor | None = None) -> Updates:  # fmt: skip
+        c = self.c
+        # no region (a new sample, an undo): nothing to show; never the same picture twice
+        # in one reply (gradio rewrites a picture's cache file while it may be served)
+        changed = None if region is None else to_pil(region_picture(image, region))
+        return {c["current"]: to_pil(image), c["changed"]: changed,
+                c["explore_status"]: status, c["state"]: session}  # fmt: skip
+
+    def show_explored(self, editors: list[str], images: list[str]) -> Callable[[Session], Updates]:
+        """A callback putting the explored image into the named editors (nothing painted) and
+        images: run when their tab is shown, as components filled while hidden may stay
+        blank."""
+
+        def show(session: Session) -> Updates:
+            if session.explored is None:
+                return {}
+            image = session.explored.current
+            return {**{self.c[name]: editor_value(image) for name in editors},
+                    **{self.c[name]: to_pil(image) for name in images}}  # fmt: skip
+
+        return show
+
+    def choose(self, name: str | None, session: Session) -> Updates:
+        """Start exploring the chosen sample."""
+        if not name:
+            return {}
+        image = actions.start_exploring(session, self.resolver(session), int(name[1:]))
+        updates = self._shown(image, session, f"exploring {name}: paint a region, then redraw")
+        return {**updates, self.c["editor"]: editor_value(image)}
+
+    def redraw(self, editor: dict[str, Any] | None, temperature: float, seed: float | None,
+               session: Session) -> Updates:  # fmt: skip
+        """Redraw the painted region's latents."""
+        explored = session.explored
+        if explored is None:
+            raise AppError("draw samples in the Sample panel first")
+        mask = painted_mask(editor, tuple(explored.current.shape[1:]))
+        image, region, note = actions.redraw_region(
+            session, self.resolver(session), mask, float(temperature), seed_of(seed)
+        )
+        if region is None:
+            where = "with this model a change can reach the whole image"
+        else:
+            share = 100 * region.float().mean().item()
+            where = f"{share:.0f} % of the pixels may have changed (white), the others did not"
+        status = f"redraw {len(explored.codes) - 1} at temperature {temperature:g}: {where}"
+        return self._shown(image, session, status + (f"; warning: {note}" if note else ""), region)
+
+    def undo(self, session: Session) -> Updates:
+        """Back to the image before the last redraw."""
+        image = actions.undo(session)
+        steps = len(session.explored.codes) - 1 if session.explored else 0
+        return self._shown(image, session, f"undone: {steps} redraw(s) kept")
+
+    def style(self, path: str | None, temperature: float, seed: float | None,
+              session: Session) -> Updates:  # fmt: skip
+        """Style transfer from an HR image onto the input."""
+        if not path:
+            raise AppError("upload the style source (an HR image, scale x the input's size)")
+        source = read_upload(path, self.max_pixels * self.resolver(session).scale ** 2)
+        out = actions.transfer_style(session, self.resolver(session), source,
+                                     float(temperature), seed_of(seed))  # fmt: skip
+        return {self.c["transfer_out"]: to_pil(out),
+                self.c["transfer_status"]: "style transferred"}  # fmt: skip
+
+    def content(self, editor: dict[str, Any] | None, temperature: float, seed: float | None,
+                session: Session) -> Updates:  # fmt: skip
+        """Content transfer: blend what was painted into the explored sample."""
+        explored = session.explored
+        if explored is None:
+            raise AppError("choose a sample (Explore a region) and paint content on it first")
+        edited, mask = paint_over(explored.current, editor)
+        out = actions.transfer_content(session, self.resolver(session), edited, mask,
+                                       float(temperature), seed_of(seed))  # fmt: skip
+        return {self.c["transfer_out"]: to_pil(out),
+                self.c["transfer_status"]: "pasted content normalized (local)"}  # fmt: skip
+
+    def restore(self, path: str | None, temperature: float, seed: float | None,
+                session: Session) -> Updates:  # fmt: skip
+        """Restore a noisy or JPEG image."""
+        if not path:
+            raise AppError("upload the noisy or JPEG-compressed image to restore")
+        degraded = read_upload(path, self.max_pixels)
+        out = actions.restore_image(self.resolver(session), degraded, float(temperature),
+                                    seed_of(seed))  # fmt: skip
+        return {self.c["transfer_out"]: to_pil(out), self.c["transfer_status"]: "restored"}
+
+    def model(self, path: str | None, session: Session) -> Updates:
+        """Show (and switch to) a model; the tab's results are cleared on a switch."""
+        c = self.c
+        key = self.store.resolve(path or session.model_path)
+        resolver = self.store.get(key)
+        if key != self.store.resolve(session.model_path):
+            session.model_path = key
+            session.clear_results()
+        return {c["model_info"]: model_info(resolver, key).markdown(), c["model_status"]: "",
+                c["state"]: session}  # fmt: skip

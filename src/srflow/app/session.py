@@ -1,0 +1,118 @@
+"""One browser tab's state: the input image, its samples and their latent codes, the
+region-exploration history (for undo), and a cancel flag for long work.
+
+A :class:`Session` lives in a ``gr.State``, so two tabs never see each other's results.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+
+from torch import Tensor
+
+from srflow.data.image_io import LoadedImage
+from srflow.latent.code import LatentCode
+
+
+class AppError(ValueError):
+    """A problem the user can fix (bad upload, bad option): shown as one line in the page."""
+
+
+class Cancelled(Exception):
+    """The user pressed Cancel while work was running."""
+
+
+@dataclass
+class Explored:
+    """A sample being explored: its codes and images, the last being the current one.
+
+    Attributes:
+        index: which sample of the gallery it started from.
+        codes: latent codes after each step (the first is the sample's own).
+        images: decoded images ``(3, H, W)`` of ``codes``.
+    """
+
+    index: int
+    codes: list[LatentCode]
+    images: list[Tensor]
+
+    @property
+    def current(self) -> Tensor:
+        """The image shown now."""
+        return self.images[-1]
+
+
+@dataclass
+class Session:
+    """What one tab has made so far.
+
+    Attributes:
+        model_path: the checkpoint this tab uses (``None``: the server's model).
+        image: the uploaded LR image.
+        name: the upload's file stem (for download names).
+        samples: the gallery, ``(N, 3, H, W)`` in ``[0, 1]``.
+        codes: the latent code of each sample.
+        temperature: the sampling temperature (one value, or one per latent tensor).
+        explored: the region-exploration history, if one was started.
+        steps: region redraws so far (each takes the next seed).
+        cancel: set by the Cancel button; long work stops at its next progress report.
+        busy: long work is running (only then does Cancel set ``cancel``).
+    """
+
+    model_path: str | None = None
+    image: LoadedImage | None = None
+    name: str = "image"
+    samples: Tensor | None = None
+    codes: list[LatentCode] = field(default_factory=list)
+    temperature: float | list[float] = 0.8
+    explored: Explored | None = None
+    steps: int = 0
+    cancel: bool = False
+    busy: bool = False
+
+    def clear_results(self) -> None:
+        """Forget the samples and the exploration (a new image or model)."""
+        self.samples, self.codes, self.explored, self.steps = None, [], None, 0
+
+    def need_image(self) -> LoadedImage:
+        """The uploaded image, or :class:`AppError` saying to upload one."""
+        if self.image is None:
+            raise AppError("upload an image (or pick the example) first")
+        return self.image
+
+    def need_samples(self) -> Tensor:
+        """The gallery, or :class:`AppError` saying to sample first."""
+        if self.samples is None or not self.codes:
+            raise AppError("draw samples in the Sample panel first")
+        return self.samples
+
+    def request_cancel(self) -> bool:
+        """Ask the running work to stop; ``False`` when nothing is running."""
+        self.cancel = self.busy
+        return self.busy
+
+    @contextmanager
+    def working(self) -> Iterator[None]:
+        """Mark long work as running (Cancel applies to it, and only to it)."""
+        self.busy, self.cancel = True, False
+        try:
+            yield
+        finally:
+            self.busy, self.cancel = False, False
+
+    def progress_reporter(
+        self, report: Callable[[float, str], None], total: float, what: str
+    ) -> Callable[[float], None]:
+        """A progress callback for the library that adds up what it is told, reports the
+        fraction done, and raises :class:`Cancelled` once Cancel was pressed."""
+        done = [0.0]
+
+        def step(amount: float) -> None:
+            if self.cancel:
+                raise Cancelled
+            done[0] += amount
+            report(min(1.0, done[0] / total), what)
+
+        return step

@@ -130,18 +130,26 @@ def test_redraw_keeps_the_rest_bit_identical_and_undoes(
     resolver: SuperResolver, session: Session
 ) -> None:
     actions.draw_samples(session, resolver, T, 2, 0, _no_report)
-    before = actions.start_exploring(session, resolver, 1)
-    assert torch.equal(before, decode_code(resolver.model, session.codes[1])[0].clamp(0, 1))
-    mask = torch.zeros(96, 128, dtype=torch.bool)
-    mask[4:10, 6:14] = True
-    after, region, _ = actions.redraw_region(session, resolver, mask, T, 3)
+    prepared = []
+    condition = resolver.model.condition
+    resolver.model.condition = lambda lr: prepared.append(1) or condition(lr)  # type: ignore[method-assign]
+    try:
+        before = actions.start_exploring(session, resolver, 1)
+        plain = decode_code(resolver.model, session.codes[1])[0].clamp(0, 1)
+        torch.testing.assert_close(before, plain, atol=2e-5, rtol=0)  # prepared: rounding
+        mask = torch.zeros(96, 128, dtype=torch.bool)
+        mask[4:10, 6:14] = True
+        after, region, _ = actions.redraw_region(session, resolver, mask, T, 3)
+        again, _, _ = actions.redraw_region(session, resolver, mask, T, 3)
+    finally:
+        del resolver.model.condition
+    assert len(prepared) == 1  # one prepared conditioning serves every redraw
     assert region is not None and region.shape == (96, 128) and not region.all()
     shapes = [tuple(z.shape) for z in session.codes[1].latents]
     bound = affected_region(resolver.model, latent_masks(mask, shapes, (96, 128)))[0, 0]
     assert torch.equal(region, bound)
     changed = (after != before).any(0)
     assert changed.any() and not (changed & ~region).any()
-    again, _, _ = actions.redraw_region(session, resolver, mask, T, 3)
     assert not torch.equal(again, after)  # each redraw takes the next seed
     assert torch.equal(actions.undo(session), after)
     assert torch.equal(actions.undo(session), before)

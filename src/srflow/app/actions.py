@@ -110,8 +110,11 @@ def write_samples(session: Session, folder: Path) -> list[Path]:
     return [*paths, bundle]
 
 
-def _decode(resolver: SuperResolver, code: LatentCode) -> tuple[Tensor, str]:
-    image, note = _quiet_divergence(lambda: decode_code(resolver.model, code)[0])
+def _decode(session: Session, resolver: SuperResolver, code: LatentCode) -> tuple[Tensor, str]:
+    """Decode ``code`` with its LR's prepared conditioning, kept in the session: redrawing a
+    region again and again runs the encoder and the conditioning-only terms once."""
+    conds = session.conditioning_for(code.lr, resolver.model.condition)
+    image, note = _quiet_divergence(lambda: decode_code(resolver.model, code, conds)[0])
     return image.float().clamp(0, 1).cpu(), note
 
 
@@ -121,7 +124,7 @@ def start_exploring(session: Session, resolver: SuperResolver, index: int) -> Te
     if not 0 <= index < len(session.codes):
         raise AppError(f"there is no sample s{index:02d}")
     code = session.codes[index]
-    image, _ = _decode(resolver, code)
+    image, _ = _decode(session, resolver, code)
     session.explored, session.steps = Explored(index, [code], [image]), 0
     return image
 
@@ -142,7 +145,7 @@ def redraw_region(
     code = explored.codes[-1]
     generator = torch.Generator().manual_seed(seed + session.steps)
     new = resample_code(resolver.model, code, temperature, generator, mask.cpu())
-    image, note = _decode(resolver, new)
+    image, note = _decode(session, resolver, new)
     session.steps += 1
     explored.codes.append(new)
     explored.images.append(image)
@@ -176,7 +179,7 @@ def transfer_style(
                               temperature=temperature, generator=generator)  # fmt: skip
     except ValueError as exc:
         raise AppError(f"style source: {exc}") from None
-    return _decode(resolver, code)[0]
+    return _decode(session, resolver, code)[0]
 
 
 def transfer_content(
@@ -194,7 +197,7 @@ def transfer_content(
         mask.to(device), lr=session.need_image().rgb.to(device, dtype), temperature=temperature,
         generator=torch.Generator().manual_seed(seed),
     )  # fmt: skip
-    return _decode(resolver, code)[0]
+    return _decode(session, resolver, code)[0]
 
 
 def restore_image(

@@ -6,7 +6,7 @@ A :class:`Session` lives in a ``gr.State``, so two tabs never see each other's r
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 
@@ -59,6 +59,8 @@ class Session:
         steps: region redraws so far (each takes the next seed).
         cancel: set by the Cancel button; long work stops at its next progress report.
         busy: long work is running (only then does Cancel set ``cancel``).
+        prepared: the last decoded LR and its prepared conditioning
+            (:meth:`conditioning_for`).
     """
 
     model_path: str | None = None
@@ -71,10 +73,21 @@ class Session:
     steps: int = 0
     cancel: bool = False
     busy: bool = False
+    prepared: tuple[Tensor, Sequence[object]] | None = None
 
     def clear_results(self) -> None:
         """Forget the samples and the exploration (a new image or model)."""
         self.samples, self.codes, self.explored, self.steps = None, [], None, 0
+        self.prepared = None
+
+    def conditioning_for(
+        self, lr: Tensor, condition: Callable[[Tensor], Sequence[object]]
+    ) -> Sequence[object]:
+        """``condition(lr)`` (the model's prepared conditioning), kept for the last LR tensor
+        it was made for: the codes of one gallery share their LR, so it is made once."""
+        if self.prepared is None or self.prepared[0] is not lr:
+            self.prepared = (lr, condition(lr))
+        return self.prepared[1]
 
     def need_image(self) -> LoadedImage:
         """The uploaded image, or :class:`AppError` saying to upload one."""

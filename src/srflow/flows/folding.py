@@ -10,8 +10,9 @@ one of the parameters they come from changes: an optimizer step, a ``load_state_
 move to another device or dtype). With gradients enabled (training) layers run unfolded, so
 autograd sees the original graph.
 
-Folded and unfolded results agree within rounding: measured on every family's published
-architecture (random weights), at most a few float32 ulps per layer.
+Folded and unfolded results agree within rounding: decoding agrees within 1e-10 in float64
+on tiny models of SRFlow and every SRFlow-DA variant, and so does each folded layer
+(tests/test_folding.py).
 """
 
 from __future__ import annotations

@@ -23,7 +23,9 @@ from srflow.app.images import (
     paint_over,
     painted_mask,
     parse_temperature,
+    pixels_changed,
     read_upload,
+    region_picture,
     to_pil,
 )
 from srflow.app.models import ModelStore, model_info
@@ -63,9 +65,6 @@ def editor_value(image: torch.Tensor) -> dict[str, Any]:
     return {"background": picture, "layers": [], "composite": picture}
 
 
-def region_picture(image: torch.Tensor, region: torch.Tensor) -> torch.Tensor:
-    """``region`` in white over ``image`` dimmed to at most 45 % (so the two never mix up)."""
-    return torch.where(region[None], torch.ones_like(image), 0.45 * image)
 
 
 def seed_of(value: float | None) -> int:
@@ -144,11 +143,11 @@ class Handlers:
         return {}
 
     def _shown(self, image: torch.Tensor, session: Session, status: str,
-               region: torch.Tensor | None = None) -> Updates:  # fmt: skip
+               picture: torch.Tensor | None = None) -> Updates:  # fmt: skip
         c = self.c
-        # no region (a new sample, an undo): nothing to show; never the same picture twice
+        # no picture (a new sample, an undo): nothing to show; never the same picture twice
         # in one reply (gradio rewrites a picture's cache file while it may be served)
-        changed = None if region is None else to_pil(region_picture(image, region))
+        changed = None if picture is None else to_pil(picture)
         return {c["current"]: to_pil(image), c["changed"]: changed,
                 c["explore_status"]: status, c["state"]: session}  # fmt: skip
 
@@ -184,13 +183,15 @@ class Handlers:
         image, region, note = actions.redraw_region(
             session, self.resolver(session), mask, float(temperature), seed_of(seed)
         )
-        if region is None:
-            where = "with this model a change can reach the whole image"
-        else:
-            share = 100 * region.float().mean().item()
-            where = f"{share:.0f} % of the pixels may have changed (white), the others did not"
+        changed = pixels_changed(explored.images[-2], image)
+        if region is None:  # HCFlow: a change can reach the whole image
+            region = torch.ones_like(changed)
+        share, reach = (100 * m.float().mean().item() for m in (changed, region))
+        where = f"{share:.1f} % of the pixels changed (white); the change could reach " + (
+            "any pixel (grey)" if region.all() else f"{reach:.0f} % (grey), no other pixel")
         status = f"redraw {len(explored.codes) - 1} at temperature {temperature:g}: {where}"
-        return self._shown(image, session, status + (f"; warning: {note}" if note else ""), region)
+        status += f"; warning: {note}" if note else ""
+        return self._shown(image, session, status, region_picture(image, changed, region))
 
     def undo(self, session: Session) -> Updates:
         """Back to the image before the last redraw."""

@@ -122,3 +122,20 @@ def heat_map(values: np.ndarray) -> Image.Image:
     top = float(values.max()) if values.size else 0.0
     scaled = values / top if top > 0 else np.zeros_like(values)
     return Image.fromarray(np.rint(scaled * 255).astype(np.uint8))
+
+
+#: Grey of the pixels a redraw could reach but did not change: 8-bit 180, above any dimmed
+#: pixel (at most 115).
+REACHABLE_GREY = 180 / 255
+
+
+def pixels_changed(before: Tensor, after: Tensor) -> Tensor:
+    """``(H, W)``: where the 8-bit pictures (as the page shows them) of two images differ."""
+    return torch.from_numpy((np.asarray(to_pil(before)) != np.asarray(to_pil(after))).any(2))
+
+
+def region_picture(image: Tensor, changed: Tensor, region: Tensor) -> Tensor:
+    """``changed`` pixels in white, the rest of ``region`` (what the change could reach) in
+    light grey, over ``image`` dimmed to at most 45 % (so the three never mix up)."""
+    grey = torch.where(region[None], torch.full_like(image, REACHABLE_GREY), 0.45 * image)
+    return torch.where(changed[None], torch.ones_like(image), grey)

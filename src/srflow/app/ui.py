@@ -76,7 +76,7 @@ def _explore_panel(c: dict[str, Any]) -> None:
             c["explore_status"] = gr.Markdown(elem_id="explore-status")
         with gr.Column():
             c["current"] = _image("current", "current")
-            c["changed"] = _image("pixels that may have changed (white)", "changed")
+            c["changed"] = _image("changed (white), could change (grey)", "changed")
 
 
 def _transfer_panel(c: dict[str, Any]) -> None:

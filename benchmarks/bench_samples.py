@@ -11,8 +11,10 @@ table gives the time, the peak memory above the loaded model, the FLOPs the run 
 (``torch.utils.flop_counter``), its minimum FLOPs (the fixed work once: the encoder and every
 conditioning-only term; plus the per-sample work N times, both counted on the model), the
 achieved GFLOP/s of that minimum, and the GFLOP/s of a reference 3x3 convolution (64 -> 64
-channels, 256x256) measured in the same run. Results are kept in ``outputs/bench_samples.json``
-so an interrupted run resumes; ``--fresh`` starts over.
+channels, 256x256) measured in the same run. Each process tunes the C allocator as the
+``srflow`` command does (:mod:`srflow.inference.allocator`); ``--malloc-default`` measures the
+given runs with glibc's default allocator as well (rows marked "malloc default"). Results are
+kept in ``outputs/bench_samples.json`` so an interrupted run resumes; ``--fresh`` starts over.
 """
 
 from __future__ import annotations
@@ -27,6 +29,7 @@ from harness import machine_description, measure, run_case_in_subprocess, write_
 from torch.utils.flop_counter import FlopCounterMode
 
 from srflow.families import family_of, published_models
+from srflow.inference.allocator import keep_freed_memory
 from srflow.inference.pipeline import CPU_DECODE_BATCH, inference_layout
 
 MODELS = ("SRFlow_DF2K_4X", "SRFlowDA_4X", "SRFlowDA-R_4X", "SRFlowDA-S_4X", "SRFlowDA-D_4X")
@@ -106,7 +109,9 @@ def _reference_gflops(device: str) -> float:
 
 
 def _case(spec: str, device: str) -> dict[str, float]:
-    name, size, run = spec.split(":")
+    name, size, run, *allocator = spec.split(":")
+    if not allocator:
+        keep_freed_memory()
     model = _build(name, device)
     lr = torch.rand(1, 3, int(size), int(size), device=device)
     with torch.no_grad():
@@ -132,8 +137,9 @@ def _table(results: dict[str, dict[str, float]], args: argparse.Namespace) -> st
         "|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for spec, r in results.items():
-        name, size, run = spec.split(":")
-        one = results.get(f"{name}:{size}:n1")
+        name, size, run, *allocator = spec.split(":")
+        one = results.get(":".join([name, size, "n1", *allocator]))
+        run += " (malloc default)" if allocator else ""
         ratio = f"{r['seconds'] / one['seconds']:.2f}" if one else "-"
         achieved = r["min_flops"] / r["seconds"] / 1e9
         lines.append(
@@ -151,6 +157,8 @@ def main() -> None:
     parser.add_argument("--sizes", nargs="+", type=int, default=[64, 128])
     parser.add_argument("--runs", nargs="+", default=list(RUNS), choices=RUNS)
     parser.add_argument("--fresh", action="store_true", help="forget the kept results")
+    parser.add_argument("--malloc-default", action="store_true",
+                        help="also run with glibc's default allocator")  # fmt: skip
     parser.add_argument("--case", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.case:
@@ -161,13 +169,15 @@ def main() -> None:
     for name in args.models:
         for size in args.sizes:
             for run in args.runs:
-                spec = f"{name}:{size}:{run}"
-                if spec not in results:
-                    results[spec] = run_case_in_subprocess(
-                        Path(__file__), spec, ["--device", args.device]
-                    )
-                    STATE.write_text(json.dumps(results, indent=1))
-                    print(spec, results[spec], flush=True)
+                for spec in [f"{name}:{size}:{run}"] + (
+                    [f"{name}:{size}:{run}:default"] if args.malloc_default else []
+                ):
+                    if spec not in results:
+                        results[spec] = run_case_in_subprocess(
+                            Path(__file__), spec, ["--device", args.device]
+                        )
+                        STATE.write_text(json.dumps(results, indent=1))
+                        print(spec, results[spec], flush=True)
     write_section(f"bench_samples ({args.device})", _table(results, args))
 
 

@@ -12,6 +12,7 @@ from srflow import __version__
 from srflow.cli import app, evaluate, latent, metrics, rescale, sr, tools
 from srflow.cli.common import CliError, Parser, describe_os_error, fail, unexpected
 from srflow.cli.threads import apply_threads, threads_arg
+from srflow.inference.allocator import keep_freed_memory
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -51,6 +52,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         level=logging.INFO if args.verbose else logging.WARNING,
         format="%(levelname)s %(name)s: %(message)s",
     )
+    keep_freed_memory()  # reuse freed activations: see srflow.inference.allocator
     try:
         apply_threads(args.threads)
         return int(args.run(args))

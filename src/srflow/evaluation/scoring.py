@@ -20,7 +20,7 @@ import torch
 from srflow.data.image_io import to_uint8_round, to_uint8_truncate
 from srflow.evaluation.config import EvalConfig
 from srflow.evaluation.metric_table import METRICS
-from srflow.metrics.brisque import brisque, load_brisque_model
+from srflow.metrics.brisque_release import brisque_release, load_brisque_release
 from srflow.metrics.consistency import lr_psnr, lr_psnr_float
 from srflow.metrics.diversity import diversity_score, mse_local_map, pixel_std_diversity
 from srflow.metrics.lpips import LPIPS
@@ -79,12 +79,14 @@ class MetricSuite:
         if self.lpips is not None:
             self.lpips = self.lpips.to(device)
         self.niqe_params = self._load("niqe", lambda: load_niqe_params(files.niqe_params))
-        self.brisque_model = self._load("brisque", lambda: load_brisque_model(files.brisque_model))
+        self.brisque_model = self._load(
+            "brisque", lambda: load_brisque_release(files.brisque_model)
+        )
         self.no_reference: dict[str, Callable[[np.ndarray], float]] = {}
         if self.niqe_params is not None:
             self.no_reference["niqe"] = lambda im: niqe(im, self.niqe_params)
         if self.brisque_model is not None:
-            self.no_reference["brisque"] = lambda im: brisque(im, self.brisque_model)
+            self.no_reference["brisque"] = lambda im: brisque_release(im, self.brisque_model)
         if "piqe" in self.skip:
             self.unavailable["piqe"] = "not requested"
         else:

@@ -70,10 +70,10 @@ class _NumpyOnlyUnpickler(pickle.Unpickler):
         raise pickle.UnpicklingError(f"global {module}.{name} is not allowed")
 
 
-def _read_libsvm_model(path: Path) -> tuple[np.ndarray, np.ndarray, float, float]:
+def read_libsvm_text(text: str, where: object) -> tuple[np.ndarray, np.ndarray, float, float]:
     """Parse an epsilon-SVR/RBF libsvm text model: ``(svs, coefs, gamma, rho)``."""
     header: dict[str, str] = {}
-    lines = path.read_text().splitlines()
+    lines = text.splitlines()
     start = None
     for index, line in enumerate(lines):
         if line.strip() == "SV":
@@ -82,7 +82,7 @@ def _read_libsvm_model(path: Path) -> tuple[np.ndarray, np.ndarray, float, float
         key, _, value = line.partition(" ")
         header[key] = value.strip()
     if start is None or header.get("kernel_type") != "rbf" or "gamma" not in header:
-        raise MetricUnavailable(f"BRISQUE model {path}: not an RBF libsvm model")
+        raise MetricUnavailable(f"BRISQUE model {where}: not an RBF libsvm model")
     coefficients, rows = [], []
     for line in lines[start:]:
         fields = line.split()
@@ -116,7 +116,9 @@ def load_brisque_model(directory: str | os.PathLike[str] | None = None) -> BRISQ
     """
     folder = brisque_model_dir(directory)
     try:
-        svs, coefficients, gamma, rho = _read_libsvm_model(folder / "svm.txt")
+        svs, coefficients, gamma, rho = read_libsvm_text(
+            (folder / "svm.txt").read_text(), folder / "svm.txt"
+        )
         low, high = _read_ranges(folder)
     except (OSError, ValueError, KeyError, pickle.UnpicklingError) as error:
         raise MetricUnavailable(f"BRISQUE model in {folder} is unreadable: {error}") from error

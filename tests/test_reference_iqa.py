@@ -113,9 +113,7 @@ def test_niqe_matches_the_authors_release(official: dict, name: str) -> None:
 def test_piqe(official: dict, name: str) -> None:
     from srflow.metrics.pique import piqe
 
-    # I04: 0.27 below MATLAB's piqe(), an open gap (docs/metrics.md); the others within 0.1
-    tolerance = 0.3 if name == "I04" else 0.1
-    assert piqe(pair(name)[0]) == pytest.approx(official["piqe"][name], abs=tolerance)
+    assert piqe(pair(name)[0]) == pytest.approx(official["piqe"][name], abs=0.1)
 
 
 @pytest.fixture(scope="module")

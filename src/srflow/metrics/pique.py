@@ -2,8 +2,10 @@
 
 Own implementation of the algorithm as MATLAB's ``piqe`` documents it; no trained parameters.
 
-* Gray on the [0, 255] scale (MATLAB ``rgb2gray`` for RGB), padded at the bottom/right by
-  replication to a multiple of 16.
+* Gray on the [0, 255] scale (MATLAB ``rgb2gray`` for RGB), stretched to its maximum and
+  rounded, ``round(255 I / max(I))``, as MATLAB's ``piqe`` does (and IQA-PyTorch's port, which
+  matches MATLAB on five TID2013 images); padded at the bottom/right by replication to a
+  multiple of 16.
 * MSCN ``(I - mu) / (sigma + 1)`` with the 7x7 Gaussian window (sigma 7/6), replicate borders.
 * 16x16 non-overlapping blocks. A block is *spatially active* when the variance of its MSCN
   coefficients exceeds 0.1; only active blocks are scored.
@@ -68,6 +70,9 @@ def piqe_details(image: np.ndarray) -> PIQEResult:
         ValueError: On a bad shape/dtype or an image smaller than one block.
     """
     gray = to_gray_255(image)
+    top = float(gray.max()) if gray.size else 0.0
+    if top > 0:
+        gray = np.round(255.0 * gray / top)
     height, width = gray.shape
     if height < BLOCK or width < BLOCK:
         raise ValueError(f"PIQE needs an image of at least {BLOCK}x{BLOCK}, got {gray.shape}")

@@ -1,8 +1,9 @@
 """Super-resolve images with a trained model: padding, sample batching, tiling, seeds.
 
-The RRDB conditioning runs once per image (once per tile when tiled) for all samples and
-temperatures, and the flow's conditioning-only work once per batch of samples
-(:meth:`SRFlow.decode` with one conditioning for many latents).
+The RRDB conditioning and the flow's conditioning-only terms are prepared once per image
+(once per tile when tiled) for all samples and temperatures (:meth:`SRFlow.condition`); the
+samples of all temperatures decode as one stream of equal batches
+(:mod:`srflow.inference.stream`).
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ from torch import Tensor, nn
 from srflow.data.image_io import LoadedImage, image_from_pil, image_to_pil, read_image
 from srflow.data.resize import imresize
 from srflow.divergence import count_diverged, warn_diverged
+from srflow.inference.stream import decode_stream
 from srflow.inference.tiling import decode_tiled
 from srflow.latent.code import LatentCode, model_fingerprint
 from srflow.models.checkpoint import describe_model, load_model
@@ -257,22 +259,27 @@ class SuperResolver:
                     warn_diverged(tuple(diverged), out[0].numel(), temperature)
                 yield out
             return
-        # prepared once: every batch and temperature reuses the conditioning-only terms
+        # prepared once: every batch and temperature reuses the conditioning-only terms; the
+        # temperatures' samples decode as one stream of equal batches
         conds = self.model.condition(lr)
-        for temperature, n_samples, per_batch, gen in plan:
-            out = torch.empty(n_samples, 3, h * self.scale, w * self.scale)
-            diverged: list[int] = []
-            for start in range(0, n_samples, per_batch):
-                count = min(per_batch, n_samples - start)
-                latents = self._draw(shapes, count, temperature, gen)
-                hr = self.model.decode(lr, latents, conds=conds, logdet=False)[0]
-                hr = hr[:, :, : out.shape[2], : out.shape[3]]
-                diverged += count_diverged(hr)
-                out[start : start + count].copy_(hr.clamp(0, 1))
-                if progress is not None:
-                    progress(count)
-            if any(diverged):
-                warn_diverged(tuple(diverged), out[0].numel(), temperature)
+        diverged: list[list[int]] = [[] for _ in plan]
+
+        def seen(index: int, images: Tensor, count: int) -> None:
+            diverged[index] += count_diverged(images)
+            if progress is not None:
+                progress(count)
+
+        def decode(latents: list[Tensor]) -> Tensor:
+            return self.model.decode(lr, latents, conds=conds, logdet=False)[0]
+
+        outs = decode_stream(
+            counts, max(1, batch_size or self.default_batch_size(sum(counts))),
+            lambda index, count: self._draw(shapes, count, plan[index][0], plan[index][3]),
+            decode, (h * self.scale, w * self.scale), seen,
+        )  # fmt: skip
+        for index, out in enumerate(outs):
+            if any(diverged[index]):
+                warn_diverged(tuple(diverged[index]), out[0].numel(), plan[index][0])
             yield out
 
     def sample_codes(

@@ -6,7 +6,8 @@
 For each model (random weights) and LR size, each run goes in a fresh process after a warm-up:
 ``nN`` draws N samples at temperature 0.8 in one call (decoded in the library's default
 batches: 4 samples at a time on the CPU, all on a GPU), ``t3x10`` 10 samples at each of 0.6,
-0.7 and 0.8 (one prepared conditioning), ``n10_b2`` 10 samples decoded in batches of 2. The
+0.7 and 0.8 (one prepared conditioning; the 30 samples decoded as one stream of batches, as
+``SuperResolver.sample_temperatures`` does), ``n10_b2`` 10 samples decoded in batches of 2. The
 table gives the time, the peak memory above the loaded model, the FLOPs the run executed
 (``torch.utils.flop_counter``), its minimum FLOPs (the fixed work once: the encoder and every
 conditioning-only term; plus the per-sample work N times, both counted on the model), the
@@ -14,7 +15,10 @@ achieved GFLOP/s of that minimum, and the GFLOP/s of a reference 3x3 convolution
 channels, 256x256) measured in the same run. Each process tunes the C allocator as the
 ``srflow`` command does (:mod:`srflow.inference.allocator`); ``--malloc-default`` measures the
 given runs with glibc's default allocator as well (rows marked "malloc default"). Results are
-kept in ``outputs/bench_samples.json`` so an interrupted run resumes; ``--fresh`` starts over.
+kept in ``outputs/bench_samples.json`` so an interrupted run resumes; ``--fresh`` starts over,
+``--redo`` measures the selected cases again. ``--repeats K`` runs each case in K fresh
+processes, interleaved with the other selected cases, and keeps the fastest (on a shared
+machine a single run can be off by 20 %).
 """
 
 from __future__ import annotations
@@ -31,6 +35,7 @@ from torch.utils.flop_counter import FlopCounterMode
 from srflow.families import family_of, published_models
 from srflow.inference.allocator import keep_freed_memory
 from srflow.inference.pipeline import CPU_DECODE_BATCH, inference_layout
+from srflow.inference.stream import decode_stream
 
 MODELS = ("SRFlow_DF2K_4X", "SRFlowDA_4X", "SRFlowDA-R_4X", "SRFlowDA-S_4X", "SRFlowDA-D_4X")
 RUNS = ("n1", "n10", "n100", "t3x10", "n10_b2", "n30")
@@ -56,17 +61,24 @@ def _plan(run: str) -> tuple[list[float], int, int | None]:
 
 
 def _sample(model, lr: torch.Tensor, run: str) -> None:  # noqa: ANN001
+    """The run as ``SuperResolver.sample_temperatures`` does it: one prepared conditioning,
+    the temperatures' samples decoded as one stream of equal batches."""
     temperatures, n, batch = _plan(run)
     conds = model.condition(lr)
     shapes = model.latent_shapes(lr)
-    for temperature in temperatures:
-        g = torch.Generator().manual_seed(0)
-        step = batch or (min(n, CPU_DECODE_BATCH) if lr.device.type == "cpu" else n)
-        for start in range(0, n, step):
-            count = min(step, n - start)
-            draws = [model.sample_latents(shapes, temperature, g) for _ in range(count)]
-            latents = [torch.cat([d[i] for d in draws]).to(lr) for i in range(len(shapes))]
-            model.decode(lr, latents, conds=conds, logdet=False)
+    gens = [torch.Generator().manual_seed(0) for _ in temperatures]
+    total = n * len(temperatures)
+    step = batch or (min(total, CPU_DECODE_BATCH) if lr.device.type == "cpu" else total)
+
+    def draw(index: int, count: int) -> list[torch.Tensor]:
+        draws = [model.sample_latents(shapes, temperatures[index], gens[index])
+                 for _ in range(count)]  # fmt: skip
+        return [torch.cat([d[i] for d in draws]).to(lr) for i in range(len(shapes))]
+
+    size = (lr.shape[2] * model.config.scale, lr.shape[3] * model.config.scale)
+    decode = lambda z: model.decode(lr, z, conds=conds, logdet=False)[0]  # noqa: E731
+    for _ in decode_stream([n] * len(temperatures), step, draw, decode, size):
+        pass
 
 
 def _flops(fn) -> float:  # noqa: ANN001
@@ -108,7 +120,7 @@ def _reference_gflops(device: str) -> float:
     return flops / best / 1e9
 
 
-def _case(spec: str, device: str) -> dict[str, float]:
+def _case(spec: str, device: str, count_flops: bool = True) -> dict[str, float]:
     name, size, run, *allocator = spec.split(":")
     if not allocator:
         keep_freed_memory()
@@ -117,10 +129,11 @@ def _case(spec: str, device: str) -> dict[str, float]:
     with torch.no_grad():
         _sample(model, torch.rand(1, 3, 16, 16, device=device), "n1")  # warm-up
         result = measure(lambda: _sample(model, lr, run), device)
-        result["flops"] = _flops(lambda: _sample(model, lr, run))
-        fixed, per_sample = _minimum_flops(model, lr)
-    temperatures, n, _ = _plan(run)
-    result["min_flops"] = fixed + per_sample * n * len(temperatures)
+        if count_flops:
+            result["flops"] = _flops(lambda: _sample(model, lr, run))
+            fixed, per_sample = _minimum_flops(model, lr)
+            temperatures, n, _ = _plan(run)
+            result["min_flops"] = fixed + per_sample * n * len(temperatures)
     result["ref_gflops"] = _reference_gflops(device)
     return result
 
@@ -140,6 +153,7 @@ def _table(results: dict[str, dict[str, float]], args: argparse.Namespace) -> st
         name, size, run, *allocator = spec.split(":")
         one = results.get(":".join([name, size, "n1", *allocator]))
         run += " (malloc default)" if allocator else ""
+        run += f" (fastest of {r['repeats']})" if r.get("repeats", 1) > 1 else ""
         ratio = f"{r['seconds'] / one['seconds']:.2f}" if one else "-"
         achieved = r["min_flops"] / r["seconds"] / 1e9
         lines.append(
@@ -159,25 +173,41 @@ def main() -> None:
     parser.add_argument("--fresh", action="store_true", help="forget the kept results")
     parser.add_argument("--malloc-default", action="store_true",
                         help="also run with glibc's default allocator")  # fmt: skip
+    parser.add_argument("--redo", action="store_true", help="measure the selected cases again")
+    parser.add_argument("--repeats", type=int, default=1, help="fresh processes per case")
     parser.add_argument("--case", help=argparse.SUPPRESS)
+    parser.add_argument("--time-only", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.case:
-        print(json.dumps(_case(args.case, args.device)))
+        print(json.dumps(_case(args.case, args.device, count_flops=not args.time_only)))
         return
     results = {} if args.fresh or not STATE.exists() else json.loads(STATE.read_text())
     STATE.parent.mkdir(parents=True, exist_ok=True)
-    for name in args.models:
-        for size in args.sizes:
-            for run in args.runs:
-                for spec in [f"{name}:{size}:{run}"] + (
-                    [f"{name}:{size}:{run}:default"] if args.malloc_default else []
-                ):
-                    if spec not in results:
-                        results[spec] = run_case_in_subprocess(
-                            Path(__file__), spec, ["--device", args.device]
-                        )
-                        STATE.write_text(json.dumps(results, indent=1))
-                        print(spec, results[spec], flush=True)
+    specs = [
+        spec
+        for name in args.models
+        for size in args.sizes
+        for run in args.runs
+        for spec in [f"{name}:{size}:{run}"]
+        + ([f"{name}:{size}:{run}:default"] if args.malloc_default else [])
+        if args.redo or spec not in results
+    ]
+    for repeat in range(args.repeats):
+        for spec in specs:
+            counted = {
+                k: results[spec][k] for k in ("flops", "min_flops") if k in results.get(spec, {})
+            }
+            extra = ["--time-only"] if len(counted) == 2 else []  # FLOPs do not change
+            result = run_case_in_subprocess(
+                Path(__file__), spec, ["--device", args.device, *extra]
+            )
+            result |= counted
+            kept = results.get(spec) if repeat else None
+            if kept is None or result["seconds"] < kept["seconds"]:
+                results[spec] = result
+            results[spec]["repeats"] = repeat + 1
+            STATE.write_text(json.dumps(results, indent=1))
+            print(spec, result, flush=True)
     write_section(f"bench_samples ({args.device})", _table(results, args))
 
 

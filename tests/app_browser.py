@@ -114,24 +114,51 @@ def shown_image(page: Any, selector: str) -> np.ndarray:
     return np.asarray(Image.open(io.BytesIO(data)).convert("RGB"))
 
 
+def _canvas_pixels(page: Any, editor: str) -> np.ndarray:
+    """What the editor's canvas shows on screen (the brush strokes included)."""
+    png = page.locator(f"{editor} canvas").first.screenshot()
+    return np.asarray(Image.open(io.BytesIO(png)).convert("RGB")).astype(np.int16)
+
+
 def paint_stroke(page: Any, editor: str, size: int, start: tuple[float, float],
-                 end: tuple[float, float]) -> None:  # fmt: skip
+                 end: tuple[float, float], attempts: int = 3) -> None:  # fmt: skip
     """Drag the brush across the editor's image from ``start`` to ``end`` (fractions of the
-    image, which is ``size`` pixels wide and shown centered at the editor's zoom)."""
-    canvas = page.locator(f"{editor} canvas").first
-    box = canvas.bounding_box()
-    zoom_text = page.locator(editor).get_by_text(re.compile(r"^\d+%$")).first.inner_text()
-    shown = size * int(zoom_text.rstrip("%")) / 100
-    x0 = box["x"] + box["width"] / 2 - shown / 2
-    y0 = box["y"] + box["height"] / 2 - shown / 2
-    page.mouse.move(x0 + start[0] * shown, y0 + start[1] * shown)
-    page.mouse.down()
-    for t in np.linspace(0, 1, 4):  # each move redraws the canvas (slow without a GPU)
-        x = start[0] + t * (end[0] - start[0])
-        y = start[1] + t * (end[1] - start[1])
-        page.mouse.move(x0 + x * shown, y0 + y * shown, steps=2)
-    page.mouse.up()
-    page.wait_for_timeout(1000)  # the editor hands its new layers to the page asynchronously
+    image, which is ``size`` pixels wide and shown centered at the editor's zoom), until the
+    canvas shows the stroke: an editor still drawing its new picture (under load) can miss
+    one; a stroke never shown in ``attempts`` tries fails."""
+    for _ in range(attempts):
+        before = _canvas_pixels(page, editor)
+        canvas = page.locator(f"{editor} canvas").first
+        box = canvas.bounding_box()
+        zoom_text = page.locator(editor).get_by_text(re.compile(r"^\d+%$")).first.inner_text()
+        shown = size * int(zoom_text.rstrip("%")) / 100
+        x0 = box["x"] + box["width"] / 2 - shown / 2
+        y0 = box["y"] + box["height"] / 2 - shown / 2
+        page.mouse.move(x0 + start[0] * shown, y0 + start[1] * shown)
+        page.mouse.down()
+        for t in np.linspace(0, 1, 4):  # each move redraws the canvas (slow without a GPU)
+            x = start[0] + t * (end[0] - start[0])
+            y = start[1] + t * (end[1] - start[1])
+            page.mouse.move(x0 + x * shown, y0 + y * shown, steps=2)
+        page.mouse.up()
+        # the stroke's neighbourhood in canvas pixels: it must change there, and only there
+        left, right = sorted((x0 + start[0] * shown - box["x"], x0 + end[0] * shown - box["x"]))
+        top, bottom = sorted((y0 + start[1] * shown - box["y"], y0 + end[1] * shown - box["y"]))
+        near = np.zeros(before.shape[:2], dtype=bool)
+        margin = 30  # the brush's radius and more
+        rows = slice(max(int(top) - margin, 0), int(bottom) + margin)
+        near[rows, max(int(left) - margin, 0) : int(right) + margin] = True
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline:
+            page.wait_for_timeout(250)
+            after = _canvas_pixels(page, editor)
+            if after.shape != before.shape:
+                break  # the editor was laid out anew: paint again
+            changed = np.abs(after - before).max(axis=2) > 64
+            if (changed & near).sum() > 50 and not (changed & ~near).any():
+                page.wait_for_timeout(500)  # the editor hands its new layers over asynchronously
+                return
+    raise AssertionError(f"{editor} did not show the brush stroke after {attempts} attempts")
 
 
 def save_small_png(png: bytes, path: Path) -> None:

@@ -114,12 +114,20 @@ SAMPLE_OUT = ["gallery", "diversity", "downloads", "choose"]
 SHOWN_OUT = ["current", "changed"]
 
 
+def _progress_shown_on(outputs: list[Any]) -> list[Any]:
+    """The outputs that show an event's progress: never an image editor. Under CPU load,
+    gradio (6.31) was seen leaving an editor's progress overlay on "processing" for good after
+    its event had ended (the browser test), covering the picture to paint on."""
+    return [o for o in outputs if not isinstance(o, (gr.ImageEditor, gr.State))]
+
+
 def _wire(h: Handlers, c: dict[str, Any], examples: list[Path]) -> None:
     state = c["state"]
 
     def on(trigger: Any, handler: Any, status: str, inputs: list[Any], out: list[str]) -> Any:
         outputs = [c[name] for name in dict.fromkeys([*out, status])] + [state]
-        return trigger(guarded(c[status])(handler), inputs=[*inputs, state], outputs=outputs)
+        return trigger(guarded(c[status])(handler), inputs=[*inputs, state], outputs=outputs,
+                       show_progress_on=_progress_shown_on(outputs))  # fmt: skip
 
     upload_out = ["upload", "preview"]
     on(c["upload"].upload, h.upload, "sample_status", [c["upload"]], upload_out)
@@ -133,9 +141,9 @@ def _wire(h: Handlers, c: dict[str, Any], examples: list[Path]) -> None:
     c["cancel"].click(h.cancel, inputs=[state], outputs=[], queue=False)
     # images and editors filled while their tab is hidden may stay blank: fill them when shown
     c["explore_tab"].select(h.show_explored(["editor"], ["current"]), inputs=[state],
-                            outputs=[c["editor"], c["current"]])  # fmt: skip
+                            outputs=[c["editor"], c["current"]], show_progress_on=[c["current"]])
     c["transfer_tab"].select(h.show_explored(["paste"], []), inputs=[state],
-                             outputs=[c["paste"]])  # fmt: skip
+                             outputs=[c["paste"]], show_progress="hidden")  # fmt: skip
     on(c["choose"].input, h.choose, "explore_status", [c["choose"]], [*SHOWN_OUT, "editor"])
     on(c["redraw"].click, h.redraw, "explore_status",
        [c["editor"], c["region_temperature"], c["region_seed"]], SHOWN_OUT)  # fmt: skip

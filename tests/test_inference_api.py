@@ -168,10 +168,12 @@ def test_tiled_sampling_prepares_each_tile_once(
     calls = []
     condition = resolver.model.condition
     with monkeypatch.context() as patch:
-        patch.setattr(resolver.model, "condition", lambda x: calls.append(1) or condition(x))
+        patch.setattr(resolver.model, "condition",
+                      lambda x, keep=True: calls.append(keep) or condition(x, keep))  # fmt: skip
         outs = list(resolver.sample_temperatures(lr, [0.5, 0.8], [3, 2], 7, tile=20,
                                                  tile_overlap=6, batch_size=2))  # fmt: skip
     assert len(calls) == len(plan_tiles((40, 40), 20, 6, 2)) == 4
+    assert all(calls)  # several batches per tile: the terms are kept
     for temperature, n, out in zip([0.5, 0.8], [3, 2], outs, strict=True):
         alone = resolver.super_resolve(lr, temperature, samples=n, seed=7, tile=20,
                                        tile_overlap=6, batch_size=2)  # fmt: skip

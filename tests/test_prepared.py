@@ -40,6 +40,33 @@ def test_prepared_decoding_equals_plain_decoding(name: str) -> None:
     assert torch.equal(again, first)  # the kept terms give the same result every time
 
 
+@pytest.mark.parametrize("name", ["srflow", "da"])
+def test_a_single_decode_keeps_no_terms_and_gives_the_same_images(name: str) -> None:
+    """``condition(lr, keep=False)`` (one batch: nothing to reuse) computes every term as the
+    kept path does, bit for bit, and keeps none of them; a one-batch call uses it."""
+    from srflow.inference.pipeline import SuperResolver
+
+    model = MODELS[name]
+    lr = photo("chelsea", 60, 150, 64, torch.float32)[:, ::4, ::4][None].contiguous()
+    latents = model.sample_latents(model.latent_shapes(lr, 2), 0.5, torch.Generator())
+    with torch.no_grad():
+        kept, unkept = model.condition(lr), model.condition(lr, keep=False)
+        a = model.decode(lr, latents, conds=kept, logdet=False)[0]
+        b = model.decode(lr, latents, conds=unkept, logdet=False)[0]
+    assert torch.equal(a, b)
+    assert sum(len(c) for c in kept) > 0 and sum(len(c) for c in unkept) == 0
+    seen: list[bool] = []
+    condition = model.condition
+    model.condition = lambda x, keep=True: seen.append(keep) or condition(x, keep)  # type: ignore[method-assign]
+    try:
+        resolver = SuperResolver(model)
+        resolver.super_resolve(lr[0], 0.5, samples=2, seed=1, batch_size=2)
+        resolver.super_resolve(lr[0], 0.5, samples=3, seed=1, batch_size=2)
+    finally:
+        del model.condition
+    assert seen == [False, True]
+
+
 def test_sampling_reuses_the_prepared_terms() -> None:
     """Across batches and temperatures the injector networks run once per image."""
     from srflow.flows.coupling import AffineInjector

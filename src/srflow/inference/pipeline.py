@@ -259,9 +259,11 @@ class SuperResolver:
                     warn_diverged(tuple(diverged), out[0].numel(), temperature)
                 yield out
             return
-        # prepared once: every batch and temperature reuses the conditioning-only terms; the
-        # temperatures' samples decode as one stream of equal batches
-        conds = self.model.condition(lr)
+        # prepared once: every batch and temperature reuses the conditioning-only terms (kept
+        # only when there is more than one batch); the temperatures' samples decode as one
+        # stream of equal batches
+        batch = max(1, batch_size or self.default_batch_size(sum(counts)))
+        conds = self.model.condition(lr, keep=sum(counts) > batch)
         diverged: list[list[int]] = [[] for _ in plan]
 
         def seen(index: int, images: Tensor, count: int) -> None:
@@ -273,7 +275,7 @@ class SuperResolver:
             return self.model.decode(lr, latents, conds=conds, logdet=False)[0]
 
         outs = decode_stream(
-            counts, max(1, batch_size or self.default_batch_size(sum(counts))),
+            counts, batch,
             lambda index, count: self._draw(shapes, count, plan[index][0], plan[index][3]),
             decode, (h * self.scale, w * self.scale), seen,
         )  # fmt: skip

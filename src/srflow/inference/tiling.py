@@ -71,7 +71,7 @@ def decode_tiled(
     s = model.config.scale
     for t in plan_tiles((lr.shape[2], lr.shape[3]), tile, overlap, model.config.size_multiple_lr):
         window = lr[:, :, t.win_y[0] : t.win_y[1], t.win_x[0] : t.win_x[1]]
-        conds = model.condition(window)
+        conds = model.condition(window, keep=len(groups) > 1)  # one decode: nothing to reuse
         oy, ox = (t.core_y[0] - t.win_y[0]) * s, (t.core_x[0] - t.win_x[0]) * s
         h, w = (t.core_y[1] - t.core_y[0]) * s, (t.core_x[1] - t.core_x[0]) * s
         cores = []

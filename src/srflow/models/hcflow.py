@@ -170,9 +170,10 @@ class HCFlow(nn.Module):
         """What depends on the LR alone: the coarsest level's features (one per image)."""
         return [self.levels[-1].features(lr)]
 
-    def condition(self, lr: Tensor) -> list[Tensor]:
+    def condition(self, lr: Tensor, keep: bool = True) -> list[Tensor]:
         """:meth:`conditioning` for many decodes: the finer levels are conditioned on each
-        sample's own coarser result, so only the coarsest features are shared."""
+        sample's own coarser result, so only the coarsest features are shared (``keep`` is
+        for the common interface: there is nothing more to keep)."""
         return self.conditioning(lr)
 
     def decode(

@@ -49,9 +49,10 @@ class FlowModel(Protocol):
         """What depends on the LR alone, computed once per image (``(B, ...)`` tensors)."""
         ...
 
-    def condition(self, lr: Tensor) -> Sequence[object]:
+    def condition(self, lr: Tensor, keep: bool = True) -> Sequence[object]:
         """:meth:`conditioning` prepared for many decodes (``decode(..., conds=...)``): what a
-        family can keep between batches, temperatures and calls is kept."""
+        family can keep between batches, temperatures and calls is kept (``keep=False``: the
+        same results for a single decode, without keeping what it would never reuse)."""
         ...
 
     def latent_shapes(self, lr: Tensor, n: int = 1) -> list[tuple[int, ...]]:

@@ -98,12 +98,13 @@ class SRFlow(nn.Module):
         features = self.encoder.features_at(lr, sorted(set(self._factors)))
         return [features[f] for f in self._factors]
 
-    def condition(self, lr: Tensor) -> list[PreparedCond]:
+    def condition(self, lr: Tensor, keep: bool = True) -> list[PreparedCond]:
         """:meth:`conditioning`, prepared for many decodes (``decode(..., conds=...)``): the
         encoder runs now, and each conditional layer's conditioning-only term (an injector's
         shift and scale, a coupling's first-convolution part) on first use, then is kept for
-        every further batch, temperature and call (:mod:`srflow.flows.prepared`)."""
-        return prepare(self.conditioning(lr))
+        every further batch, temperature and call (:mod:`srflow.flows.prepared`);
+        ``keep=False`` for one decode: the same computation, each term freed after use."""
+        return prepare(self.conditioning(lr), keep)
 
     def _check_lr(self, lr: Tensor) -> None:
         m = self.config.size_multiple_lr

@@ -4,6 +4,8 @@ however often it is used, and the pipeline samples through it."""
 
 from __future__ import annotations
 
+import gc
+
 import pytest
 import torch
 
@@ -109,3 +111,28 @@ def test_repeated_region_resampling_reuses_one_prepared_conditioning() -> None:
     finally:
         del model.conditioning
     torch.testing.assert_close(fast, decode_code(model, code), atol=2e-5, rtol=0)
+
+
+def _live_tensors() -> int:
+    gc.collect()
+    return sum(1 for o in gc.get_objects() if isinstance(o, torch.Tensor))
+
+
+@pytest.mark.parametrize("samples", [1, 5])
+def test_repeated_calls_do_not_grow_memory(samples: int) -> None:
+    """Calls again and again (the explorer, a server) hold no more tensors after the tenth
+    call than after the second: nothing prepared or cached piles up."""
+    from srflow.inference.pipeline import SuperResolver
+
+    resolver = SuperResolver(perturbed_tiny(torch.float32))
+    lr = photo("astronaut", 0, 0, 64, torch.float32)[:, ::4, ::4].contiguous()
+
+    def call(seed: int) -> None:
+        list(resolver.sample_temperatures(lr, [0.5, 0.8], samples, seed, batch_size=2))
+
+    for seed in range(2):
+        call(seed)
+    before = _live_tensors()
+    for seed in range(2, 10):
+        call(seed)
+    assert _live_tensors() == before

@@ -3,12 +3,13 @@
     python benchmarks/bench_samples.py [--device cpu|cuda] [--models NAME ...]
         [--sizes 64 128] [--runs n1 n10 n100 t3x10 n10_b2 n30]
 
-For each model (random weights) and LR size, each run goes in a fresh process after a warm-up:
-``nN`` draws N samples at temperature 0.8 in one call (decoded in the library's default
-batches: 4 samples at a time on the CPU, all on a GPU), ``t3x10`` 10 samples at each of 0.6,
-0.7 and 0.8 (one prepared conditioning; the 30 samples decoded as one stream of batches, as
-``SuperResolver.sample_temperatures`` does), ``n10_b2`` 10 samples decoded in batches of 2. The
-table gives the time, the peak memory above the loaded model, the FLOPs the run executed
+For each model (random weights) and LR size, each run goes in a fresh process after a warm-up,
+through ``SuperResolver.sample_temperatures`` (what ``srflow sr`` calls): ``nN`` draws N
+samples at temperature 0.8 in one call (decoded in the library's default batches: 4 samples at
+a time on the CPU, all on a GPU), ``t3x10`` 10 samples at each of 0.6, 0.7 and 0.8 (one
+prepared conditioning; the 30 samples decoded as one stream of batches), ``n10_b2`` 10
+samples decoded in batches of 2. The table gives the time, the peak memory above the loaded
+model, the FLOPs the run executed
 (``torch.utils.flop_counter``), its minimum FLOPs (the fixed work once: the encoder and every
 conditioning-only term; plus the per-sample work N times, both counted on the model), the
 achieved GFLOP/s of that minimum, and the GFLOP/s of a reference 3x3 convolution (64 -> 64
@@ -26,16 +27,17 @@ from __future__ import annotations
 import argparse
 import json
 import time
+import warnings
 from pathlib import Path
 
 import torch
 from harness import machine_description, measure, run_case_in_subprocess, write_section
 from torch.utils.flop_counter import FlopCounterMode
 
+from srflow.divergence import DivergenceWarning
 from srflow.families import family_of, published_models
 from srflow.inference.allocator import keep_freed_memory
-from srflow.inference.pipeline import CPU_DECODE_BATCH, inference_layout
-from srflow.inference.stream import decode_stream
+from srflow.inference.pipeline import SuperResolver, inference_layout
 
 MODELS = ("SRFlow_DF2K_4X", "SRFlowDA_4X", "SRFlowDA-R_4X", "SRFlowDA-S_4X", "SRFlowDA-D_4X")
 RUNS = ("n1", "n10", "n100", "t3x10", "n10_b2", "n30")
@@ -46,8 +48,7 @@ def _build(name: str, device: str):  # noqa: ANN202 (benchmark helper)
     for _, published in published_models():
         if published.name == name:
             torch.manual_seed(0)
-            model = family_of(published.config).build(published.config).eval().to(device)
-            return inference_layout(model, torch.device(device))  # as SuperResolver does
+            return family_of(published.config).build(published.config)
     raise SystemExit(f"unknown model {name!r}")
 
 
@@ -60,24 +61,11 @@ def _plan(run: str) -> tuple[list[float], int, int | None]:
     return [0.8], int(run[1:]), None
 
 
-def _sample(model, lr: torch.Tensor, run: str) -> None:  # noqa: ANN001
-    """The run as ``SuperResolver.sample_temperatures`` does it: one prepared conditioning,
-    the temperatures' samples decoded as one stream of equal batches."""
+def _sample(resolver: SuperResolver, lr: torch.Tensor, run: str) -> None:
+    """The run through ``SuperResolver.sample_temperatures`` (what ``srflow sr`` calls): one
+    prepared conditioning, the temperatures' samples decoded as one stream of equal batches."""
     temperatures, n, batch = _plan(run)
-    shapes = model.latent_shapes(lr)
-    gens = [torch.Generator().manual_seed(0) for _ in temperatures]
-    total = n * len(temperatures)
-    step = batch or (min(total, CPU_DECODE_BATCH) if lr.device.type == "cpu" else total)
-    conds = model.condition(lr, keep=total > step)  # one batch: nothing to keep
-
-    def draw(index: int, count: int) -> list[torch.Tensor]:
-        draws = [model.sample_latents(shapes, temperatures[index], gens[index])
-                 for _ in range(count)]  # fmt: skip
-        return [torch.cat([d[i] for d in draws]).to(lr) for i in range(len(shapes))]
-
-    size = (lr.shape[2] * model.config.scale, lr.shape[3] * model.config.scale)
-    decode = lambda z: model.decode(lr, z, conds=conds, logdet=False)[0]  # noqa: E731
-    for _ in decode_stream([n] * len(temperatures), step, draw, decode, size):
+    for _ in resolver.sample_temperatures(lr[0], temperatures, n, 0, batch_size=batch):
         pass
 
 
@@ -133,13 +121,16 @@ def _case(spec: str, device: str, count_flops: bool = True) -> dict[str, float]:
     name, size, run, *allocator = spec.split(":")
     if not allocator:
         keep_freed_memory()
+    # random weights: most values overflow (clamped, as with any model); no warning per batch
+    warnings.simplefilter("ignore", DivergenceWarning)
     model = _build(name, device)
+    resolver = SuperResolver(model, device=device)
     lr = torch.rand(1, 3, int(size), int(size), device=device)
     with torch.no_grad():
-        _sample(model, torch.rand(1, 3, 16, 16, device=device), "n1")  # warm-up
-        result = measure(lambda: _sample(model, lr, run), device)
+        _sample(resolver, torch.rand(1, 3, 16, 16, device=device), "n1")  # warm-up
+        result = measure(lambda: _sample(resolver, lr, run), device)
         if count_flops:
-            result["flops"] = _flops(lambda: _sample(model, lr, run))
+            result["flops"] = _flops(lambda: _sample(resolver, lr, run))
             fixed, per_sample = _minimum_flops(model, lr)
             temperatures, n, _ = _plan(run)
             result["min_flops"] = fixed + per_sample * n * len(temperatures)

@@ -44,7 +44,7 @@ RUNS = ("n1", "n10", "n100", "t3x10", "n10_b2", "n30")
 STATE = Path(__file__).resolve().parents[1] / "outputs" / "bench_samples.json"
 
 
-def _build(name: str, device: str):  # noqa: ANN202 (benchmark helper)
+def _build(name: str):  # noqa: ANN202 (benchmark helper; SuperResolver places it)
     for _, published in published_models():
         if published.name == name:
             torch.manual_seed(0)
@@ -123,7 +123,7 @@ def _case(spec: str, device: str, count_flops: bool = True) -> dict[str, float]:
         keep_freed_memory()
     # random weights: most values overflow (clamped, as with any model); no warning per batch
     warnings.simplefilter("ignore", DivergenceWarning)
-    model = _build(name, device)
+    model = _build(name)
     resolver = SuperResolver(model, device=device)
     lr = torch.rand(1, 3, int(size), int(size), device=device)
     with torch.no_grad():

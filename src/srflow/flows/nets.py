@@ -18,7 +18,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from srflow.flows.actnorm import ActNorm2d
-from srflow.flows.folding import can_fold, scaled_conv
+from srflow.flows.folding import can_fold, folded, scaled_conv
 
 
 @dataclass(frozen=True)
@@ -95,6 +95,15 @@ class ConvActNorm2d(nn.Conv2d):
             return F.conv2d(x, weight, bias, padding=self.padding)
         return self.actnorm.normalize(super().forward(x))
 
+    def forward_kept(self, x: Tensor) -> Tensor:
+        """:meth:`forward` with the folded weight and bias kept (:func:`folded`), for the
+        small convolutions that run once per sample."""
+        if not can_fold() or self.actnorm._init_pending:
+            return self(x)
+        sources = (self.weight, self.actnorm.bias, self.actnorm.logs)
+        weight, bias = folded(self, "params", sources, self.folded_params)
+        return F.conv2d(x, weight, bias, padding=self.padding)
+
 
 class ZeroConv2d(nn.Conv2d):
     r"""Zero-initialized 3x3 'same' convolution with a learned output scale
@@ -158,7 +167,7 @@ class ActNormSubnet(nn.Sequential):
         """From the first linear map's output (:meth:`first_params`) to the last conv's input."""
         x = hidden
         for module in list(self)[1:-1]:
-            x = module(x)
+            x = module.forward_kept(x) if isinstance(module, ConvActNorm2d) else module(x)
         return x
 
     def tail(self, hidden: Tensor) -> Tensor:

@@ -8,6 +8,7 @@ import pytest
 import torch
 
 from latent_models import perturbed_tiny, photo
+from srflow.flows import nets
 from srflow.flows.base import without_logdet
 from srflow.flows.coupling import ConditionalAffineCoupling
 from srflow.flows.nets import ActNormSubnet, ConvActNorm2d, SubnetSpec, ZeroConv2d
@@ -157,3 +158,16 @@ def test_kept_inverse_follows_in_place_updates_and_dtype_changes() -> None:
     fast, plain = both()
     assert fast.dtype == torch.float64
     torch.testing.assert_close(fast, plain, rtol=0, atol=1e-12)
+
+
+def test_fused_add_relu_equals_add_then_relu(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The fused kernel and the fallback for builds without it: ``relu(x + other)`` bit for
+    bit, ``other`` broadcast over the samples, written into ``x``."""
+    x = torch.randn(4, 8, 5, 5).to(memory_format=torch.channels_last)
+    other = torch.randn(1, 8, 5, 5).to(memory_format=torch.channels_last)
+    expected = torch.relu(x + other)
+    for fused in (nets._ADD_RELU_, None):
+        monkeypatch.setattr(nets, "_ADD_RELU_", fused)
+        y = x.clone()
+        assert nets.add_relu_(y, other) is y
+        assert torch.equal(y, expected)

@@ -8,7 +8,7 @@ from torch import Tensor
 
 from srflow.flows.base import FlowLayer, logdet_wanted, sum_except_batch
 from srflow.flows.folding import can_fold, folded, halves_order
-from srflow.flows.nets import SRFLOW_SUBNET, SubnetSpec, ZeroConv2d, make_subnet
+from srflow.flows.nets import SRFLOW_SUBNET, SubnetSpec, ZeroConv2d, add_relu_, make_subnet
 from srflow.flows.prepared import PreparedCond
 
 
@@ -154,20 +154,22 @@ class ConditionalAffineCoupling(FlowLayer):
         # Several samples share one conditioning tensor (or it is prepared): the first
         # convolution is linear in its input channels, so its conditioning part is computed
         # once per image (and kept by a PreparedCond).
-        weight, bias = self.net.first_params()
-        padding, p = weight.shape[-1] // 2, self.passive
+        p = self.passive
 
         def cond_part(c: Tensor) -> Tensor:
-            return F.conv2d(c, weight[:, p:], bias, padding=padding)
+            weight, bias = self.net.first_params()
+            return F.conv2d(c, weight[:, p:], bias, padding=weight.shape[-1] // 2)
 
         part = cond.term(self, cond_part) if isinstance(cond, PreparedCond) else cond_part(cond)
         part = broadcast_batch(part, x1.shape[0])
         if not can_fold():
-            hidden = F.conv2d(x1, weight[:, :p], padding=padding) + part
+            weight = self.net.first_params()[0]
+            hidden = F.conv2d(x1, weight[:, :p], padding=weight.shape[-1] // 2) + part
             return _negated_shift(self.net.tail(hidden), self.eps)
         x_weight, last_weight, last_bias = self._sampling_params()
-        hidden = F.conv2d(x1, x_weight, padding=padding).add_(part)
-        h = F.conv2d(self.net.middle(hidden), last_weight, last_bias, padding=1)
+        hidden = F.conv2d(x1, x_weight, padding=x_weight.shape[-1] // 2)
+        a = add_relu_(hidden, part)
+        h = F.conv2d(self.net.hidden_layers(a), last_weight, last_bias, padding=1)
         half = h.shape[1] // 2
         # the sigmoid of all channels: a contiguous tensor takes the vectorized kernel (a
         # strided half of a channels-last one ran 4x slower, for half the work)
@@ -191,7 +193,8 @@ class ConditionalAffineCoupling(FlowLayer):
                 last_bias,
             )
 
-        return folded(self, "sampling", tuple(self.net.parameters()), compute)
+        sources = (*self.net.first.parameters(), *self.net.last.parameters())
+        return folded(self, "sampling", sources, compute)
 
     def forward(self, x: Tensor, cond: Tensor | None = None) -> tuple[Tensor, Tensor]:
         x1, x2 = x[:, : self.passive], x[:, self.passive :]

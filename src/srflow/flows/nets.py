@@ -1,8 +1,8 @@
 """Sub-networks of the conditional affine layers: SRFlow's and SRFlow-DA's.
 
-Every sub-network is ``last(middle(conv(x, *first_params())))``: one 'same' 3x3 convolution (a
-linear map of its input channels, SRFlow's ActNorm folded in), the hidden layers, and the
-zero-initialized output convolution. The split lets an affine coupling compute the
+Every sub-network is ``last(hidden_layers(relu(conv(x, *first_params()))))``: one 'same' 3x3
+convolution (a linear map of its input channels, SRFlow's ActNorm folded in), its ReLU, the
+hidden layers, and the zero-initialized output convolution. The split lets an affine coupling compute the
 conditioning part of the first map once per image when several samples share one
 conditioning tensor (:class:`~srflow.flows.coupling.ConditionalAffineCoupling`). Without
 gradients each ActNorm and output scale is folded into its convolution
@@ -147,14 +147,16 @@ class ActNormSubnet(nn.Sequential):
             layers += [ConvActNorm2d(width, width, spec.kernel, generator), _relu()]
         super().__init__(*layers, ZeroConv2d(width, out_channels))
 
-    def first_params(self) -> tuple[Tensor, Tensor | None]:
-        """Weight and bias of the first convolution with its ActNorm (one linear map)."""
+    @property
+    def first(self) -> ConvActNorm2d:
+        """The first convolution (with its ActNorm)."""
         first = self[0]
         assert isinstance(first, ConvActNorm2d)
-        if can_fold():
-            return first.folded_params()
-        norm = first.actnorm
-        return scaled_conv(first.weight, None, norm.bias, norm.logs, 1.0)
+        return first
+
+    def first_params(self) -> tuple[Tensor, Tensor | None]:
+        """Weight and bias of the first convolution with its ActNorm (one linear map)."""
+        return self.first.folded_params()
 
     @property
     def last(self) -> ZeroConv2d:
@@ -163,16 +165,16 @@ class ActNormSubnet(nn.Sequential):
         assert isinstance(last, ZeroConv2d)
         return last
 
-    def middle(self, hidden: Tensor) -> Tensor:
-        """From the first linear map's output (:meth:`first_params`) to the last conv's input."""
-        x = hidden
-        for module in list(self)[1:-1]:
-            x = module.forward_kept(x) if isinstance(module, ConvActNorm2d) else module(x)
-        return x
+    def hidden_layers(self, a: Tensor) -> Tensor:
+        """From the first activation (the ReLU of the first linear map's output) to the last
+        conv's input."""
+        for module in list(self)[2:-1]:
+            a = module.forward_kept(a) if isinstance(module, ConvActNorm2d) else module(a)
+        return a
 
     def tail(self, hidden: Tensor) -> Tensor:
         """Everything after the first linear map (:meth:`first_params`)."""
-        return self.last(self.middle(hidden))
+        return self.last(self.hidden_layers(F.relu(hidden, inplace=True)))
 
 
 class DeepSubnet(nn.Module):
@@ -214,9 +216,9 @@ class DeepSubnet(nn.Module):
         """Weight and bias of the first convolution."""
         return self.first.weight, self.first.bias
 
-    def middle(self, hidden: Tensor) -> Tensor:
-        """From the first convolution's output to the last convolution's input."""
-        a = F.relu(hidden, inplace=True)
+    def hidden_layers(self, a: Tensor) -> Tensor:
+        """From the first activation (the ReLU of the first convolution's output) to the last
+        convolution's input."""
         if self.kind == "residual":
             for block in self.hidden:
                 a = a + block(a)
@@ -228,7 +230,7 @@ class DeepSubnet(nn.Module):
 
     def tail(self, hidden: Tensor) -> Tensor:
         """Everything after the first convolution's linear map."""
-        return self.last(self.middle(hidden))
+        return self.last(self.hidden_layers(F.relu(hidden, inplace=True)))
 
     def forward(self, x: Tensor) -> Tensor:
         return self.tail(self.first(x))
@@ -275,6 +277,23 @@ class DenseSubnet(DenseConvs):
 
 
 Subnet = ActNormSubnet | DeepSubnet
+
+#: ATen's fused ``relu(x + other)`` in place (one pass instead of two, the same values bit for
+#: bit); ``None`` where this PyTorch build lacks it.
+_ADD_RELU_ = getattr(torch.ops.aten, "_add_relu_", None)
+
+
+def add_relu_(x: Tensor, other: Tensor) -> Tensor:
+    """``x = relu(x + other)`` in place (``other`` broadcasts), without gradients.
+
+    Example:
+        >>> x = torch.tensor([-2.0, 1.0])
+        >>> add_relu_(x, torch.tensor(0.5))
+        tensor([0.0000, 1.5000])
+    """
+    if _ADD_RELU_ is not None:
+        return _ADD_RELU_(x, other)
+    return x.add_(other).relu_()
 
 
 def make_subnet(

@@ -77,13 +77,20 @@ def _cpu_model() -> str:
     return ""
 
 
+#: A section's hand-written analysis: kept when a script rewrites the section's table.
+NOTES = "\n### Notes\n"
+
+
 def write_section(title: str, body: str) -> None:
-    """Replace (or append) the ``## title`` section of RESULTS.md."""
+    """Replace (or append) the ``## title`` section of RESULTS.md; its ``### Notes``
+    subsection, if any, stays (after the new body)."""
     text = RESULTS.read_text() if RESULTS.exists() else "# Benchmark results\n"
     marker = f"## {title}\n"
     if marker in text:
         head, rest = text.split(marker, 1)
         tail = rest.split("\n## ", 1)
+        notes = tail[0][tail[0].index(NOTES) :] if NOTES in tail[0] else ""
+        body = body.rstrip("\n") + "\n" + notes.rstrip("\n") + "\n" if notes else body
         text = head + marker + body + ("\n## " + tail[1] if len(tail) > 1 else "")
     else:
         text = text.rstrip("\n") + "\n\n" + marker + body

@@ -26,6 +26,8 @@ from pathlib import Path
 import torch
 from harness import machine_description, write_section
 
+from srflow.inference.pipeline import inference_layout
+
 ROOT = Path(__file__).resolve().parents[1]
 MODES = ("float32", "encoder", "terms", "all")
 
@@ -43,7 +45,8 @@ def _models(device: str) -> dict[str, torch.nn.Module]:
         if (vectors / folder).is_dir():
             model = load_official(rebuild_state_dict(vectors / folder))
             found[f"{folder.removeprefix('full_')} (synthetic)"] = model.eval().to(device)
-    return found
+    # the memory layout the library runs in (channels-last on the CPU), for every model
+    return {name: inference_layout(m, torch.device(device)) for name, m in found.items()}
 
 
 def _run(model: torch.nn.Module, lr: torch.Tensor, latents: list[torch.Tensor], mode: str,

@@ -171,3 +171,25 @@ def test_fused_add_relu_equals_add_then_relu(monkeypatch: pytest.MonkeyPatch) ->
         y = x.clone()
         assert nets.add_relu_(y, other) is y
         assert torch.equal(y, expected)
+    # dtypes the fused kernel refuses (bfloat16 under autocast), and mixed ones
+    monkeypatch.undo()
+    for a, b in ((x.bfloat16(), other.bfloat16()), (x.bfloat16(), other)):
+        want = torch.relu((a.float() + b.float()).bfloat16())
+        torch.testing.assert_close(nets.add_relu_(a, b), want)
+
+
+def test_sampling_runs_under_bfloat16_autocast() -> None:
+    """The fast sampling path under ``torch.autocast`` (what benchmarks/precision.py's 'all'
+    mode measures): bfloat16 activations take the unfused add + ReLU, and the samples stay
+    near float32's."""
+    model = perturbed_tiny(torch.float32)
+    lr = photo("chelsea", 60, 150, 64, torch.float32)[:, ::4, ::4][None].contiguous()
+    generator = torch.Generator().manual_seed(0)
+    latents = model.sample_latents(model.latent_shapes(lr, 2), 0.5, generator)
+    with torch.no_grad():
+        conds = model.condition(lr)
+        want, _ = model.decode(lr, latents, conds=conds, logdet=False)
+        with torch.autocast("cpu", dtype=torch.bfloat16):
+            got, _ = model.decode(lr, latents, conds=model.condition(lr), logdet=False)
+    assert got.isfinite().all()
+    assert (got.float() - want).abs().max() < 0.1 * want.abs().max()

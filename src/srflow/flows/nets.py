@@ -2,10 +2,10 @@
 
 Every sub-network is ``last(hidden_layers(relu(conv(x, *first_params()))))``: one 'same' 3x3
 convolution (a linear map of its input channels, SRFlow's ActNorm folded in), its ReLU, the
-hidden layers, and the zero-initialized output convolution. The split lets an affine coupling compute the
-conditioning part of the first map once per image when several samples share one
-conditioning tensor (:class:`~srflow.flows.coupling.ConditionalAffineCoupling`). Without
-gradients each ActNorm and output scale is folded into its convolution
+hidden layers, and the zero-initialized output convolution. The split lets an affine
+coupling compute the conditioning part of the first map once per image when several samples
+share one conditioning tensor (:class:`~srflow.flows.coupling.ConditionalAffineCoupling`).
+Without gradients each ActNorm and output scale is folded into its convolution
 (:mod:`srflow.flows.folding`).
 """
 
@@ -281,6 +281,8 @@ Subnet = ActNormSubnet | DeepSubnet
 #: ATen's fused ``relu(x + other)`` in place (one pass instead of two, the same values bit for
 #: bit); ``None`` where this PyTorch build lacks it.
 _ADD_RELU_ = getattr(torch.ops.aten, "_add_relu_", None)
+#: The dtypes its kernel takes (bfloat16 and float16 are refused).
+_ADD_RELU_DTYPES = (torch.float32, torch.float64)
 
 
 def add_relu_(x: Tensor, other: Tensor) -> Tensor:
@@ -291,7 +293,7 @@ def add_relu_(x: Tensor, other: Tensor) -> Tensor:
         >>> add_relu_(x, torch.tensor(0.5))
         tensor([0.0000, 1.5000])
     """
-    if _ADD_RELU_ is not None:
+    if _ADD_RELU_ is not None and x.dtype in _ADD_RELU_DTYPES and other.dtype == x.dtype:
         return _ADD_RELU_(x, other)
     return x.add_(other).relu_()
 

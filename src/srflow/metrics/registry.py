@@ -36,7 +36,8 @@ METRIC_SPECS: dict[str, MetricSpec] = {spec.name: spec for spec in (
     MetricSpec("psnr_y", True, True, "dB on BT.601 Y (MATLAB rgb2ycbcr, 16-235), no crop"),
     MetricSpec("ssim", True, True, "scikit-image SSIM on RGB (SRFlow's protocol)"),
     MetricSpec("ssim_matlab", True, True, "Wang's ssim_index.m on MATLAB rgb2gray"),
-    MetricSpec("ms_ssim", True, True, "Wang's msssim.m on MATLAB rgb2gray, 5 scales"),
+    MetricSpec("ms_ssim", True, True, "MATLAB MS-SSIM on rgb2gray, 5 scales, imresize halving"),
+    MetricSpec("ms_ssim_box", True, True, "Wang's msssim.m on MATLAB rgb2gray (2x2-mean halving)"),
     MetricSpec("lpips", True, False, "AlexNet v0.1, layer mean (lpips default), [-1, 1]"),
     MetricSpec("lpips_spatial", True, False, "AlexNet v0.1, mean of the spatial map (NTIRE)"),
     MetricSpec("lpips_vgg", True, False, "VGG16 v0.1, layer mean (lpips net='vgg')"),
@@ -89,6 +90,7 @@ class MetricRunner:
             "ssim": lambda a, r: ssim(a, r),
             "ssim_matlab": lambda a, r: ssim_matlab(a, r),
             "ms_ssim": lambda a, r: ms_ssim_matlab(a, r),
+            "ms_ssim_box": lambda a, r: ms_ssim_matlab(a, r, downsample="box"),
             "lpips": lambda a, r: self._lpips_value(a, r, spatial=False),  # type: ignore[arg-type]
             "lpips_spatial": lambda a, r: self._lpips_value(a, r, spatial=True),  # type: ignore[arg-type]
             "lpips_vgg": lambda a, r: self._lpips_value(a, r, False, "vgg"),  # type: ignore[arg-type]

@@ -171,6 +171,12 @@ def test_fused_add_relu_equals_add_then_relu(monkeypatch: pytest.MonkeyPatch) ->
         y = x.clone()
         assert nets.add_relu_(y, other) is y
         assert torch.equal(y, expected)
+    # off the CPU (CUDA, MPS: the kernel is CPU-only) the plain ops run
+    def refuse(*_: object) -> None:
+        raise AssertionError("the fused kernel ran off the CPU")
+
+    monkeypatch.setattr(nets, "_ADD_RELU_", refuse)
+    assert nets.add_relu_(torch.zeros(2, device="meta"), torch.zeros(2, device="meta")).is_meta
     # dtypes the fused kernel refuses (bfloat16 under autocast), and mixed ones
     monkeypatch.undo()
     for a, b in ((x.bfloat16(), other.bfloat16()), (x.bfloat16(), other)):

@@ -281,7 +281,7 @@ Subnet = ActNormSubnet | DeepSubnet
 #: ATen's fused ``relu(x + other)`` in place (one pass instead of two, the same values bit for
 #: bit); ``None`` where this PyTorch build lacks it.
 _ADD_RELU_ = getattr(torch.ops.aten, "_add_relu_", None)
-#: The dtypes its kernel takes (bfloat16 and float16 are refused).
+#: The dtypes its kernel takes (bfloat16 and float16 are refused); it has a CPU kernel only.
 _ADD_RELU_DTYPES = (torch.float32, torch.float64)
 
 
@@ -293,7 +293,8 @@ def add_relu_(x: Tensor, other: Tensor) -> Tensor:
         >>> add_relu_(x, torch.tensor(0.5))
         tensor([0.0000, 1.5000])
     """
-    if _ADD_RELU_ is not None and x.dtype in _ADD_RELU_DTYPES and other.dtype == x.dtype:
+    fused = x.device.type == "cpu" and x.dtype in _ADD_RELU_DTYPES and other.dtype == x.dtype
+    if _ADD_RELU_ is not None and fused:
         return _ADD_RELU_(x, other)
     return x.add_(other).relu_()
 

@@ -9,6 +9,7 @@ from torch import Tensor
 from srflow.flows.base import FlowLayer, logdet_wanted, sum_except_batch
 from srflow.flows.folding import can_fold, folded, halves_order
 from srflow.flows.nets import SRFLOW_SUBNET, SubnetSpec, ZeroConv2d, add_relu_, make_subnet
+from srflow.flows.packed import KeptConv
 from srflow.flows.prepared import PreparedCond
 
 
@@ -166,31 +167,35 @@ class ConditionalAffineCoupling(FlowLayer):
             weight = self.net.first_params()[0]
             hidden = F.conv2d(x1, weight[:, :p], padding=weight.shape[-1] // 2) + part
             return _negated_shift(self.net.tail(hidden), self.eps)
-        x_weight, last_weight, last_bias = self._sampling_params()
-        hidden = F.conv2d(x1, x_weight, padding=x_weight.shape[-1] // 2)
-        a = add_relu_(hidden, part)
-        h = F.conv2d(self.net.hidden_layers(a), last_weight, last_bias, padding=1)
+        x_conv, last_conv = self._sampling_params()
+        if not x1.is_contiguous(memory_format=torch.channels_last):
+            # the passing half of a channels-last tensor is strided; the copy F.conv2d would
+            # make lets the packed convolution run
+            x1 = x1.contiguous(memory_format=_layout_of(x_conv.weight))
+        a = add_relu_(x_conv(x1), part)
+        h = last_conv(self.net.hidden_layers(a))
         half = h.shape[1] // 2
         # the sigmoid of all channels: a contiguous tensor takes the vectorized kernel (a
         # strided half of a channels-last one ran 4x slower, for half the work)
         return h[:, :half], torch.sigmoid(h).add_(self.eps)[:, half:]
 
-    def _sampling_params(self) -> tuple[Tensor, Tensor, Tensor]:
-        """The per-sample weights of the folded sub-network, kept (:func:`folded`): the first
-        convolution's part for ``x1`` (a contiguous copy: oneDNN's fast path needs one) and
-        the last convolution's weight and bias giving ``-shift``, then the sigmoid's input."""
+    def _sampling_params(self) -> tuple[KeptConv, KeptConv]:
+        """The per-sample convolutions of the folded sub-network, kept (:func:`folded`) and
+        packed (:class:`~srflow.flows.packed.KeptConv`): the first convolution's part for
+        ``x1`` (a contiguous copy: oneDNN's fast path needs one) and the last convolution
+        giving ``-shift``, then the sigmoid's input."""
 
-        def compute() -> tuple[Tensor, Tensor, Tensor]:
+        def compute() -> tuple[KeptConv, KeptConv]:
             weight = self.net.first_params()[0]
             layout = _layout_of(weight)
             last_weight, last_bias = _shift_then_scale(self.net.last)
             half = last_weight.shape[0] // 2
             last_weight[:half].neg_()
             last_bias[:half].neg_()
+            x_weight = weight[:, : self.passive].contiguous(memory_format=layout)
             return (
-                weight[:, : self.passive].contiguous(memory_format=layout),
-                last_weight.contiguous(memory_format=layout),
-                last_bias,
+                KeptConv.of(x_weight, None),
+                KeptConv.of(last_weight.contiguous(memory_format=layout), last_bias),
             )
 
         sources = (*self.net.first.parameters(), *self.net.last.parameters())

@@ -49,6 +49,19 @@ class _Entry:
         )
 
 
+class _Cache(dict):
+    """The derived values of one module. A copy of the module (``copy.deepcopy``, as the
+    training EMA makes; ``pickle``) starts with an empty one: every value is recomputed from
+    the copy's own parameters on first use, and oneDNN-packed weights
+    (:mod:`srflow.flows.packed`) have no storage to copy."""
+
+    def __deepcopy__(self, memo: dict[int, object]) -> _Cache:
+        return _Cache()
+
+    def __reduce__(self) -> tuple[type[_Cache], tuple[()]]:
+        return _Cache, ()
+
+
 def can_fold() -> bool:
     """Whether folded parameters may be used: only while gradients are disabled."""
     return not torch.is_grad_enabled()
@@ -71,7 +84,7 @@ def folded(
         >>> torch.equal(folded(conv, "w2", (conv.weight,), double), conv.weight * 2)
         True
     """
-    cache: dict[str, _Entry] = module.__dict__.setdefault(_CACHE, {})
+    cache: dict[str, _Entry] = module.__dict__.setdefault(_CACHE, _Cache())
     entry = cache.get(name)
     if entry is None or not entry.matches(sources):
         with torch.no_grad():

@@ -19,6 +19,7 @@ from torch import Tensor, nn
 
 from srflow.flows.actnorm import ActNorm2d
 from srflow.flows.folding import can_fold, folded, scaled_conv
+from srflow.flows.packed import KeptConv, kept_conv
 
 
 @dataclass(frozen=True)
@@ -95,14 +96,16 @@ class ConvActNorm2d(nn.Conv2d):
             return F.conv2d(x, weight, bias, padding=self.padding)
         return self.actnorm.normalize(super().forward(x))
 
-    def forward_kept(self, x: Tensor) -> Tensor:
-        """:meth:`forward` with the folded weight and bias kept (:func:`folded`), for the
-        small convolutions that run once per sample."""
+    def forward_kept(self, x: Tensor, relu: bool = False) -> Tensor:
+        """:meth:`forward` (then a ReLU with ``relu``) with the folded weight and bias kept
+        (:func:`folded`, packed: :class:`~srflow.flows.packed.KeptConv`), for the small
+        convolutions that run once per sample."""
         if not can_fold() or self.actnorm._init_pending:
-            return self(x)
+            y = self(x)
+            return F.relu(y, inplace=True) if relu else y
         sources = (self.weight, self.actnorm.bias, self.actnorm.logs)
-        weight, bias = folded(self, "params", sources, self.folded_params)
-        return F.conv2d(x, weight, bias, padding=self.padding)
+        kept = folded(self, "params", sources, lambda: KeptConv.of(*self.folded_params()))
+        return kept(x, relu)
 
 
 class ZeroConv2d(nn.Conv2d):
@@ -168,8 +171,10 @@ class ActNormSubnet(nn.Sequential):
     def hidden_layers(self, a: Tensor) -> Tensor:
         """From the first activation (the ReLU of the first linear map's output) to the last
         conv's input."""
-        for module in list(self)[2:-1]:
-            a = module.forward_kept(a) if isinstance(module, ConvActNorm2d) else module(a)
+        hidden = list(self)[2:-1]  # (ConvActNorm2d, ReLU) pairs
+        for conv in hidden[::2]:
+            assert isinstance(conv, ConvActNorm2d)
+            a = conv.forward_kept(a, relu=True)
         return a
 
     def tail(self, hidden: Tensor) -> Tensor:
@@ -221,11 +226,22 @@ class DeepSubnet(nn.Module):
         convolution's input."""
         if self.kind == "residual":
             for block in self.hidden:
-                a = a + block(a)
+                a = a + self._conv_relus(block, a)
         elif self.kind == "long_skip":
-            a = self.hidden(a) + a
+            a = self._conv_relus(self.hidden, a) + a
         else:
-            a = self.hidden(a)
+            a = self._conv_relus(self.hidden, a)
+        return a
+
+    @staticmethod
+    def _conv_relus(layers: nn.Sequential, a: Tensor) -> Tensor:
+        """``layers`` ((Conv2d, ReLU) pairs) on ``a``; without gradients each convolution runs
+        from its kept weight with the ReLU fused (:func:`~srflow.flows.packed.kept_conv`)."""
+        if not can_fold():
+            return layers(a)
+        for conv in list(layers)[::2]:
+            assert isinstance(conv, nn.Conv2d)
+            a = kept_conv(conv)(a, relu=True)
         return a
 
     def tail(self, hidden: Tensor) -> Tensor:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import torch
-import torch.nn.functional as F
 from torch import Tensor
 
 from srflow.flows.actnorm import ActNorm2d
@@ -12,6 +11,7 @@ from srflow.flows.coupling import AffineInjector, ConditionalAffineCoupling
 from srflow.flows.folding import can_fold, folded
 from srflow.flows.invconv import InvConv1x1
 from srflow.flows.nets import SRFLOW_SUBNET, SubnetSpec
+from srflow.flows.packed import KeptConv
 
 
 class FlowStep(FlowLayer):
@@ -82,8 +82,8 @@ class FlowStep(FlowLayer):
             bound = torch.finfo(y.dtype).max ** 0.5
             y = y.clamp_(-bound, bound) if can_fold() else y.clamp(-bound, bound)
         if can_fold():
-            weight, bias, logdet_per_pixel = self._folded_inverse()
-            y = F.conv2d(y, weight.to(y.dtype), bias.to(y.dtype))
+            conv, logdet_per_pixel = self._folded_inverse()
+            y = conv(y)
             if logdet_wanted():
                 logdet = logdet + batch_constant(logdet_per_pixel * y[0, 0].numel(), y)
             return y, logdet
@@ -92,15 +92,16 @@ class FlowStep(FlowLayer):
         y, d = self.actnorm.inverse(y)
         return y, logdet + d
 
-    def _folded_inverse(self) -> tuple[Tensor, Tensor, Tensor]:
-        """The inverse 1x1 convolution and inverse ActNorm as one 1x1 convolution with a bias:
+    def _folded_inverse(self) -> tuple[KeptConv, Tensor]:
+        """The inverse 1x1 convolution and inverse ActNorm as one 1x1 convolution with a bias
+        (kept, packed: :class:`~srflow.flows.packed.KeptConv`):
         ``x = diag(exp(-logs)) W^-1 y - bias``, and their log-det per pixel."""
         norm, conv = self.actnorm, self.invconv
 
-        def compute() -> tuple[Tensor, Tensor, Tensor]:
+        def compute() -> tuple[KeptConv, Tensor]:
             c = conv.weight.shape[0]
             weight = conv.inverse_weight() * torch.exp(-norm.logs.reshape(c, 1))
             logdet = -torch.linalg.slogdet(conv.weight)[1] - norm.logs.sum()
-            return weight.view(c, c, 1, 1), -norm.bias.reshape(c), logdet
+            return KeptConv.of(weight.view(c, c, 1, 1), -norm.bias.reshape(c)), logdet
 
         return folded(self, "inverse", (conv.weight, norm.logs, norm.bias), compute)

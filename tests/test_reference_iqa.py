@@ -140,10 +140,33 @@ def test_brisque_matches_the_authors_release(official: dict, brisque_release_mod
     from srflow.metrics.brisque_release import brisque_release
 
     value = brisque_release(pair(name)[0], brisque_release_model)
-    if name == "I06":  # 1.0957 vs 0.9929: an open gap (docs/metrics.md); IQA-PyTorch: 1.0759
-        assert value == pytest.approx(official["brisque"][name], abs=0.11)
-    else:  # I03 94.6465 vs 94.6421, I04 -0.107618 as the original to all its 6 digits
-        assert value == pytest.approx(official["brisque"][name], rel=5e-3, abs=1e-6)
+    # I03 94.6405 vs 94.6421, I04 -0.107618 as the original to all its 6 digits, I06 0.991165
+    # vs 0.992889 (1.0957 before flat neighbourhoods' rounding noise was taken as 0)
+    assert value == pytest.approx(official["brisque"][name], rel=5e-3, abs=1e-6)
+
+
+@pytest.mark.parametrize("level", [37.0, 200.0, 254.0])
+def test_brisque_release_mscn_is_exactly_zero_on_flat_neighbourhoods(level: float) -> None:
+    from srflow.metrics.brisque_release import _mscn
+
+    rng = np.random.default_rng(0)
+    gray = np.round(rng.uniform(0, 255, (40, 40)))
+    gray[8:30, 8:30] = level
+    gray[20, 25] = level + 1  # a real difference of one level
+    plain = gray - _filter(gray)
+    mscn = _mscn(gray)
+    interior = np.zeros_like(gray, dtype=bool)
+    interior[11:27, 11:20] = True  # every 7x7 window inside the flat block, away from (20, 25)
+    assert np.any(plain[interior] != 0)  # the rounded mean leaves noise of either sign
+    assert np.all(mscn[interior] == 0)
+    assert mscn[20, 25] > 0.1 and mscn[20, 22] < 0  # the level's difference is kept
+    assert np.count_nonzero(mscn[~interior]) > 0.9 * np.count_nonzero(~interior)
+
+
+def _filter(gray: np.ndarray) -> np.ndarray:
+    from srflow.metrics.brisque_release import _filter_zero
+
+    return _filter_zero(gray)
 
 
 def test_the_brisque_release_model_is_read_from_the_sdist_without_unpacking(

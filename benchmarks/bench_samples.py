@@ -32,7 +32,7 @@ from pathlib import Path
 
 import torch
 from harness import machine_description, measure, run_case_in_subprocess, write_section
-from torch.utils.flop_counter import FlopCounterMode
+from torch.utils.flop_counter import FlopCounterMode, conv_flop_count, register_flop_formula
 
 from srflow.divergence import DivergenceWarning
 from srflow.families import family_of, published_models
@@ -67,6 +67,16 @@ def _sample(resolver: SuperResolver, lr: torch.Tensor, run: str) -> None:
     temperatures, n, batch = _plan(run)
     for _ in resolver.sample_temperatures(lr[0], temperatures, n, 0, batch_size=batch):
         pass
+
+
+_POINTWISE_CONV = getattr(getattr(torch.ops, "mkldnn", None), "_convolution_pointwise", None)
+if _POINTWISE_CONV is not None:
+    # the library's packed per-sample convolutions (srflow.flows.packed) run this oneDNN op,
+    # which torch.utils.flop_counter does not count by itself
+
+    @register_flop_formula(_POINTWISE_CONV)
+    def _pointwise_conv_flops(x_shape, w_shape, *args, out_shape=None, **kwargs) -> int:  # noqa: ANN001, ANN002, ANN003
+        return conv_flop_count(x_shape, w_shape, out_shape)
 
 
 def _flops(fn) -> float:  # noqa: ANN001

@@ -72,3 +72,7 @@ def test_list_names_every_metric(capsys: pytest.CaptureFixture) -> None:
     assert main(["metrics", "--list"]) == 0
     out = capsys.readouterr().out
     assert all(name in out for name in METRIC_SPECS) and "full-reference" in out
+    lines = out.splitlines()
+    assert len(lines) == len(METRIC_SPECS)
+    kind_column = {line.index("full-" if "full-" in line else "no-") for line in lines}
+    assert len(kind_column) == 1  # the names padded to one column

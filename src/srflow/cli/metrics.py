@@ -73,10 +73,11 @@ def _format(value: float) -> str:
 def run(args: argparse.Namespace) -> int:
     """Run ``srflow metrics``; returns the exit status."""
     if args.list:
+        width = max(len(name) for name in METRIC_SPECS)
         for spec in METRIC_SPECS.values():
             kind = "full-reference" if spec.full_reference else "no-reference"
             better = "higher" if spec.higher_is_better else "lower"
-            print(f"{spec.name:<14} {kind:<15} {better} is better; {spec.convention}")
+            print(f"{spec.name:<{width}} {kind:<15} {better} is better; {spec.convention}")
         return 0
     if not args.inputs:
         raise CliError("give image files or folders (or --list)")

@@ -32,13 +32,34 @@ def test_a_kept_convolution_equals_conv2d_bit_for_bit(cin, cout, k, layout) -> N
     bias = torch.randn(cout, generator=g)
     x = torch.randn(3, cin, 17, 9, generator=g).contiguous(memory_format=layout)
     kept = KeptConv.of(weight, bias)
-    assert kept.packed is not None and kept.packed.is_mkldnn
+    assert kept.packable and not kept.packs
     plain = F.conv2d(x, weight, bias, padding=k // 2)
     with torch.no_grad():
         assert torch.equal(kept(x), plain)
         assert torch.equal(kept(x, relu=True), plain.relu())
         assert kept(x).is_contiguous(memory_format=layout)
+    if layout == CL:  # packed for this input's shape on its first call
+        assert list(kept.packs) == [tuple(x.shape)] and kept.packs[tuple(x.shape)].is_mkldnn
     assert torch.equal(KeptConv.of(weight, None)(x), F.conv2d(x, weight, padding=k // 2))
+
+
+@needs_packing
+def test_each_input_shape_gets_its_own_pack() -> None:
+    """oneDNN chooses the weight's format from the input's shape too: a 64 -> 96 weight packed
+    for a 64x64 input was reordered again on every call on a 2x2 input."""
+    g = torch.Generator().manual_seed(3)
+    weight = torch.randn(96, 64, 3, 3, generator=g).contiguous(memory_format=CL)
+    kept = KeptConv.of(weight, torch.randn(96, generator=g))
+    shapes = [(4, 64, 64, 64), (4, 64, 2, 2), (2, 64, 2, 2), (2, 64, 8, 8), (4, 64, 3, 5)]
+    with torch.no_grad():
+        for shape in shapes:
+            x = torch.randn(shape, generator=g).contiguous(memory_format=CL)
+            assert torch.equal(kept(x), F.conv2d(x, weight, kept.bias, padding=1))
+            assert tuple(x.shape) in kept.packs
+        first = kept.packs[shapes[-1]]
+        kept(x)
+        assert kept.packs[shapes[-1]] is first  # kept, not packed again
+    assert list(kept.packs) == shapes[-packed.MAX_PACKED_SHAPES :]  # the oldest dropped
 
 
 def test_the_plain_path_where_packing_cannot_run() -> None:
@@ -46,7 +67,7 @@ def test_the_plain_path_where_packing_cannot_run() -> None:
     kept = KeptConv.of(weight, torch.randn(8))
     expected = F.conv2d(x.double(), weight.double(), kept.bias.double(), padding=1)
     assert torch.equal(kept(x.double(), relu=True), expected.relu())  # float64 input
-    assert KeptConv.of(weight.double(), None).packed is None  # float64 weights: not packed
+    assert not KeptConv.of(weight.double(), None).packable  # float64 weights: not packed
     with torch.autocast("cpu", dtype=torch.bfloat16):  # autocast: F.conv2d's bfloat16
         assert kept(x).dtype == torch.bfloat16
     with torch.backends.mkldnn.flags(enabled=False):

@@ -62,6 +62,24 @@ def test_each_input_shape_gets_its_own_pack() -> None:
     assert list(kept.packs) == shapes[-packed.MAX_PACKED_SHAPES :]  # the oldest dropped
 
 
+@needs_packing
+def test_packing_from_several_threads() -> None:
+    """The app samples from worker threads: shapes come and go while others run."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    weight = torch.randn(16, 8, 3, 3).contiguous(memory_format=CL)
+    kept = KeptConv.of(weight, None)
+    inputs = [torch.randn(2 + k % 3, 8, 4 + k, 5).contiguous(memory_format=CL) for k in range(8)]
+
+    def run(x: torch.Tensor) -> bool:
+        with torch.no_grad():
+            return all(torch.equal(kept(x), F.conv2d(x, weight, padding=1)) for _ in range(20))
+
+    with ThreadPoolExecutor(4) as pool:
+        assert all(pool.map(run, inputs * 4))
+    assert len(kept.packs) <= packed.MAX_PACKED_SHAPES
+
+
 def test_the_plain_path_where_packing_cannot_run() -> None:
     weight, x = torch.randn(8, 4, 3, 3), torch.randn(2, 4, 6, 6)
     kept = KeptConv.of(weight, torch.randn(8))

@@ -21,6 +21,7 @@ separately.
 
 from __future__ import annotations
 
+import threading
 from dataclasses import dataclass, field
 
 import torch
@@ -43,6 +44,7 @@ def _packing_available() -> bool:
 #: Input shapes a kept convolution keeps a packed weight for (the oldest is dropped first):
 #: a decode runs each convolution at one or two batch sizes per image or tile size.
 MAX_PACKED_SHAPES = 4
+_PACKING = threading.Lock()
 
 
 @dataclass(frozen=True)
@@ -76,11 +78,12 @@ class KeptConv:
         packed = self.packs.get(shape)
         if packed is None:
             assert self.packable and _REORDER is not None
-            if len(self.packs) >= MAX_PACKED_SHAPES:
-                del self.packs[next(iter(self.packs))]
-            pad = [self.padding, self.padding]
-            packed = _REORDER(self.weight, pad, [1, 1], [1, 1], 1, list(shape))
-            self.packs[shape] = packed
+            with _PACKING:  # the app may sample from several threads
+                while len(self.packs) >= MAX_PACKED_SHAPES:
+                    del self.packs[next(iter(self.packs))]
+                pad = [self.padding, self.padding]
+                packed = _REORDER(self.weight, pad, [1, 1], [1, 1], 1, list(shape))
+                self.packs[shape] = packed
         return packed
 
     def __call__(self, x: Tensor, relu: bool = False) -> Tensor:

@@ -6,6 +6,9 @@ and the training run's ``metrics.jsonl``, and replaces the part of the model car
 
     python scripts/model_card_results.py outputs/benchmark_photos_x4/results.json runs/default_x4
 
+Without the run folder (a checkout has only the exported model), the card's current line on the
+training run is kept.
+
 The two acceptance criteria of the model are checked and printed: at temperature 0 it must beat
 bicubic in PSNR, and its samples at temperature 0.8 must keep an LR-PSNR above 40 dB.
 """
@@ -81,7 +84,7 @@ def training_summary(run_dir: Path) -> str:
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n", 1)[0])
     parser.add_argument("results", type=Path, help="results.json of the photo benchmark")
-    parser.add_argument("run_dir", type=Path, help="the training run folder")
+    parser.add_argument("run_dir", type=Path, nargs="?", help="the training run folder")
     args = parser.parse_args()
     results = json.loads(args.results.read_text())
     table, rows = results_table(results)
@@ -94,16 +97,21 @@ def main() -> int:
         f"**{'yes' if consistent else 'NO'}** ({rows['0.8']['lr_psnr']:.2f} dB)"
     )
     settings, images = results["config"], results["images"]
+    card = CARD.read_text()
+    head, rest = card.split(START, 1)
+    if args.run_dir is not None:
+        training = f"Training run: {training_summary(args.run_dir)}."
+    else:  # the line the card has
+        kept = rest.split(END, 1)[0].splitlines()
+        training = next(line for line in kept if line.startswith("Training run:"))
     body = (
         f"{START}\n"
         f"Held-out photo benchmark ({len(images)} photos, HR {images[0]['size']} centre crops, "
         f"4x, {settings['samples']} samples per temperature, SR converted to 8 bit by "
         f"{settings['conventions']['uint8']}, seed {settings['seed']}), "
         f"{results['seconds'] / 60:.0f} min on {results['device']}:\n\n{table}\n\n{checks}\n\n"
-        f"Training run: {training_summary(args.run_dir)}.\n{END}"
+        f"{training}\n{END}"
     )
-    card = CARD.read_text()
-    head, rest = card.split(START, 1)
     CARD.write_text(head + body + rest.split(END, 1)[1])
     print(checks)
     return 0 if beats_bicubic and consistent else 1

@@ -147,13 +147,13 @@ def test_brisque_matches_the_authors_release(official: dict, brisque_release_mod
 
 @pytest.mark.parametrize("level", [37.0, 200.0, 254.0])
 def test_brisque_release_mscn_is_exactly_zero_on_flat_neighbourhoods(level: float) -> None:
-    from srflow.metrics.brisque_release import _mscn
+    from srflow.metrics.brisque_release import _filter_zero, _mscn
 
     rng = np.random.default_rng(0)
     gray = np.round(rng.uniform(0, 255, (40, 40)))
     gray[8:30, 8:30] = level
     gray[20, 25] = level + 1  # a real difference of one level
-    plain = gray - _filter(gray)
+    plain = gray - _filter_zero(gray)
     mscn = _mscn(gray)
     interior = np.zeros_like(gray, dtype=bool)
     interior[11:27, 11:20] = True  # every 7x7 window inside the flat block, away from (20, 25)
@@ -161,12 +161,6 @@ def test_brisque_release_mscn_is_exactly_zero_on_flat_neighbourhoods(level: floa
     assert np.all(mscn[interior] == 0)
     assert mscn[20, 25] > 0.1 and mscn[20, 22] < 0  # the level's difference is kept
     assert np.count_nonzero(mscn[~interior]) > 0.9 * np.count_nonzero(~interior)
-
-
-def _filter(gray: np.ndarray) -> np.ndarray:
-    from srflow.metrics.brisque_release import _filter_zero
-
-    return _filter_zero(gray)
 
 
 def test_the_brisque_release_model_is_read_from_the_sdist_without_unpacking(

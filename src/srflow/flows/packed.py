@@ -79,11 +79,13 @@ class KeptConv:
         if packed is None:
             assert self.packable and _REORDER is not None
             with _PACKING:  # the app may sample from several threads
-                while len(self.packs) >= MAX_PACKED_SHAPES:
-                    del self.packs[next(iter(self.packs))]
-                pad = [self.padding, self.padding]
-                packed = _REORDER(self.weight, pad, [1, 1], [1, 1], 1, list(shape))
-                self.packs[shape] = packed
+                packed = self.packs.get(shape)  # another thread may have packed it meanwhile
+                if packed is None:
+                    while len(self.packs) >= MAX_PACKED_SHAPES:
+                        del self.packs[next(iter(self.packs))]
+                    pad = [self.padding, self.padding]
+                    packed = _REORDER(self.weight, pad, [1, 1], [1, 1], 1, list(shape))
+                    self.packs[shape] = packed
         return packed
 
     def __call__(self, x: Tensor, relu: bool = False) -> Tensor:

@@ -92,13 +92,14 @@ def _minimum_flops(model, lr: torch.Tensor) -> tuple[float, float]:  # noqa: ANN
     shapes = model.latent_shapes(lr)
     latents = [z.to(lr) for z in model.sample_latents(shapes, 0.8, g)]
     holder: dict[str, object] = {}
+    twin = model.sampling_twin()
 
     def first() -> None:
-        holder["conds"] = model.condition(lr)
-        model.decode(lr, latents, conds=holder["conds"], logdet=False)
+        holder["prepared"] = twin.prepare(lr)
+        twin.decode(holder["prepared"], latents)
 
     total = _flops(first)
-    per_sample = _flops(lambda: model.decode(lr, latents, conds=holder["conds"], logdet=False))
+    per_sample = _flops(lambda: twin.decode(holder["prepared"], latents))
     return total - per_sample, per_sample
 
 

@@ -33,8 +33,7 @@ from pathlib import Path
 import torch
 from harness import RESULTS, machine_description, measure, run_case_in_subprocess, write_section
 
-from srflow.config.presets import load_preset
-from srflow.families import family_of
+from srflow.families import family_of, load_preset
 from srflow.inference import tiling
 from srflow.inference.pipeline import SuperResolver
 

@@ -24,12 +24,10 @@ import time
 import torch
 from harness import machine_description, write_section
 
-from srflow.config.presets import load_preset
-from srflow.config.training import RunConfig
-from srflow.models.srflow import SRFlow
+from srflow.families import family_of, load_preset
+from srflow.train.config import RunConfig
 from srflow.train.guard import NonFiniteGuard
 from srflow.train.loop import optimizer_step
-from srflow.train.objective import TrainingObjective, parameters_used_by, per_sample_uniform
 from srflow.train.setup import build_optimizer, configure_backends, set_trainable
 
 
@@ -38,11 +36,11 @@ def _run(
 ) -> dict[str, float]:
     device = torch.device(device_name)
     configure_backends(device, tf32=True)
-    torch.manual_seed(0)
     cfg = RunConfig(model=load_preset("srflow_df2k_x4"))
-    model = SRFlow(cfg.model).to(device).train()
-    objective = TrainingObjective(model)
-    used = parameters_used_by(objective, "nll", device)
+    family = family_of(cfg.model)
+    model = family.build(cfg.model, torch.Generator().manual_seed(0)).to(device).train()
+    objective = family.objective(model, cfg.train.losses)
+    used = objective.trained_parameters("nll", device)
     loss_fn = torch.compile(objective) if compile_model else objective
     trainable = set_trainable(model, phase, used)  # type: ignore[arg-type]
     optimizer = build_optimizer(model, "nll", cfg, used, device)
@@ -51,8 +49,8 @@ def _run(
     lr = torch.nn.functional.avg_pool2d(hr, 4)
 
     def step() -> None:
-        uniform = per_sample_uniform(tuple(hr.shape[1:]), list(range(batch)), generator, device)
-        loss = loss_fn(hr, lr, uniform, "nll").mean()
+        noise = objective.noise(tuple(hr.shape[1:]), list(range(batch)), generator, device)
+        loss = loss_fn(hr, lr, noise, "nll").mean()
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         norm = torch.nn.utils.clip_grad_norm_(trainable, 100.0, foreach=True)

@@ -23,11 +23,11 @@ import torch
 import torch.nn.functional as F
 from skimage import data as skimage_data
 
+from srflow.checkpoints import load_model
 from srflow.data.image_io import read_image
 from srflow.data.resize import imresize
 from srflow.divergence import count_diverged
 from srflow.inference.api import default_model_path
-from srflow.models.checkpoint import load_model
 from srflow.models.srflow import SRFlow
 
 PHOTOS = Path(__file__).resolve().parents[1] / "data" / "photos" / "eval" / "lr_x4"

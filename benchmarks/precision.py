@@ -27,6 +27,7 @@ import torch
 from harness import machine_description, write_section
 
 from srflow.inference.pipeline import inference_layout
+from srflow.models.contract import Conditioning
 
 ROOT = Path(__file__).resolve().parents[1]
 MODES = ("float32", "encoder", "terms", "all")
@@ -34,7 +35,7 @@ MODES = ("float32", "encoder", "terms", "all")
 
 def _models(device: str) -> dict[str, torch.nn.Module]:
     import srflow
-    from srflow.compat.official import load_official
+    from srflow.checkpoints import load_original as load_official
 
     sys.path.insert(0, str(ROOT / "tests"))
     from reference_weights import rebuild_state_dict
@@ -57,21 +58,20 @@ def _run(model: torch.nn.Module, lr: torch.Tensor, latents: list[torch.Tensor], 
         with torch.autocast(device, dtype=dtype):
             return fn()
 
+    twin = model.sampling_twin()
     with torch.no_grad():
         if mode == "float32":
-            conds = model.condition(lr)
+            prepared = twin.prepare(lr)
         else:
-            from srflow.flows.prepared import prepare
-
-            features = low(lambda: model.conditioning(lr))
-            conds = prepare([c.float() for c in features])  # type: ignore[union-attr]
+            features = low(lambda: twin.prepare(lr).features)
+            prepared = Conditioning(lr, [c.float() for c in features])  # type: ignore[union-attr]
         if mode in ("terms", "all"):  # the first decode computes and keeps the terms
             first = [z[:1] for z in latents]
-            low(lambda: model.decode(lr, first, conds=conds, logdet=False))
+            low(lambda: twin.decode(prepared, first))
         if mode == "all":
-            hr = low(lambda: model.decode(lr, latents, conds=conds, logdet=False)[0])
+            hr = low(lambda: twin.decode(prepared, latents)[0])
         else:
-            hr = model.decode(lr, latents, conds=conds, logdet=False)[0]
+            hr = twin.decode(prepared, latents)[0]
     return hr.float().clamp(0, 1)  # type: ignore[union-attr]
 
 

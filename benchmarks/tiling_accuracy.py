@@ -21,12 +21,12 @@ from pathlib import Path
 
 import torch
 
-from srflow.config.presets import load_preset
+from srflow.checkpoints import load_model
 from srflow.data.image_io import read_image
+from srflow.families import load_preset
 from srflow.inference.api import default_model_path
 from srflow.inference.pipeline import SuperResolver
 from srflow.inference.tiling import plan_tiles
-from srflow.models.checkpoint import load_model
 from srflow.models.srflow import SRFlow
 
 PHOTOS = Path(__file__).resolve().parents[1] / "data" / "photos" / "eval" / "lr_x4"

@@ -16,10 +16,10 @@ from pathlib import Path
 
 import torch
 
+from srflow.checkpoints import load_model, save_model
 from srflow.data.image_io import IMAGE_SUFFIXES, read_image
 from srflow.data.resize import imresize
-from srflow.inference.bounds import DEFAULT_MARGIN, calibrate_inverse_bounds
-from srflow.models.checkpoint import load_model, save_model
+from srflow.models.inverse_bounds import DEFAULT_MARGIN, calibrate_inverse_bounds
 from srflow.models.srflow import SRFlow
 
 CROP = 96

@@ -22,11 +22,11 @@ import skimage.data
 import torch
 from PIL import Image
 
-from srflow.config.training import load_run_config
 from srflow.data.resize import imresize
 from srflow.files import atomic_file
 from srflow.inference.rescale import Rescaler
 from srflow.metrics.psnr_ssim import psnr, ssim
+from srflow.train.config import load_run_config
 from srflow.train.loop import train
 
 PHOTOS = ("astronaut", "chelsea", "coffee")

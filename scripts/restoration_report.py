@@ -32,6 +32,7 @@ import numpy as np
 import torch
 from PIL import Image
 
+from srflow.checkpoints import load_model
 from srflow.data.image_io import list_images, read_image
 from srflow.files import atomic_file
 from srflow.inference.api import default_model_path
@@ -39,7 +40,6 @@ from srflow.inference.pipeline import pick_device
 from srflow.latent import decode_code, downscale, restore, sample_code
 from srflow.metrics.consistency import lr_psnr
 from srflow.metrics.psnr_ssim import psnr, ssim
-from srflow.models.checkpoint import load_model
 from srflow.models.srflow import SRFlow
 
 ROOT = Path(__file__).resolve().parents[1]

@@ -14,7 +14,7 @@ def assert_log_prob_is_change_of_variables(
 ) -> None:
     """log p(hr) = log|det d latents / d hr| + log N(latents; 0, I), with the autograd
     Jacobian of the encoder (one float64 image, ``(1, 3, H, W)``)."""
-    conds = model.conditioning(lr)
+    conds = model.features(lr)
     shape = hr.shape
 
     def to_latents(v: torch.Tensor) -> torch.Tensor:

@@ -18,7 +18,7 @@ import torch
 import torch.nn.functional as F
 from skimage import data as skimage_data
 
-from srflow.config.presets import load_preset
+from srflow.families import load_preset
 from srflow.latent import downscale
 from srflow.models.srflow import SRFlow
 
@@ -87,7 +87,7 @@ def consistent_tiny() -> SRFlow:
         model.flow.layers[4].prior.bias.zero_()
         crops = [("astronaut", 0, 0), ("chelsea", 0, 150), ("coffee", 150, 250)]
         hr = torch.stack([photo(name, top, left, 128, dtype) for name, top, left in crops])
-        cond = model.conditioning(downscale(hr, 4))[0]
+        cond = model.features(downscale(hr, 4))[0]
         x, _ = squeeze(hr, cond)
         x, _ = transition(x, cond)
         x, _ = step1.actnorm(x)

@@ -21,11 +21,11 @@ from srflow.app.images import (
 )
 from srflow.app.models import ModelStore, model_info
 from srflow.app.session import AppError, Cancelled, Session
+from srflow.checkpoints import save_model
 from srflow.cli.sr import output_name
 from srflow.data.image_io import image_from_pil
 from srflow.inference.pipeline import SuperResolver
 from srflow.latent import affected_region, decode_code, latent_masks
-from srflow.models.checkpoint import save_model
 from test_inference_api import tiny_model
 
 T = 0.4  # the tiny model diverges in places above about 0.6
@@ -131,8 +131,8 @@ def test_redraw_keeps_the_rest_bit_identical_and_undoes(
 ) -> None:
     actions.draw_samples(session, resolver, T, 2, 0, _no_report)
     prepared = []
-    condition = resolver.model.condition
-    resolver.model.condition = lambda lr: prepared.append(1) or condition(lr)  # type: ignore[method-assign]
+    prepare = resolver.sampler.prepare
+    resolver.sampler.prepare = lambda lr: prepared.append(1) or prepare(lr)  # type: ignore[method-assign]
     try:
         before = actions.start_exploring(session, resolver, 1)
         plain = decode_code(resolver.model, session.codes[1])[0].clamp(0, 1)
@@ -142,7 +142,7 @@ def test_redraw_keeps_the_rest_bit_identical_and_undoes(
         after, region, _ = actions.redraw_region(session, resolver, mask, T, 3)
         again, _, _ = actions.redraw_region(session, resolver, mask, T, 3)
     finally:
-        del resolver.model.condition
+        del resolver.sampler.prepare
     assert len(prepared) == 1  # one prepared conditioning serves every redraw
     assert region is not None and region.shape == (96, 128) and not region.all()
     shapes = [tuple(z.shape) for z in session.codes[1].latents]

@@ -24,7 +24,7 @@ from app_browser import (
     wait_text,
 )
 from srflow.app.images import REACHABLE_GREY
-from srflow.models.checkpoint import save_model
+from srflow.checkpoints import save_model
 from test_inference_api import tiny_model
 
 BROWSER = chromium()

@@ -12,8 +12,8 @@ import pytest
 from PIL import Image
 from skimage import data
 
+from srflow.checkpoints import save_model
 from srflow.cli.main import build_parser, main
-from srflow.models.checkpoint import save_model
 from test_inference_api import tiny_model
 
 PHOTO = np.ascontiguousarray(data.astronaut()[0:128:8, 0:128:8])  # 16x16

@@ -13,9 +13,9 @@ import pytest
 from PIL import Image
 from skimage import data
 
+from srflow.checkpoints import save_model
 from srflow.cli import sr as sr_command
 from srflow.cli.main import main
-from srflow.models.checkpoint import save_model
 from test_cli_sr import errors
 from test_inference_api import tiny_model
 

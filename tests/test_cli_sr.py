@@ -12,11 +12,11 @@ import torch
 from PIL import Image
 from skimage import data
 
+from srflow.checkpoints import save_model
 from srflow.cli import common
 from srflow.cli.main import main
 from srflow.data.image_io import write_image
 from srflow.data.resize import imresize
-from srflow.models.checkpoint import save_model
 from test_inference_api import tiny_model
 
 # The random test model's inverse diverges on a few % of the values at these temperatures:
@@ -61,7 +61,7 @@ def test_outputs_sizes_names_determinism_diversity(
     caplog.set_level(logging.INFO)
     args = ("-t", 0, 0.9, "-n", 2, "--seed", 3)
     assert sr(model_file, *inputs, "-o", tmp_path / "a", *args) == DIVERGED
-    assert "padding the 35x28 input by 1 x 0 pixels" in caplog.text
+    assert "padding the 35x28 input to 36x28 (mirrored)" in caplog.text
     assert sr(model_file, *inputs, "-o", tmp_path / "b", *args) == DIVERGED
     notes = [x for x in capsys.readouterr().err.splitlines() if x.startswith("note:")]
     assert notes == ["note: temperature 0 gives the same output for every seed: one sample "
@@ -234,8 +234,8 @@ def test_closed_pipe_ends_quietly(monkeypatch, capsys) -> None:
 def test_outputs_into_the_input_folder_and_notes(tmp_path: Path, capsys) -> None:
     """`srflow sr DIR -o DIR` super-resolves the inputs, never its own earlier outputs; a
     non-image file in the folder is a note, not a failure."""
-    from srflow.config.presets import load_preset
-    from srflow.models.checkpoint import save_model
+    from srflow.checkpoints import save_model
+    from srflow.families import load_preset
     from srflow.models.srflow import SRFlow
 
     model = save_model(SRFlow(load_preset("tiny")), tmp_path / "m.safetensors")

@@ -10,10 +10,9 @@ import torch
 from safetensors.torch import load_file
 
 from conftest import VECTORS, need_path
+from srflow.checkpoints import CheckpointError, load_model
 from srflow.cli.main import main
-from srflow.compat.official import CheckpointError
-from srflow.config.presets import load_preset
-from srflow.models.checkpoint import load_model
+from srflow.families import load_preset
 from srflow.models.srflow import SRFlow
 
 
@@ -130,8 +129,7 @@ def test_8x_tiny_round_trip_and_two_splits() -> None:
 def test_unloadable_files_say_why_without_unsafe_advice(tmp_path: Path) -> None:
     import pickle
 
-    from srflow.compat.official import CheckpointError
-    from srflow.models.checkpoint import load_model
+    from srflow.checkpoints import CheckpointError, load_model
 
     (tmp_path / "random.pth").write_bytes(bytes(range(256)) * 8)
     (tmp_path / "evil.pth").write_bytes(pickle.dumps({"x": Path("y")}, protocol=2))
@@ -146,8 +144,8 @@ def test_unloadable_files_say_why_without_unsafe_advice(tmp_path: Path) -> None:
 
 
 def test_safetensors_suffix_is_case_insensitive(tmp_path: Path) -> None:
-    from srflow.config.presets import load_preset
-    from srflow.models.checkpoint import load_model, save_model
+    from srflow.checkpoints import load_model, save_model
+    from srflow.families import load_preset
     from srflow.models.srflow import SRFlow
 
     path = save_model(SRFlow(load_preset("tiny")), tmp_path / "m.safetensors")

@@ -302,7 +302,7 @@ def test_override_plain_string_property(value: str) -> None:
 def test_model_and_training_presets_are_kept_apart(capsys) -> None:
     from srflow.cli.main import main
     from srflow.config.presets import model_preset_names, training_preset_names
-    from srflow.config.training import load_run_config
+    from srflow.train.config import load_run_config
 
     assert "tiny" in model_preset_names() and "train_tiny" in training_preset_names()
     assert not set(model_preset_names()) & set(training_preset_names())

@@ -15,11 +15,11 @@ from PIL import Image
 from skimage import data as skimage_data
 
 from latent_models import overflowing_model, perturbed_tiny, photo
+from srflow.checkpoints import save_model
 from srflow.cli.divergence import DIVERGED_STATUS
 from srflow.cli.main import main
 from srflow.divergence import DIVERGED_BEYOND, DivergenceWarning, check_decoded, count_diverged
 from srflow.latent import decode_code, encode_image, restore, sample_code, style_transfer
-from srflow.models.checkpoint import save_model
 
 LINE = re.compile(r"^warning: (.+): (\d+\.\d\d) % of the values diverged")
 

@@ -9,12 +9,12 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from srflow.checkpoints import save_model
 from srflow.cli.main import main
-from srflow.config.presets import load_preset
 from srflow.data.resize import imresize
+from srflow.families import load_preset
 from srflow.metrics.consistency import lr_psnr_vs_gt
 from srflow.metrics.psnr_ssim import psnr
-from srflow.models.checkpoint import save_model
 from srflow.models.srflow import SRFlow
 
 skimage_data = pytest.importorskip("skimage.data")

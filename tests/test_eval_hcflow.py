@@ -11,12 +11,12 @@ import pytest
 import torch
 from PIL import Image
 
+from srflow.checkpoints import save_model
 from srflow.cli.main import main
 from srflow.config.hcflow import HCFlowConfig
 from srflow.data.resize import imresize
 from srflow.metrics.diversity import pixel_std_diversity
 from srflow.metrics.psnr_ssim import psnr
-from srflow.models.checkpoint import save_model
 from srflow.models.hcflow import HCFlow
 
 skimage_data = pytest.importorskip("skimage.data")

@@ -13,7 +13,6 @@ import pytest
 import torch
 from PIL import Image
 
-from srflow.config.presets import load_preset
 from srflow.data.resize import imresize
 from srflow.evaluation import (
     EvalConfig,
@@ -28,6 +27,7 @@ from srflow.evaluation.plots import write_plots
 from srflow.evaluation.report import markdown_report, write_csv, write_json
 from srflow.evaluation.sampling import ModelSampler
 from srflow.evaluation.scoring import MetricSuite
+from srflow.families import load_preset
 from srflow.metrics.lpips import LPIPS
 from srflow.models.srflow import SRFlow
 from test_metrics_perceptual import _synthetic_lpips_files
@@ -79,8 +79,8 @@ def test_sampler_reuses_one_encoder_pass_and_matches_model_sample():
     model = SRFlow(load_preset("tiny"), generator=torch.Generator().manual_seed(0)).eval()
     lr = skdata.astronaut()[100:112, 200:212]
     calls = []
-    conditioning = model.conditioning
-    model.conditioning = lambda x: calls.append(1) or conditioning(x)
+    features = model.features
+    model.features = lambda x: calls.append(1) or features(x)
     draws = ModelSampler(model, batch_size=2).sample(lr, [0.0, 0.7], samples=3, seed=5)
     assert len(calls) == 1  # one encoder pass for both temperatures
     assert draws[0.0].shape == (1, 48, 48, 3) and draws[0.7].shape == (3, 48, 48, 3)

@@ -12,10 +12,10 @@ import pytest
 import torch
 from PIL import Image
 
+from srflow.checkpoints import save_model
 from srflow.cli.main import main
-from srflow.config.presets import load_preset
 from srflow.data.resize import imresize
-from srflow.models.checkpoint import save_model
+from srflow.families import load_preset
 from srflow.models.srflow import SRFlow
 from test_metrics_perceptual import _isolate_search, _synthetic_lpips_files
 

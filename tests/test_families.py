@@ -11,11 +11,10 @@ import torch
 
 from conftest import VECTORS, need_path
 from reference_weights import read_keys
+from srflow.checkpoints import CheckpointError, load_model, read_model_config
 from srflow.cli.main import main
-from srflow.compat import config_from_official_options
-from srflow.compat.official import CheckpointError
 from srflow.families import FAMILIES, DetectionError, detect, family_of, published_models
-from srflow.models.checkpoint import load_model, read_model_config
+from srflow.families.options import config_from_official_options
 
 #: key-layout file -> (family, published name)
 LAYOUTS = {
@@ -183,7 +182,7 @@ def test_every_published_config_survives_our_metadata(tmp_path: Path) -> None:
 
     for family, published in published_models():
         data = json.loads(json.dumps(to_dict(published.config)))
-        assert family_named(family.name).config_from_dict(data) == published.config
+        assert family_named(family.name).parse_config(data) == published.config
         assert family.describe(published.config).endswith(f"(published {published.name})")
 
 
@@ -200,8 +199,8 @@ def test_hcflow_checkpoints_load_and_the_latent_tools_run_them(tmp_path: Path, c
     run it through the same model interface as SRFlow models."""
     from PIL import Image
 
+    from srflow.checkpoints import save_model
     from srflow.families import family_named
-    from srflow.models.checkpoint import save_model
 
     family = family_named("HCFlow")
     config = family.published[2].config  # rescaling 4x: the smallest

@@ -9,8 +9,8 @@ from pathlib import Path
 import pytest
 import torch
 
+from srflow.checkpoints import write_safetensors
 from srflow.files import atomic_file, new_file_mode
-from srflow.models.checkpoint import write_safetensors
 
 
 def test_finished_file_has_umask_permissions(tmp_path: Path) -> None:

@@ -137,7 +137,7 @@ def test_split_prior_round_trip_and_density() -> None:
     back, log_p_back = split.inverse(kept, eps)
     torch.testing.assert_close(back, x, atol=1e-12, rtol=0)
     torch.testing.assert_close(log_p_back, log_p, atol=1e-12, rtol=0)
-    mean, logs = split._mean_logs(kept)
+    mean, logs = split.mean_logs(kept)
     dist = torch.distributions.Normal(mean, logs.exp())
     torch.testing.assert_close(log_p, dist.log_prob(x[:, C // 2 :]).sum((1, 2, 3)))
 

@@ -13,7 +13,7 @@ from PIL import Image
 from safetensors.torch import load_file, save_file
 
 from srflow.cli.main import main
-from srflow.config.training import load_run_config
+from srflow.train.config import load_run_config
 from srflow.train.discriminator import (
     VGGStyleDiscriminator,
     discriminator_loss,

@@ -9,10 +9,10 @@ import pytest
 import torch
 from PIL import Image
 
+from srflow.checkpoints import save_model
 from srflow.cli.main import main
 from srflow.config.hcflow import HCFlowConfig
 from srflow.inference.pipeline import SuperResolver
-from srflow.models.checkpoint import save_model
 from srflow.models.hcflow import HCFlow
 
 skimage_data = pytest.importorskip("skimage.data")
@@ -42,7 +42,7 @@ def test_resolver_equals_the_model_sampler_and_reuses_the_lr_features() -> None:
     torch.testing.assert_close(ours, direct, atol=1e-5, rtol=0)
     # decoding 3 samples against one conditioning = repeating the LR per sample
     latents = model.sample_latents(model.latent_shapes(lr, 3), 0.7, torch.Generator())
-    shared, _ = model.decode(lr, latents, conds=model.conditioning(lr))
+    shared, _ = model.decode(model.prepare(lr), latents)
     repeated, _ = model.decode(lr.repeat(3, 1, 1, 1), latents)
     torch.testing.assert_close(shared, repeated, atol=1e-5, rtol=0)
 

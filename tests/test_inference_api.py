@@ -12,12 +12,11 @@ from skimage import data
 
 import srflow
 from latent_models import overflowing_model
-from srflow.compat import CheckpointError
-from srflow.config.presets import load_preset
+from srflow.checkpoints import CheckpointError, save_model
 from srflow.data.resize import imresize
+from srflow.families import load_preset
 from srflow.inference import SuperResolver, api
 from srflow.inference.tiling import plan_tiles
-from srflow.models.checkpoint import save_model
 from srflow.models.srflow import SRFlow
 
 
@@ -166,10 +165,10 @@ def test_tiled_sampling_prepares_each_tile_once(
     crop = np.ascontiguousarray(data.astronaut()[40:200:4, 120:280:4])  # 40x40: 2x2 tiles
     lr = torch.from_numpy(crop).permute(2, 0, 1).float() / 255.0
     calls = []
-    condition = resolver.model.condition
+    prepare = resolver.sampler.prepare
     with monkeypatch.context() as patch:
-        patch.setattr(resolver.model, "condition",
-                      lambda x, keep=True: calls.append(keep) or condition(x, keep))  # fmt: skip
+        patch.setattr(resolver.sampler, "prepare",
+                      lambda x, keep=True: calls.append(keep) or prepare(x, keep))  # fmt: skip
         outs = list(resolver.sample_temperatures(lr, [0.5, 0.8], [3, 2], 7, tile=20,
                                                  tile_overlap=6, batch_size=2))  # fmt: skip
     assert len(calls) == len(plan_tiles((40, 40), 20, 6, 2)) == 4

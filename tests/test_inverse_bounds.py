@@ -14,9 +14,9 @@ from safetensors.torch import save_file
 
 import srflow
 from latent_models import overflowing_model, perturbed_tiny, photo
+from srflow.checkpoints import CheckpointError, load_model, save_model
 from srflow.divergence import DivergenceWarning, count_diverged
-from srflow.inference.bounds import calibrate_inverse_bounds
-from srflow.models.checkpoint import BOUNDS_KEY, CheckpointError, load_model, save_model
+from srflow.models.inverse_bounds import BOUNDS_KEY, calibrate_inverse_bounds
 from srflow.models.srflow import SRFlow
 
 
@@ -28,7 +28,7 @@ def _lrs() -> list[torch.Tensor]:
 def _samples(model: SRFlow, lr: torch.Tensor, temperature: float, seed: int = 5) -> torch.Tensor:
     generator = torch.Generator().manual_seed(seed)
     with torch.no_grad():
-        conds = model.conditioning(lr[None])
+        conds = model.features(lr[None])
         latents = model.sample_latents(model.latent_shapes(lr[None]), temperature, generator)
         return model.flow.decode(latents, conds).output
 

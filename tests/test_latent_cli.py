@@ -10,9 +10,9 @@ import torch
 from PIL import Image
 
 from latent_models import perturbed_tiny
+from srflow.checkpoints import save_model
 from srflow.cli.main import main
 from srflow.latent import affected_region, latent_masks, load_latents, read_mask
-from srflow.models.checkpoint import save_model
 
 # The random test model's inverse diverges on a few % of the values at these temperatures:
 # written, reported on a warning line, exit status 3 (srflow.cli.divergence).

@@ -13,9 +13,7 @@ from srflow.latent import (
     decode_code,
     downscale,
     encode_image,
-    latent_levels,
     load_latents,
-    per_latent_temperatures,
     sample_code,
     save_latents,
 )
@@ -90,10 +88,10 @@ def test_bad_latents_files_give_one_line_errors(tmp_path) -> None:
 
 def test_per_level_temperatures_follow_the_latent_levels() -> None:
     model = perturbed_tiny(torch.float32)
-    assert latent_levels(model) == [1, 3]  # tiny: split after level 1, top latent at level 3
-    assert per_latent_temperatures(model, [0.9, 0.7, 0.5]) == [0.9, 0.5]  # one per level
-    assert per_latent_temperatures(model, [0.9, 0.5]) == [0.9, 0.5]  # one per latent
+    assert model.latent_levels() == [1, 3]  # tiny: split after level 1, top latent at level 3
+    assert model.latent_temperatures([0.9, 0.7, 0.5]) == [0.9, 0.5]  # one per level
+    assert model.latent_temperatures([0.9, 0.5]) == [0.9, 0.5]  # one per latent
     with pytest.raises(ValueError, match="one per flow level"):
-        per_latent_temperatures(model, [0.1, 0.2, 0.3, 0.4])
+        model.latent_temperatures([0.1, 0.2, 0.3, 0.4])
     code = sample_code(model, torch.rand(3, 8, 8), [1.0, 0.0, 0.0], torch.Generator())
     assert code.latents[0].std() > 0.5 and code.latents[1].abs().max() == 0

@@ -11,12 +11,11 @@ from srflow.latent import (
     decode_code,
     encode_image,
     latent_masks,
-    per_latent_temperatures,
     resample_code,
     style_transfer,
 )
+from srflow.models.contract import CapabilityError, FlowSR
 from srflow.models.hcflow import HCFlow
-from srflow.models.protocol import FlowModel
 
 CONFIG = HCFlowConfig(levels=2, trunk_steps=1, conditional_steps=1, rrdb_blocks=(1, 1),
                       rrdb_growth=8, hidden_channels=8)  # fmt: skip
@@ -35,7 +34,7 @@ def smooth(h: int, w: int, seed: int) -> torch.Tensor:
 
 
 def test_hcflow_is_a_flow_model(model: HCFlow) -> None:
-    assert isinstance(model, FlowModel)
+    assert isinstance(model, FlowSR)
 
 
 def test_encode_decode_is_exact_in_float64(model: HCFlow) -> None:
@@ -61,10 +60,10 @@ def test_masked_resampling_keeps_latents_outside_the_mask(model: HCFlow) -> None
 
 
 def test_per_level_temperatures_follow_the_levels(model: HCFlow) -> None:
-    assert per_latent_temperatures(model, [0.5, 0.9]) == [0.5, 0.9]
-    assert per_latent_temperatures(model, 0.7) == [0.7, 0.7]
+    assert model.latent_temperatures([0.5, 0.9]) == [0.5, 0.9]
+    assert model.latent_temperatures(0.7) == [0.7, 0.7]
     with pytest.raises(ValueError, match="one per flow level \\(2\\)"):
-        per_latent_temperatures(model, [0.1, 0.2, 0.3])
+        model.latent_temperatures([0.1, 0.2, 0.3])
 
 
 def test_style_transfer_uses_the_source_latents_with_the_target_lr(model: HCFlow) -> None:
@@ -78,5 +77,5 @@ def test_style_transfer_uses_the_source_latents_with_the_target_lr(model: HCFlow
 
 
 def test_no_local_bound_for_hcflow(model: HCFlow) -> None:
-    with pytest.raises(ValueError, match="only SRFlow-family"):
+    with pytest.raises(CapabilityError, match="latent change can reach most of the image"):
         affected_region(model, [torch.zeros(1, 1, 16, 16, dtype=torch.bool)] * 2)

@@ -11,9 +11,9 @@ import torch
 from PIL import Image
 from skimage import data
 
+from srflow.checkpoints import save_model
 from srflow.cli.main import main
 from srflow.inference import memory
-from srflow.models.checkpoint import save_model
 from test_cli_sr import errors
 from test_inference_api import tiny_model
 
@@ -32,7 +32,7 @@ def test_estimate_scales_with_area_batch_and_tiles() -> None:
 def test_estimate_is_an_upper_bound_of_the_conditioning() -> None:
     model = tiny_model()
     with torch.no_grad():
-        conds = model.conditioning(torch.zeros(1, 3, 48, 48))
+        conds = model.prepare(torch.zeros(1, 3, 48, 48)).features
     size = sum(c.numel() * c.element_size() for c in conds)
     assert memory.estimate_bytes(model, (48, 48), 1) > memory.FIXED_FACTOR * size * 0.99
 

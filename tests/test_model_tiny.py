@@ -6,10 +6,10 @@ import pytest
 import torch
 
 from flow_checks import assert_log_prob_is_change_of_variables
-from srflow.compat import CheckpointError
-from srflow.config.presets import load_preset
+from srflow.checkpoints import CheckpointError, load_model, save_model
+from srflow.families import load_preset
 from srflow.flows import data_dependent_init
-from srflow.models.checkpoint import load_model, save_model
+from srflow.models.contract import Conditioning
 from srflow.models.srflow import SRFlow
 
 
@@ -64,7 +64,7 @@ def test_per_level_temperature() -> None:
     shapes = model.latent_shapes(torch.rand(1, 3, 4, 4))
     latents = model.sample_latents(shapes, [0.0, 1.0], torch.Generator().manual_seed(0))
     assert latents[0].abs().max() == 0 and latents[1].abs().max() > 0
-    with pytest.raises(ValueError, match="one temperature per latent"):
+    with pytest.raises(ValueError, match="one per latent tensor"):
         model.sample_latents(shapes, [0.5], torch.Generator())
 
 
@@ -125,10 +125,11 @@ def test_shared_conditioning_equals_repeated_conditioning(images: int) -> None:
     k = 3
     shapes = model.latent_shapes(lr, n=k)
     latents = model.sample_latents(shapes, 0.9, torch.Generator().manual_seed(2), dtype=lr.dtype)
-    conds = model.conditioning(lr)
+    conds = model.features(lr)
     with torch.no_grad():
-        fast, fast_logdet = model.decode(lr, latents, conds=conds)
-        slow, slow_logdet = model.decode(lr, latents, conds=[c.repeat(k, 1, 1, 1) for c in conds])
+        fast, fast_logdet = model.decode(lr, latents)
+        repeated = Conditioning(lr.repeat(k, 1, 1, 1), [c.repeat(k, 1, 1, 1) for c in conds])
+        slow, slow_logdet = model.decode(repeated, latents)
         again = model.flow.encode(fast, conds)
     # float64 rounding only (the perturbed tiny model's outputs reach ~1e4)
     torch.testing.assert_close(fast, slow, atol=1e-12, rtol=1e-12)

@@ -10,12 +10,13 @@ import pytest
 import torch
 from PIL import Image
 
+from srflow.checkpoints import save_model
 from srflow.cli.main import main
 from srflow.config.hcflow import HCFlowConfig
-from srflow.config.presets import load_preset
+from srflow.data.transforms import quantize_8bit
+from srflow.families import load_preset
 from srflow.inference.rescale import HR_SIZE_KEY, Rescaler, read_lr_image, write_lr_png
-from srflow.models.checkpoint import save_model
-from srflow.models.hcflow import HCFlow, quantize_8bit
+from srflow.models.hcflow import HCFlow
 from srflow.models.srflow import SRFlow
 
 # The random test model's inverse diverges on a few % of the values at these temperatures:

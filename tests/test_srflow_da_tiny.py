@@ -18,12 +18,12 @@ import torch
 from PIL import Image
 
 from flow_checks import assert_log_prob_is_change_of_variables
+from srflow.checkpoints import load_model, save_model
 from srflow.cli.main import main
-from srflow.config.presets import load_preset
 from srflow.config.schema import FlowConfig, ModelConfig
+from srflow.families import load_preset
 from srflow.inference.pipeline import SuperResolver
 from srflow.latent import decode_code, encode_image
-from srflow.models.checkpoint import load_model, save_model
 from srflow.models.srflow import SRFlow
 
 skimage_data = pytest.importorskip("skimage.data")
@@ -73,7 +73,8 @@ def test_single_scale_layout_and_latents() -> None:
 
 
 def test_gaussian_dequantization_and_training_loss() -> None:
-    from srflow.train.objective import dequantized_nll, per_sample_noise
+    from srflow.families.objective import per_sample_noise
+    from srflow.families.srflow_objective import dequantized_nll
 
     model = tiny_da("da", torch.float32)
     hr, lr = torch.rand(1, 3, 16, 16), torch.rand(1, 3, 4, 4)
@@ -111,19 +112,21 @@ def test_sr_command_samples_seeds_and_tiling(
     variant: str, da_files, tmp_path: Path, capsys
 ) -> None:
     model = da_files["root"] / f"{variant}.safetensors"
-    args = ["sr", str(da_files["lr"]), "--model", str(model), "-t", "0.5", "-n", "2",
+    # 0.3: random tiny DA-S models overflow in a few values at 0.5 for most weight seeds
+    # (2-21 values for 6 seeds of 6; none at 0.3 for 8 seeds of 8), which exits with status 3
+    args = ["sr", str(da_files["lr"]), "--model", str(model), "-t", "0.3", "-n", "2",
             "--seed", "4", "--device", "cpu"]  # fmt: skip
     assert main([*args, "-o", str(tmp_path / "a")]) == 0
     assert "SRFlow-DA 4x (custom configuration)" in capsys.readouterr().out
     a0, a1 = (
-        _png(tmp_path / "a" / "lr_sr_t0.50_s00.png"),
-        _png(tmp_path / "a" / "lr_sr_t0.50_s01.png"),
+        _png(tmp_path / "a" / "lr_sr_t0.30_s00.png"),
+        _png(tmp_path / "a" / "lr_sr_t0.30_s01.png"),
     )
     assert a0.shape == (128, 136, 3) and (a0 != a1).any()
     assert main([*args, "-o", str(tmp_path / "b")]) == 0
-    assert np.array_equal(_png(tmp_path / "b" / "lr_sr_t0.50_s00.png"), a0)
+    assert np.array_equal(_png(tmp_path / "b" / "lr_sr_t0.30_s00.png"), a0)
     assert main([*args, "-o", str(tmp_path / "tiled"), "--tile", "16"]) == 0
-    tiled = _png(tmp_path / "tiled" / "lr_sr_t0.50_s00.png")
+    tiled = _png(tmp_path / "tiled" / "lr_sr_t0.30_s00.png")
     assert np.abs(tiled - a0).mean() < 2.0  # one latent field: tiling changes only seams
 
 

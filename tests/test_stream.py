@@ -8,7 +8,7 @@ import torch
 
 from latent_models import perturbed_tiny, photo
 from srflow.inference.pipeline import SuperResolver
-from srflow.inference.stream import decode_stream
+from srflow.models.sampling import decode_stream
 
 
 def test_batches_cross_temperature_boundaries_in_order() -> None:

@@ -10,10 +10,10 @@ import pytest
 import torch
 from PIL import Image
 
+from srflow.checkpoints import save_model
 from srflow.cli.main import main
-from srflow.config.presets import load_preset
+from srflow.families import load_preset
 from srflow.flows.distributions import MAX_TEMPERATURE, check_temperature, sample_normal
-from srflow.models.checkpoint import save_model
 from srflow.models.srflow import SRFlow
 
 BAD = [math.nan, math.inf, -0.1, 256.0]

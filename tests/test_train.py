@@ -15,15 +15,16 @@ import torch
 from PIL import Image
 from safetensors.torch import load_file
 
+from srflow.checkpoints import load_model
 from srflow.config.loading import ConfigError
-from srflow.config.presets import load_preset
-from srflow.config.training import RunConfig, TrainConfig, load_run_config
-from srflow.models.checkpoint import load_model
+from srflow.config.training import TrainConfig
+from srflow.families import load_preset
+from srflow.families.srflow_objective import dequantized_nll
 from srflow.models.srflow import SRFlow
 from srflow.train.checkpoint import load_checkpoint
+from srflow.train.config import RunConfig, load_run_config
 from srflow.train.guard import NonFiniteGuard, TrainingDivergedError, optimizer_step
 from srflow.train.loop import train
-from srflow.train.objective import dequantized_nll
 from srflow.train.schedule import learning_rate, phase_at
 from srflow.train.setup import RunDirError
 

@@ -19,9 +19,9 @@ import torch
 from conftest import VECTORS
 from flow_checks import assert_each_close
 from reference_weights import rebuild_state_dict
-from srflow.compat import load_official
-from srflow.compat.original_sampling import original_seeded_latents
+from srflow.checkpoints import load_original as load_official
 from srflow.families import detect
+from srflow.families.original_sampling import original_seeded_latents
 
 FOLDERS = sorted(
     p.name for p in VECTORS.glob("full_*")

@@ -7,9 +7,8 @@ import torch
 
 from conftest import VECTORS, need_path
 from reference_weights import read_keys, rebuild_state_dict
-from srflow.compat import detect_official_config, load_official
-from srflow.compat.official import convert_official_state_dict
-from srflow.config.presets import load_preset
+from srflow.checkpoints import load_original as load_official
+from srflow.families import detect, load_preset, original_to_ours
 from srflow.models.srflow import SRFlow
 
 F32 = {"atol": 5e-5, "rtol": 1e-4}
@@ -70,8 +69,8 @@ def test_published_key_layouts(keys: str, preset: str) -> None:
     """Our model built from the preset has exactly the published keys and shapes."""
     layout = read_keys(keys)
     fake = {k: torch.zeros(s) for k, s in layout.items()}
-    assert detect_official_config(fake) == load_preset(preset)
-    converted = convert_official_state_dict(fake)
+    assert detect(fake).config == load_preset(preset)
+    converted = original_to_ours(fake, detect(fake))
     with torch.device("meta"):
         ours = SRFlow(load_preset(preset)).state_dict()
     assert set(converted) == set(ours)

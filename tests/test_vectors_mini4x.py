@@ -6,8 +6,9 @@ import pytest
 import torch
 
 from conftest import VECTORS, need_path
-from srflow.compat import config_from_official_options, load_official
-from srflow.compat.original_sampling import original_seeded_latents
+from srflow.checkpoints import load_original as load_official
+from srflow.families.options import config_from_official_options
+from srflow.families.original_sampling import original_seeded_latents
 
 F32 = {"atol": 5e-5, "rtol": 1e-4}
 
@@ -39,7 +40,7 @@ def test_layer_order(mini) -> None:
 @torch.no_grad()
 def test_conditioning_and_rrdb_output(mini) -> None:
     model, io = mini
-    conds = model.conditioning(io["lr"])
+    conds = model.features(io["lr"])
     for cond, name in zip(conds, io["rrdb_level_names"], strict=True):
         torch.testing.assert_close(cond, io["rrdb"][name], **F32)
     torch.testing.assert_close(model.encoder.super_resolve(io["lr"]), io["rrdb"]["out"], **F32)

@@ -7,13 +7,13 @@ Quick start::
     images = model.super_resolve(pil_image, temperature=0.8, samples=4, seed=0)  # PIL images
 """
 
+from srflow.checkpoints import load_model, save_model
 from srflow.config.schema import ModelConfig
 from srflow.data.image_io import read_image
 from srflow.data.resize import imresize
 from srflow.divergence import DivergenceWarning
 from srflow.inference.api import load
 from srflow.inference.rescale import Rescaler
-from srflow.models.checkpoint import load_model, save_model
 from srflow.models.srflow import SRFlow
 
 __version__ = "0.1.0"

@@ -26,7 +26,6 @@ from srflow.latent import (
     content_transfer,
     decode_code,
     latent_masks,
-    per_latent_temperatures,
     resample_code,
     restore,
     style_transfer,
@@ -78,7 +77,7 @@ def draw_samples(
     temps: float | list[float] = temperature
     if isinstance(temperature, list):
         try:
-            temps = per_latent_temperatures(resolver.model, temperature)
+            temps = resolver.model.latent_temperatures(temperature)
         except ValueError as exc:
             raise AppError(f"temperature: {exc}") from None
     progress = session.progress_reporter(report, count, "sampling")
@@ -113,8 +112,8 @@ def write_samples(session: Session, folder: Path) -> list[Path]:
 def _decode(session: Session, resolver: SuperResolver, code: LatentCode) -> tuple[Tensor, str]:
     """Decode ``code`` with its LR's prepared conditioning, kept in the session: redrawing a
     region again and again runs the encoder and the conditioning-only terms once."""
-    conds = session.conditioning_for(code.lr, resolver.model.condition)
-    image, note = _quiet_divergence(lambda: decode_code(resolver.model, code, conds)[0])
+    prepared = session.conditioning_for(code.lr, resolver.sampler.prepare)
+    image, note = _quiet_divergence(lambda: decode_code(resolver.model, code, prepared)[0])
     return image.float().clamp(0, 1).cpu(), note
 
 
@@ -136,8 +135,9 @@ def redraw_region(
     stay bit for bit.
 
     Returns:
-        The new image, the pixels that may have changed (``None`` for HCFlow, where a change
-        can reach the whole image) and a divergence note.
+        The new image, the pixels that may have changed (``None`` for a model without a local
+        receptive field, e.g. HCFlow, where a change can reach the whole image) and a
+        divergence note.
     """
     explored = session.explored
     if explored is None:
@@ -149,11 +149,10 @@ def redraw_region(
     session.steps += 1
     explored.codes.append(new)
     explored.images.append(image)
-    shapes = [tuple(z.shape) for z in code.latents]
-    try:
-        region = affected_region(resolver.model, latent_masks(mask, shapes, code.padded_size))
-    except ValueError:
+    if not resolver.model.capabilities.local_receptive_field:
         return image, None, note
+    shapes = [tuple(z.shape) for z in code.latents]
+    region = affected_region(resolver.model, latent_masks(mask, shapes, code.padded_size))
     return image, region[0, 0, : image.shape[1], : image.shape[2]].cpu(), note
 
 

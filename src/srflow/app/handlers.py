@@ -184,7 +184,7 @@ class Handlers:
             session, self.resolver(session), mask, float(temperature), seed_of(seed)
         )
         changed = pixels_changed(explored.images[-2], image)
-        if region is None:  # HCFlow: a change can reach the whole image
+        if region is None:  # no local receptive field: a change can reach the whole image
             region = torch.ones_like(changed)
         share, reach = (100 * m.float().mean().item() for m in (changed, region))
         where = f"{share:.1f} % of the pixels changed (white); the change could reach " + (

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from srflow.app.session import AppError
-from srflow.compat.official import CheckpointError
+from srflow.checkpoints import CheckpointError
 from srflow.families import family_of
 from srflow.inference.api import default_model_path, load
 from srflow.inference.pipeline import SuperResolver

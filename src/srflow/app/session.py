@@ -6,7 +6,7 @@ A :class:`Session` lives in a ``gr.State``, so two tabs never see each other's r
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 
@@ -14,6 +14,7 @@ from torch import Tensor
 
 from srflow.data.image_io import LoadedImage
 from srflow.latent.code import LatentCode
+from srflow.models.contract import Conditioning
 
 
 class AppError(ValueError):
@@ -73,7 +74,7 @@ class Session:
     steps: int = 0
     cancel: bool = False
     busy: bool = False
-    prepared: tuple[Tensor, Sequence[object]] | None = None
+    prepared: tuple[Tensor, Conditioning] | None = None
 
     def clear_results(self) -> None:
         """Forget the samples and the exploration (a new image or model)."""
@@ -81,12 +82,12 @@ class Session:
         self.prepared = None
 
     def conditioning_for(
-        self, lr: Tensor, condition: Callable[[Tensor], Sequence[object]]
-    ) -> Sequence[object]:
-        """``condition(lr)`` (the model's prepared conditioning), kept for the last LR tensor
+        self, lr: Tensor, prepare: Callable[[Tensor], Conditioning]
+    ) -> Conditioning:
+        """``prepare(lr)`` (the model's prepared conditioning), kept for the last LR tensor
         it was made for: the codes of one gallery share their LR, so it is made once."""
         if self.prepared is None or self.prepared[0] is not lr:
-            self.prepared = (lr, condition(lr))
+            self.prepared = (lr, prepare(lr))
         return self.prepared[1]
 
     def need_image(self) -> LoadedImage:

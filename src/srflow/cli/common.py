@@ -20,7 +20,7 @@ from srflow.inference.api import default_model_path, missing_default_model_messa
 from srflow.inference.pipeline import InputTooSmallError
 
 if TYPE_CHECKING:
-    from srflow.models.protocol import FlowModel
+    from srflow.models.contract import FlowSR
 
 logger = logging.getLogger(__name__)
 
@@ -134,24 +134,23 @@ def resolve_model(path: str | None, option: str = "--model PATH") -> Path:
 
 def announce_model(path: Path, model: torch.nn.Module) -> None:
     """Say (on stdout) which model a command detected in the file it loaded."""
-    from srflow.models.checkpoint import describe_model
+    from srflow.checkpoints import describe_model
 
     tqdm.write(f"model: {describe_model(model)} from {path}", file=sys.stdout)
 
 
-def load_flow_model(path: Path, device: str) -> FlowModel:
+def load_flow_model(path: Path, device: str) -> FlowSR:
     """A super-resolution flow of any family from ``path`` on ``device``, announced on stdout;
     :class:`CliError` (one line) when the file, the device or the model is unusable."""
-    from srflow.compat.official import CheckpointError
+    from srflow.checkpoints import CheckpointError, describe_model, load_model
     from srflow.inference.pipeline import pick_device
-    from srflow.models.checkpoint import describe_model, load_model
-    from srflow.models.protocol import FlowModel
+    from srflow.models.contract import FlowSR
 
     try:
         model = load_model(path, device=pick_device(device))
     except (CheckpointError, RuntimeError, ValueError, OSError) as exc:
         raise CliError(str(exc)) from None
-    if not isinstance(model, FlowModel):
+    if not isinstance(model, FlowSR):
         raise CliError(f"{path}: {describe_model(model)} is not a super-resolution flow")
     announce_model(path, model)
     return model

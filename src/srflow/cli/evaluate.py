@@ -44,7 +44,7 @@ from srflow.evaluation.metric_table import METRICS, format_value
 from srflow.evaluation.plots import write_plots
 from srflow.evaluation.report import write_csv, write_json, write_markdown
 from srflow.evaluation.runner import SampleSink
-from srflow.models.protocol import FlowModel
+from srflow.models.contract import FlowSR
 
 logger = logging.getLogger(__name__)
 BENCHMARKS = {"photos": Path("data") / "photos" / "eval"}
@@ -251,7 +251,7 @@ def run(args: argparse.Namespace) -> int:
     return 0
 
 
-def _load_model(args: argparse.Namespace) -> tuple[FlowModel | None, str, int]:
+def _load_model(args: argparse.Namespace) -> tuple[FlowSR | None, str, int]:
     """``(model, its name, scale)``; no model for ``--sr`` without ``--model``."""
     if args.sr and not args.model:
         if args.scale is None:

@@ -10,8 +10,8 @@ from pathlib import Path
 import torch
 from tqdm import tqdm
 
+from srflow.checkpoints import CheckpointError
 from srflow.cli.common import CliError, announce_model, prepare_output_dir
-from srflow.compat.official import CheckpointError
 from srflow.data.image_io import write_image
 from srflow.evaluation import EvalInputError, load_eval_images
 from srflow.evaluation.report import write_atomic

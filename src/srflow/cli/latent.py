@@ -40,7 +40,7 @@ from srflow.latent import (
 )
 from srflow.latent.code import as_batch, pad_lr
 from srflow.latent.restore import DEFAULT_RESTORE_TEMPERATURE
-from srflow.models.protocol import FlowModel
+from srflow.models.contract import FlowSR
 
 IMAGE_OR_LATENTS = "an image file, or a latents file (.safetensors) from another command"
 
@@ -106,7 +106,7 @@ def _outputs(p: argparse.ArgumentParser) -> None:
                    help="also save the result's latents (.safetensors)")  # fmt: skip
 
 
-def _write_decoded(path: Path, model: FlowModel, code: LatentCode) -> int:
+def _write_decoded(path: Path, model: FlowSR, code: LatentCode) -> int:
     """Decode ``code`` into the image file ``path``; the exit status (3: values diverged)."""
     log = DivergenceLog()
     with log.catch():

@@ -18,7 +18,7 @@ from srflow.cli.common import (
 )
 from srflow.data.image_io import ImageReadError, read_image, write_image
 from srflow.latent import LatentCode, LatentFileError, check_compatible, load_latents, read_mask
-from srflow.models.protocol import FlowModel
+from srflow.models.contract import FlowSR
 
 logger = logging.getLogger(__name__)
 LATENT_SUFFIX = ".safetensors"
@@ -51,7 +51,7 @@ def temperatures(args: argparse.Namespace) -> float | list[float]:
     return args.level_temperatures if args.level_temperatures else args.temperature
 
 
-def load(args: argparse.Namespace) -> FlowModel:
+def load(args: argparse.Namespace) -> FlowSR:
     """The model of ``--model`` (or the embedded one) on ``--device``."""
     return load_flow_model(resolve_model(args.model), args.device)
 
@@ -61,7 +61,7 @@ def generator(seed: int) -> torch.Generator:
     return torch.Generator().manual_seed(seed)
 
 
-def read_rgb(path: Path, model: FlowModel) -> Tensor:
+def read_rgb(path: Path, model: FlowSR) -> Tensor:
     """An image file as ``(3, H, W)`` on the model's device (alpha dropped, with a note)."""
     try:
         loaded = read_image(path)
@@ -77,7 +77,7 @@ def is_latents_file(path: Path) -> bool:
     return path.suffix.lower() == LATENT_SUFFIX
 
 
-def read_code(path: Path, model: FlowModel) -> LatentCode:
+def read_code(path: Path, model: FlowSR) -> LatentCode:
     """A latents file checked against the model, on the model's device."""
     try:
         code = load_latents(path)

@@ -12,6 +12,7 @@ import argparse
 import logging
 from pathlib import Path
 
+from srflow.checkpoints import CheckpointError
 from srflow.cli.common import (
     CliError,
     InputFile,
@@ -28,7 +29,6 @@ from srflow.cli.common import (
     write_output,
 )
 from srflow.cli.divergence import DivergenceLog
-from srflow.compat.official import CheckpointError
 from srflow.data.image_io import IMAGE_SUFFIXES, read_image
 from srflow.inference.rescale import (
     PUBLISHED_TEMPERATURE,

@@ -16,6 +16,7 @@ from pathlib import Path
 
 from tqdm import tqdm
 
+from srflow.checkpoints import CheckpointError
 from srflow.cli.common import (
     CliError,
     InputError,
@@ -33,7 +34,6 @@ from srflow.cli.common import (
     write_output,
 )
 from srflow.cli.divergence import DivergenceLog
-from srflow.compat.official import CheckpointError
 from srflow.data.image_io import IMAGE_SUFFIXES, read_image
 from srflow.inference.memory import available_bytes, memory_problem, parse_bytes, plan_memory
 from srflow.inference.pipeline import MIN_TILE, SuperResolver

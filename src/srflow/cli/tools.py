@@ -7,6 +7,7 @@ from pathlib import Path
 
 import torch
 
+from srflow.checkpoints import CheckpointError
 from srflow.cli.common import (
     CliError,
     InputError,
@@ -19,7 +20,6 @@ from srflow.cli.common import (
     resolve_model,
     write_output,
 )
-from srflow.compat.official import CheckpointError
 
 
 def add_parsers(subparsers: argparse._SubParsersAction) -> None:
@@ -104,11 +104,11 @@ def run_downscale(args: argparse.Namespace) -> int:
 
 def run_convert(args: argparse.Namespace) -> int:
     """Convert an original checkpoint; the weights are copied bit for bit."""
-    from srflow.models.checkpoint import convert_official_checkpoint, describe_model
+    from srflow.checkpoints import convert_checkpoint, describe_model
 
     blocks = tuple(args.stacked_blocks) if args.stacked_blocks else None
     try:
-        model, target = convert_official_checkpoint(
+        model, target = convert_checkpoint(
             args.source, args.target, stacked_blocks=blocks
         )
     except CheckpointError as exc:
@@ -119,8 +119,8 @@ def run_convert(args: argparse.Namespace) -> int:
 
 def run_info(args: argparse.Namespace) -> int:
     """Print a model's configuration and size."""
+    from srflow.checkpoints import describe_model, load_model
     from srflow.config.loading import dumps_yaml
-    from srflow.models.checkpoint import describe_model, load_model
 
     path = resolve_model(args.model, "a model path: srflow info MODEL")
     try:

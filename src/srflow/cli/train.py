@@ -17,12 +17,12 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
+from srflow.checkpoints import CheckpointError
 from srflow.cli.common import CliError, fail
-from srflow.compat.official import CheckpointError
 from srflow.config.loading import ConfigError
-from srflow.config.training import load_run_config
 from srflow.data.datasets import DatasetError
 from srflow.data.image_io import ImageReadError
+from srflow.train.config import load_run_config
 from srflow.train.guard import TrainingDivergedError
 from srflow.train.setup import RunDirError
 

@@ -25,7 +25,7 @@ import types
 import typing
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path, PurePath
-from typing import Any, Literal, TypeVar, Union
+from typing import Annotated, Any, Literal, TypeVar, Union
 
 import yaml
 
@@ -38,9 +38,30 @@ class ConfigError(ValueError):
     """A config is malformed: unknown or missing key, wrong type, or invalid value."""
 
 
+@dataclasses.dataclass(frozen=True)
+class Tagged:
+    """Marks a dataclass field, ``Annotated[Any, Tagged(parse, dump, schema, key)]``, whose
+    data names its own schema under ``key`` (a model configuration tagged with its family):
+    ``parse(data, path)`` builds the value, ``dump(value)`` gives its data back,
+    ``schema(data)`` is the dataclass its other keys are checked against (``None``: not known
+    from the data)."""
+
+    parse: Callable[[object, str], Any]
+    dump: Callable[[Any], dict[str, Any]]
+    schema: Callable[[object], type | None]
+    key: str
+
+
 @functools.cache
 def _hints(cls: type) -> dict[str, Any]:
-    return typing.get_type_hints(cls)
+    return typing.get_type_hints(cls, include_extras=True)
+
+
+def _tagged(hint: Any) -> Tagged | None:
+    """The :class:`Tagged` marker of an ``Annotated`` hint, if any."""
+    if typing.get_origin(hint) is not Annotated:
+        return None
+    return next((m for m in hint.__metadata__ if isinstance(m, Tagged)), None)
 
 
 def _join(path: str, key: object) -> str:
@@ -77,6 +98,11 @@ def _misfit(hint: Any, value: object) -> int:
 
 def _convert(value: object, hint: Any, path: str) -> Any:
     """Check ``value`` against the type hint ``hint`` and coerce it (lists to tuples, ...)."""
+    tagged = _tagged(hint)
+    if tagged is not None:
+        return tagged.parse(value, path)
+    if typing.get_origin(hint) is Annotated:
+        hint = typing.get_args(hint)[0]
     origin, args = typing.get_origin(hint), typing.get_args(hint)
     if hint is Any:
         return value
@@ -205,7 +231,13 @@ def to_dict(obj: object) -> dict[str, Any]:
 
 def _plain(value: Any) -> Any:
     if dataclasses.is_dataclass(value) and not isinstance(value, type):
-        return {f.name: _plain(getattr(value, f.name)) for f in dataclasses.fields(value)}
+        hints = _hints(type(value))
+        out = {}
+        for f in dataclasses.fields(value):
+            tagged = _tagged(hints[f.name])
+            item = getattr(value, f.name)
+            out[f.name] = _plain(tagged.dump(item) if tagged is not None else item)
+        return out
     if isinstance(value, Mapping):
         return {str(k): _plain(v) for k, v in value.items()}
     if isinstance(value, (list, tuple)):
@@ -257,23 +289,33 @@ def apply_overrides(data: Mapping[str, Any], overrides: Sequence[str]) -> dict[s
     return result
 
 
-def _check_override_path(cls: type, override: str) -> None:
-    """Raise if the dotted key of ``override`` names no field of the schema ``cls``."""
+def check_override_path(cls: type, override: str, data: Mapping[str, Any]) -> None:
+    """Raise if the dotted key of ``override`` names no field of the schema ``cls``; a
+    :class:`Tagged` field is checked against the schema its value in ``data`` names."""
     hint: Any = cls
+    node: Any = data
     keys, _ = _split_override(override)
     for depth, key in enumerate(keys):
+        tagged = _tagged(hint)
+        if tagged is not None:
+            hint = tagged.schema(node)
+            if hint is None:  # the value names no known schema: parsing will say why
+                return
+        if typing.get_origin(hint) is Annotated:
+            hint = typing.get_args(hint)[0]
         if typing.get_origin(hint) in (Union, types.UnionType):
             hint = next((a for a in typing.get_args(hint) if a is not type(None)), hint)
         path = ".".join(keys[:depth])
         if dataclasses.is_dataclass(hint):
             names = [f.name for f in dataclasses.fields(hint) if f.init]
-            if key not in names:
+            if key not in names and not (tagged is not None and key == tagged.key):
                 raise ConfigError(f"override '{override}': {_unknown_key(key, path, names)}")
-            hint = _hints(hint)[key]  # type: ignore[arg-type]
+            hint = _hints(hint).get(key, Any)  # type: ignore[arg-type]
         elif typing.get_origin(hint) is dict:
             hint = typing.get_args(hint)[1] if typing.get_args(hint) else Any
         elif hint is not Any:
             raise ConfigError(f"override '{override}': '{path}' is not a section")
+        node = node.get(key) if isinstance(node, Mapping) else None
 
 
 def load_yaml(
@@ -303,9 +345,10 @@ def load_yaml(
     try:
         if not isinstance(data, Mapping):
             raise ConfigError(f"top level must be a mapping, got {type(data).__name__}")
+        applied = (apply or apply_overrides)(dict(data), overrides)
         for override in overrides:
-            _check_override_path(cls, override)
-        return from_dict(cls, (apply or apply_overrides)(dict(data), overrides))
+            check_override_path(cls, override, applied)
+        return from_dict(cls, applied)
     except ConfigError as exc:
         raise ConfigError(f"{path}: {exc}") from exc
 

@@ -1,9 +1,8 @@
-"""Typed, frozen schemas of a training run: ``RunConfig(model, data, train)``.
+"""Typed, frozen schemas of a training run's ``data:`` and ``train:`` sections.
 
-A run config is one YAML file with three sections (``model:``, ``data:``, ``train:``), loaded
-strictly by :func:`load_run_config` (unknown keys and wrong types are errors naming the dotted
-path) and overridden from the command line with ``--set train.lr=2e-4``. The resolved config is
-written to ``RUN_DIR/config.yaml`` and embedded in every training checkpoint.
+A run config (:class:`srflow.train.config.RunConfig`) is one YAML file with three sections:
+``model:`` (a model configuration tagged with its family), ``data:`` (:class:`DataConfig`) and
+``train:`` (:class:`TrainConfig`).
 
 Notes on the published recipe (SRFlow, ECCV 2020, and its ``code/confs/*.yml``):
 
@@ -17,16 +16,10 @@ Notes on the published recipe (SRFlow, ECCV 2020, and its ``code/confs/*.yml``):
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from dataclasses import dataclass, field
-from pathlib import Path
 
-import yaml
-
-from srflow.config.hcflow import HCFlowConfig
-from srflow.config.loading import ConfigError, apply_overrides, from_dict, load_yaml
 from srflow.config.losses import LossWeights
-from srflow.config.schema import ConfigValueError, ModelConfig
+from srflow.config.schema import ConfigValueError
 
 
 @dataclass(frozen=True)
@@ -189,88 +182,3 @@ class TrainConfig:
     def total_steps(self) -> int:
         """L1 steps plus NLL steps."""
         return self.l1_pretrain_steps + self.steps
-
-
-@dataclass(frozen=True)
-class RunConfig:
-    """A whole training run: the model to build, its data and the optimization."""
-
-    model: ModelConfig | HCFlowConfig = field(default_factory=ModelConfig)
-    data: DataConfig = field(default_factory=DataConfig)
-    train: TrainConfig = field(default_factory=TrainConfig)
-
-    def validate(self) -> None:
-        """Cross-section checks (patch sizes against the model's size constraints, the
-        options each model family supports)."""
-        tc = self.train
-        if isinstance(self.model, HCFlowConfig):
-            if tc.l1_pretrain_steps or tc.encoder_freeze_fraction:
-                raise ConfigValueError(
-                    "train: HCFlow has no L1 pre-training or encoder freezing "
-                    "(l1_pretrain_steps and encoder_freeze_fraction must be 0)"
-                )
-        elif not tc.losses.nll_only:
-            raise ConfigValueError("train.losses: SRFlow models train with the NLL alone")
-        scale, multiple = self.model.scale, self.model.size_multiple_lr
-        for name, size in (("data.patch_size", self.data.patch_size),
-                           ("data.val_crop", self.data.val_crop)):  # fmt: skip
-            if size and (size % scale or (size // scale) % multiple):
-                raise ConfigValueError(
-                    f"{name}={size} must be a multiple of scale*{multiple} = {scale * multiple}"
-                )
-
-
-def load_run_config(source: str | Path, overrides: Sequence[str] = ()) -> RunConfig:
-    """Load a run config from a YAML file or a shipped preset name, strictly.
-
-    Args:
-        source: a YAML path, or the name of a training preset in ``srflow/config/presets``
-            (``train_df2k_x4``, ...; a model preset such as ``tiny`` is refused: it has no
-            data or schedule, and the defaults are the published 200,000-step run).
-        overrides: ``"section.key=value"`` strings applied in order.
-
-    Raises:
-        ConfigError: one line naming the file (or preset) and the dotted key at fault.
-        OSError: if the file cannot be read.
-    """
-    path = Path(source)
-    if path.suffix in (".yaml", ".yml") or path.exists():
-        if not path.is_file():
-            raise FileNotFoundError(f"{path}: no such config file")
-        return load_yaml(RunConfig, path, overrides, _apply_with_model_names)
-    from srflow.config.presets import training_preset_path
-
-    preset = training_preset_path(str(source))
-    data = yaml.safe_load(preset.read_text(encoding="utf-8")) or {}
-    try:
-        return from_dict(RunConfig, _apply_with_model_names(data, overrides))
-    except ConfigError as exc:
-        raise ConfigError(f"preset {source}: {exc}") from exc
-
-
-def named_model(value: object) -> object:
-    """A published model's name (``SRFlowDA-R_4X``) -> its model config as plain data; any
-    other value is returned as it is."""
-    if not isinstance(value, str):
-        return value
-    from srflow.config.loading import to_dict
-    from srflow.families import published_models
-
-    for _, published in published_models():
-        if published.name == value:
-            return to_dict(published.config)
-    names = ", ".join(p.name for _, p in published_models())
-    raise ConfigError(f"model: unknown published model {value!r}; known: {names}")
-
-
-def _apply_with_model_names(data: dict, overrides: Sequence[str]) -> dict:
-    """Overrides in order, where ``model`` may name a published model (in the file or as
-    ``model=NAME``); later ``model.*`` overrides change that model's config."""
-    data = {**data, "model": named_model(data.get("model", {}))}
-    for override in overrides:
-        key, _, value = override.partition("=")
-        if key.strip() == "model":
-            data["model"] = named_model(yaml.safe_load(value))
-        else:
-            data = apply_overrides(data, [override])
-    return data

@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import numpy as np
 import torch
+import torch.nn.functional as F
+from torch import Tensor
 
 from srflow.data.resize import imresize
 
@@ -83,3 +85,34 @@ def to_hwc_uint8(image: torch.Tensor) -> np.ndarray:
     """``(3, H, W)`` float tensor in [0, 1] -> ``(H, W, 3)`` uint8 (round half to even)."""
     values = torch.round(image.detach().float().clamp(0.0, 1.0) * 255.0).to(torch.uint8)
     return values.permute(1, 2, 0).cpu().numpy()
+
+
+def quantize_8bit(x: Tensor) -> Tensor:
+    """``round(clamp(x, 0, 1) * 255) / 255`` (the original's LR quantization), with a
+    straight-through gradient (the identity), as the original trains through it."""
+    quantized = torch.round(x.clamp(0, 1) * 255.0) / 255.0
+    return x + (quantized - x).detach() if x.requires_grad else quantized
+
+
+def pad_to_multiple(x: Tensor, multiple: int) -> Tensor:
+    """Pad ``(B, C, H, W)`` at the bottom and right so that both sides are multiples of
+    ``multiple``: the one padding rule of every model input (an LR before super-resolution or
+    sampling, an HR before encoding or downscaling). Mirrored (``reflect``), as the original
+    test scripts of SRFlow, SRFlow-DA and NCSR pad their LR inputs; a side no longer than its
+    padding, which cannot be mirrored, repeats its edge pixels (``replicate``). Outputs are
+    cropped back by the callers.
+
+    Example:
+        >>> pad_to_multiple(torch.tensor([[[[1.0, 2.0, 3.0]]]]), 2).tolist()  # 1 row: repeated
+        [[[[1.0, 2.0, 3.0, 2.0], [1.0, 2.0, 3.0, 2.0]]]]
+    """
+    pad_h, pad_w = -x.shape[2] % multiple, -x.shape[3] % multiple
+    if pad_w:
+        x = F.pad(x, (0, pad_w, 0, 0), mode=_mode(pad_w, x.shape[3]))
+    if pad_h:
+        x = F.pad(x, (0, 0, 0, pad_h), mode=_mode(pad_h, x.shape[2]))
+    return x
+
+
+def _mode(pad: int, side: int) -> str:
+    return "reflect" if pad < side else "replicate"

@@ -17,7 +17,7 @@ from srflow.evaluation.results import EvalResult, MethodResult
 from srflow.evaluation.sampling import ModelSampler, bicubic_upscale
 from srflow.evaluation.scoring import MetricSuite, outputs_as_uint8
 from srflow.families import family_of
-from srflow.models.protocol import FlowModel
+from srflow.models.contract import FlowSR
 
 __all__ = ["GALLERY_SAMPLES", "SampleSink", "evaluate"]
 
@@ -28,7 +28,7 @@ SampleSink = Callable[[EvalImage, MethodResult, np.ndarray], None]
 
 
 def evaluate(
-    model: FlowModel | None,
+    model: FlowSR | None,
     images: Sequence[EvalImage],
     config: EvalConfig,
     *,

@@ -6,12 +6,10 @@ from collections.abc import Sequence
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 
 from srflow.data.resize import imresize
-from srflow.divergence import check_decoded
-from srflow.inference.pipeline import inference_layout
-from srflow.models.protocol import FlowModel
+from srflow.inference.pipeline import SuperResolver
+from srflow.models.contract import FlowSR
 
 __all__ = ["ModelSampler", "bicubic_upscale"]
 
@@ -30,29 +28,26 @@ def bicubic_upscale(lr_uint8_hwc: np.ndarray, scale: int) -> np.ndarray:
 
 
 class ModelSampler:
-    """Samples a flow model of any family (:class:`FlowModel`) for evaluation.
-
-    The LR is padded (reflect, bottom/right, as SRFlow's ``test.py``) to the model's size
-    multiple and the SR cropped back; the encoder (conditioning) runs once per image and every
-    temperature is decoded from it.
+    """Samples a flow model of any family (:class:`~srflow.models.contract.FlowSR`) for
+    evaluation, as ``srflow sr`` does (:meth:`SuperResolver.sample_temperatures`: the one
+    padding rule and sampling loop; the conditioning prepared once per image for every
+    temperature).
 
     Args:
-        model: The model (its device and dtype are used).
+        model: The model (its device is used).
         batch_size: Samples decoded together.
     """
 
-    def __init__(self, model: FlowModel, batch_size: int = 5) -> None:
-        first = next(model.parameters())
-        self.device, self.dtype = first.device, first.dtype
-        self.model = inference_layout(model.eval(), self.device)
+    def __init__(self, model: FlowSR, batch_size: int = 5) -> None:
+        self.resolver = SuperResolver(model)
+        self.device = self.resolver.device
         self.batch_size = batch_size
 
     @property
     def scale(self) -> int:
         """The model's super-resolution factor."""
-        return self.model.config.scale
+        return self.resolver.scale
 
-    @torch.no_grad()
     def sample(
         self, lr_uint8_hwc: np.ndarray, temperatures: Sequence[float], samples: int, seed: int
     ) -> dict[float, np.ndarray]:
@@ -67,30 +62,12 @@ class ModelSampler:
         Returns:
             ``{temperature: float32 array (n, scale*h, scale*w, 3) in [0, 1]}``.
         """
-        lr = torch.from_numpy(np.ascontiguousarray(lr_uint8_hwc)).permute(2, 0, 1)[None]
-        lr = lr.to(self.device, self.dtype) / 255.0
-        h, w = lr.shape[2:]
-        multiple = self.model.config.size_multiple_lr
-        lr = F.pad(lr, (0, -w % multiple, 0, -h % multiple), mode="reflect")
-        conds = self.model.condition(lr)  # prepared once for every temperature and batch
-        shapes = self.model.latent_shapes(lr)
-        out_h, out_w = h * self.scale, w * self.scale
-        result = {}
-        for temperature in temperatures:
-            count = 1 if temperature == 0 else samples
-            generator = torch.Generator().manual_seed(seed)
-            draws = [
-                self.model.sample_latents(shapes, temperature, generator, dtype=self.dtype)
-                for _ in range(count)
-            ]
-            images = []
-            for start in range(0, count, self.batch_size):
-                group = draws[start : start + self.batch_size]
-                latents = [
-                    torch.cat([d[i] for d in group]).to(self.device) for i in range(len(shapes))
-                ]
-                hr = self.model.decode(lr, latents, conds=conds, logdet=False)[0]
-                hr = hr[:, :, :out_h, :out_w]
-                images.append(check_decoded(hr, temperature).float().clamp(0, 1).cpu())
-            result[float(temperature)] = torch.cat(images).permute(0, 2, 3, 1).numpy()
-        return result
+        lr = torch.from_numpy(np.ascontiguousarray(lr_uint8_hwc)).permute(2, 0, 1).float() / 255.0
+        counts = [1 if t == 0 else samples for t in temperatures]
+        outs = self.resolver.sample_temperatures(
+            lr, list(temperatures), counts, seed, batch_size=self.batch_size
+        )
+        return {
+            float(t): out.permute(0, 2, 3, 1).numpy()
+            for t, out in zip(temperatures, outs, strict=True)
+        }

@@ -7,9 +7,9 @@ from collections.abc import Mapping
 from typing import Any
 
 import torch
-from torch import Tensor
+from torch import Tensor, nn
 
-from srflow.config.loading import from_dict
+from srflow.config.losses import LossWeights
 from srflow.config.schema import EncoderConfig, FlowConfig, ModelConfig
 from srflow.families.base import DetectionError, ModelFamily
 from srflow.families.flow_keys import (
@@ -17,10 +17,13 @@ from srflow.families.flow_keys import (
     is_flow_layout,
     read_encoder_layout,
     read_flow_layout,
-    strip_wrappers,
     to_original_key,
     to_our_key,
+    without_unused,
 )
+from srflow.families.objective import Objective
+from srflow.families.srflow_objective import SRFlowObjective
+from srflow.models.contract import FlowSR
 from srflow.models.srflow import SRFlow
 
 _UNUSED_KEYS = (f"{UNUSED_PREFIX}0.weight", f"{UNUSED_PREFIX}0.bias")
@@ -58,6 +61,7 @@ class FlowFamily(ModelFamily):
     ``(blocks, scale)``: checkpoints record only how many) and :attr:`dequantization`.
     """
 
+    config_class = ModelConfig
     subnet_kinds: frozenset[str]
     stacked_blocks: dict[tuple[int, int], tuple[int, ...]]
     dequantization: str
@@ -72,7 +76,7 @@ class FlowFamily(ModelFamily):
         return f"flowUpsamplerNet.layers.{index}.affine.fFeatures"
 
     def claims(self, state_dict: Mapping[str, Tensor]) -> bool:
-        sd = strip_wrappers(state_dict)
+        sd = without_unused(state_dict)
         prefix = self._first_subnet_prefix(sd)
         if not is_flow_layout(list(sd)) or prefix is None:
             return False
@@ -85,7 +89,7 @@ class FlowFamily(ModelFamily):
         self, state_dict: Mapping[str, Tensor], *, stacked_blocks: tuple[int, ...] | None = None,
         **hints: Any,
     ) -> ModelConfig:  # fmt: skip
-        sd = strip_wrappers(state_dict)
+        sd = without_unused(state_dict)
         prefix = self._first_subnet_prefix(sd)
         if not is_flow_layout(list(sd)) or prefix is None:
             raise DetectionError(f"not an original {self.name} state dict")
@@ -128,22 +132,25 @@ class FlowFamily(ModelFamily):
         def naming(module: str, rest: str) -> str:
             return self.subnet_to_ours(config, module, rest)
 
-        return {to_our_key(k, naming): v for k, v in strip_wrappers(state_dict).items()}
+        return {to_our_key(k, naming): v for k, v in without_unused(state_dict).items()}
 
-    def original_keys(self, config: Any) -> set[str]:
-        with torch.device("meta"):
-            ours = self.build(config).state_dict()
-
+    def to_original(self, state_dict: Mapping[str, Tensor], config: Any) -> dict[str, Tensor]:
         def naming(rest: str) -> tuple[str, str]:
             return self.subnet_to_original(config, rest)
 
-        return {to_original_key(k, naming) for k in ours} | set(_UNUSED_KEYS)
+        return {to_original_key(k, naming): v for k, v in state_dict.items()}
 
-    def build(self, config: Any) -> SRFlow:
-        return SRFlow(config)
+    def unused_original_keys(self, config: Any) -> tuple[str, ...]:
+        return _UNUSED_KEYS
 
-    def config_from_dict(self, data: Mapping[str, Any]) -> ModelConfig:
-        return from_dict(ModelConfig, data, path="config")
+    def build(self, config: Any, generator: torch.Generator | None = None) -> SRFlow:
+        return SRFlow(config, generator)
 
     def owns(self, config: Any) -> bool:
-        return isinstance(config, ModelConfig) and config.flow.subnet in self.subnet_kinds
+        return type(config) is ModelConfig and config.flow.subnet in self.subnet_kinds
+
+    def objective(
+        self, model: FlowSR, losses: LossWeights, feature_loss: nn.Module | None = None
+    ) -> Objective:
+        assert isinstance(model, SRFlow)
+        return SRFlowObjective(model)

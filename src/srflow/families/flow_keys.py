@@ -51,21 +51,15 @@ SubnetNaming = Callable[[str, str], str]
 ``fFeatures*`` and the rest, e.g. ``("fAffine1", "0.weight")``) to ours (``first.weight``)."""
 
 
-def strip_wrappers(state_dict: Mapping[str, Tensor]) -> dict[str, Tensor]:
-    """Drop a ``module.`` (DataParallel) prefix and the unused ``flowUpsamplerNet.f`` conv."""
-    out = {}
-    for key, value in state_dict.items():
-        key = key.removeprefix("module.")
-        if not key.startswith(UNUSED_PREFIX):
-            out[key] = value
-    return out
+def without_unused(state_dict: Mapping[str, Tensor]) -> dict[str, Tensor]:
+    """Drop the unused ``flowUpsamplerNet.f`` convolution (keys canonical)."""
+    return {k: v for k, v in state_dict.items() if not k.startswith(UNUSED_PREFIX)}
 
 
 def is_flow_layout(keys: list[str]) -> bool:
-    """Whether the keys look like an original SRFlow or SRFlow-DA checkpoint."""
-    stripped = [k.removeprefix("module.") for k in keys]
-    return any(k.startswith("RRDB.") for k in stripped) and any(
-        k.startswith("flowUpsamplerNet.") for k in stripped
+    """Whether the (canonical) keys look like an original SRFlow-layout checkpoint."""
+    return any(k.startswith("RRDB.") for k in keys) and any(
+        k.startswith("flowUpsamplerNet.") for k in keys
     )
 
 

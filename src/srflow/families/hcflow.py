@@ -17,9 +17,15 @@ import torch
 from torch import Tensor, nn
 
 from srflow.config.hcflow import HCFlowConfig
-from srflow.config.loading import from_dict
+from srflow.config.losses import LossWeights
+from srflow.config.schema import ConfigValueError
+from srflow.config.training import TrainConfig
 from srflow.families import hcflow_keys
 from srflow.families.base import DetectionError, ModelFamily, PublishedModel
+from srflow.families.hcflow_objective import HCFlowObjective
+from srflow.families.objective import Objective
+from srflow.models.contract import FlowSR
+from srflow.models.hcflow import HCFlow
 
 _SR_4X = HCFlowConfig()
 _FACE_8X = HCFlowConfig(levels=3, rrdb_blocks=(5, 5), dequantization_bins=256)
@@ -36,6 +42,7 @@ class HCFlowFamily(ModelFamily):
     """HCFlow: HR <-> (LR, high-frequency latents), for SR and for image rescaling."""
 
     name = "HCFlow"
+    config_class = HCFlowConfig
     published = (
         PublishedModel("HCFlow_SR_DF2K_4X", "HCFlow++", 4, "SR_DF2K_X4_HCFlow++.pth",
                        "DF2K (DIV2K + Flickr2K), 160x160 crops", _SR_4X),
@@ -46,13 +53,13 @@ class HCFlowFamily(ModelFamily):
     )  # fmt: skip
 
     def claims(self, state_dict: Mapping[str, Tensor]) -> bool:
-        keys = [k.removeprefix("module.") for k in state_dict]
+        keys = list(state_dict)
         return any(k.startswith("flow.layers.") for k in keys) and any(
             k.startswith("flow.level0_condFlow.") for k in keys
         )
 
     def detect_config(self, state_dict: Mapping[str, Tensor], **hints: Any) -> HCFlowConfig:
-        sd = {k.removeprefix("module."): v for k, v in state_dict.items()}
+        sd = dict(state_dict)
         keys = list(sd)
         try:
             levels = _count(keys, r"^flow\.level(\d+)_condFlow\.")
@@ -83,21 +90,25 @@ class HCFlowFamily(ModelFamily):
     def to_ours(self, state_dict: Mapping[str, Tensor], config: Any) -> dict[str, Tensor]:
         return hcflow_keys.to_ours(dict(state_dict), fcn=config.task == "sr")
 
-    def original_keys(self, config: Any) -> set[str]:
-        with torch.device("meta"):
-            ours = self.build(config).state_dict()
-        return {hcflow_keys.to_original_key(k, config.task == "sr") for k in ours}
+    def to_original(self, state_dict: Mapping[str, Tensor], config: Any) -> dict[str, Tensor]:
+        fcn = config.task == "sr"
+        return {hcflow_keys.to_original_key(k, fcn): v for k, v in state_dict.items()}
 
-    def build(self, config: Any) -> nn.Module:
-        from srflow.models.hcflow import HCFlow
+    def build(self, config: Any, generator: torch.Generator | None = None) -> HCFlow:
+        return HCFlow(config, generator)
 
-        return HCFlow(config)
+    def check_training(self, train: TrainConfig) -> None:
+        if train.l1_pretrain_steps or train.encoder_freeze_fraction:
+            raise ConfigValueError(
+                "train: HCFlow has no L1 pre-training or encoder freezing "
+                "(l1_pretrain_steps and encoder_freeze_fraction must be 0)"
+            )
 
-    def config_from_dict(self, data: Mapping[str, Any]) -> HCFlowConfig:
-        return from_dict(HCFlowConfig, data, path="config")
-
-    def owns(self, config: Any) -> bool:
-        return isinstance(config, HCFlowConfig)
+    def objective(
+        self, model: FlowSR, losses: LossWeights, feature_loss: nn.Module | None = None
+    ) -> Objective:
+        assert isinstance(model, HCFlow)
+        return HCFlowObjective(model, losses, feature_loss)
 
     def describe(self, config: Any) -> str:
         if self.published_for(config) is None and config.task == "rescale":

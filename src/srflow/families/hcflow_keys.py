@@ -59,12 +59,11 @@ def level_key_to_ours(key: str) -> tuple[int, str] | None:
 
 
 def to_ours(state_dict: dict, fcn: bool) -> dict:
-    """An original HCFlow state dict renamed to :class:`~srflow.models.hcflow.HCFlow`'s keys
-    (``module.`` prefixes dropped); unknown keys are kept as they are, so a strict load names
-    them."""
+    """An original HCFlow state dict (keys canonical) renamed to
+    :class:`~srflow.models.hcflow.HCFlow`'s keys; unknown keys are kept as they are, so a
+    strict load names them."""
     out = {}
     for key, value in state_dict.items():
-        key = key.removeprefix("module.")
         trunk = trunk_key_to_ours(key, fcn)
         level = level_key_to_ours(key)
         if trunk is not None:

@@ -8,39 +8,8 @@ returns ``log|det df/dx|`` per sample; ``inverse`` maps back and returns
 from __future__ import annotations
 
 import abc
-from collections.abc import Iterator
-from contextlib import contextmanager
-from contextvars import ContextVar
 
 from torch import Tensor, nn
-
-_LOGDET_WANTED: ContextVar[bool] = ContextVar("srflow_logdet_wanted", default=True)
-
-
-@contextmanager
-def without_logdet() -> Iterator[None]:
-    """Within this context layers may skip their log-determinant and log-density work and
-    return zeros in its place (for sampling, which does not need them).
-
-    Example:
-        >>> import torch
-        >>> from srflow.flows.invconv import InvConv1x1
-        >>> layer = InvConv1x1(3)
-        >>> with without_logdet():
-        ...     _, logdet = layer.inverse(torch.randn(2, 3, 4, 4))
-        >>> bool((logdet == 0).all())
-        True
-    """
-    token = _LOGDET_WANTED.set(False)
-    try:
-        yield
-    finally:
-        _LOGDET_WANTED.reset(token)
-
-
-def logdet_wanted() -> bool:
-    """False inside :func:`without_logdet`."""
-    return _LOGDET_WANTED.get()
 
 
 def sum_except_batch(x: Tensor) -> Tensor:

@@ -6,8 +6,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from srflow.flows.base import FlowLayer, batch_constant, logdet_wanted
-from srflow.flows.folding import can_fold, folded
+from srflow.flows.base import FlowLayer, batch_constant
 
 
 class InvConv1x1(FlowLayer):
@@ -31,17 +30,10 @@ class InvConv1x1(FlowLayer):
         self.weight = nn.Parameter(q)
 
     def _logabsdet(self, x: Tensor) -> Tensor:
-        if not logdet_wanted():
-            return x.new_zeros(())
         return torch.linalg.slogdet(self.weight)[1] * (x.shape[2] * x.shape[3])
 
     def inverse_weight(self) -> Tensor:
-        """``W^-1`` (computed in float64, cast to the weight's dtype); kept without gradients."""
-        if can_fold():
-            return folded(self, "inverse", (self.weight,), self._inverse_weight)
-        return self._inverse_weight()
-
-    def _inverse_weight(self) -> Tensor:
+        """``W^-1`` (computed in float64, cast to the weight's dtype)."""
         return torch.linalg.inv(self.weight.double()).to(self.weight.dtype)
 
     def forward(self, x: Tensor, cond: Tensor | None = None) -> tuple[Tensor, Tensor]:

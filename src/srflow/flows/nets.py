@@ -1,12 +1,9 @@
-"""Sub-networks of the conditional affine layers: SRFlow's and SRFlow-DA's.
+"""Sub-networks of the conditional affine layers: SRFlow's, SRFlow-DA's and HCFlow's.
 
-Every sub-network is ``last(hidden_layers(relu(conv(x, *first_params()))))``: one 'same' 3x3
-convolution (a linear map of its input channels, SRFlow's ActNorm folded in), its ReLU, the
-hidden layers, and the zero-initialized output convolution. The split lets an affine
-coupling compute the conditioning part of the first map once per image when several samples
-share one conditioning tensor (:class:`~srflow.flows.coupling.ConditionalAffineCoupling`).
-Without gradients each ActNorm and output scale is folded into its convolution
-(:mod:`srflow.flows.folding`).
+Every SRFlow-family sub-network is ``last(hidden(relu(first(x))))``: one 'same' 3x3
+convolution (:attr:`first`), its ReLU, the hidden layers, and the zero-initialized output
+convolution (:attr:`last`). The sampling twin (:mod:`srflow.sampling`) reads that structure
+to run the same maps from folded and packed weights.
 """
 
 from __future__ import annotations
@@ -18,8 +15,6 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from srflow.flows.actnorm import ActNorm2d
-from srflow.flows.folding import can_fold, folded, scaled_conv
-from srflow.flows.packed import KeptConv, kept_conv
 
 
 @dataclass(frozen=True)
@@ -85,27 +80,8 @@ class ConvActNorm2d(nn.Conv2d):
             self.weight.copy_(torch.randn(self.weight.shape, generator=generator) * 0.05)
         self.actnorm = ActNorm2d(out_channels)
 
-    def folded_params(self) -> tuple[Tensor, Tensor]:
-        """Weight and bias of this convolution and its ActNorm as one convolution (computed
-        on each call: a pass over the weights, not over the activations, and no copy kept)."""
-        return scaled_conv(self.weight, None, self.actnorm.bias, self.actnorm.logs, 1.0)
-
     def forward(self, x: Tensor) -> Tensor:
-        if can_fold() and not self.actnorm._init_pending:
-            weight, bias = self.folded_params()
-            return F.conv2d(x, weight, bias, padding=self.padding)
         return self.actnorm.normalize(super().forward(x))
-
-    def forward_kept(self, x: Tensor, relu: bool = False) -> Tensor:
-        """:meth:`forward` (then a ReLU with ``relu``) with the folded weight and bias kept
-        (:func:`folded`, packed: :class:`~srflow.flows.packed.KeptConv`), for the small
-        convolutions that run once per sample."""
-        if not can_fold() or self.actnorm._init_pending:
-            y = self(x)
-            return F.relu(y, inplace=True) if relu else y
-        sources = (self.weight, self.actnorm.bias, self.actnorm.logs)
-        kept = folded(self, "params", sources, lambda: KeptConv.of(*self.folded_params()))
-        return kept(x, relu)
 
 
 class ZeroConv2d(nn.Conv2d):
@@ -120,15 +96,7 @@ class ZeroConv2d(nn.Conv2d):
         nn.init.zeros_(self.bias)
         self.logs = nn.Parameter(torch.zeros(out_channels, 1, 1))
 
-    def folded_params(self) -> tuple[Tensor, Tensor]:
-        """Weight and bias of the convolution with its output scale folded in (computed on
-        each call, as :meth:`ConvActNorm2d.folded_params`)."""
-        return scaled_conv(self.weight, self.bias, None, self.logs, self.logscale_factor)
-
     def forward(self, x: Tensor) -> Tensor:
-        if can_fold():
-            weight, bias = self.folded_params()
-            return F.conv2d(x, weight, bias, padding=self.padding)
         return super().forward(x) * torch.exp(self.logs * self.logscale_factor)
 
 
@@ -157,9 +125,10 @@ class ActNormSubnet(nn.Sequential):
         assert isinstance(first, ConvActNorm2d)
         return first
 
-    def first_params(self) -> tuple[Tensor, Tensor | None]:
-        """Weight and bias of the first convolution with its ActNorm (one linear map)."""
-        return self.first.folded_params()
+    @property
+    def hidden_convs(self) -> list[ConvActNorm2d]:
+        """The hidden convolutions (each followed by a ReLU), in order."""
+        return [m for m in list(self)[2:-1] if isinstance(m, ConvActNorm2d)]
 
     @property
     def last(self) -> ZeroConv2d:
@@ -167,19 +136,6 @@ class ActNormSubnet(nn.Sequential):
         last = self[-1]
         assert isinstance(last, ZeroConv2d)
         return last
-
-    def hidden_layers(self, a: Tensor) -> Tensor:
-        """From the first activation (the ReLU of the first linear map's output) to the last
-        conv's input."""
-        hidden = list(self)[2:-1]  # (ConvActNorm2d, ReLU) pairs
-        for conv in hidden[::2]:
-            assert isinstance(conv, ConvActNorm2d)
-            a = conv.forward_kept(a, relu=True)
-        return a
-
-    def tail(self, hidden: Tensor) -> Tensor:
-        """Everything after the first linear map (:meth:`first_params`)."""
-        return self.last(self.hidden_layers(F.relu(hidden, inplace=True)))
 
 
 class DeepSubnet(nn.Module):
@@ -217,39 +173,16 @@ class DeepSubnet(nn.Module):
             self.hidden = nn.Sequential(*layers)
         self.last = ZeroConv2d(width, out_channels)
 
-    def first_params(self) -> tuple[Tensor, Tensor | None]:
-        """Weight and bias of the first convolution."""
-        return self.first.weight, self.first.bias
-
-    def hidden_layers(self, a: Tensor) -> Tensor:
-        """From the first activation (the ReLU of the first convolution's output) to the last
-        convolution's input."""
+    def forward(self, x: Tensor) -> Tensor:
+        a = F.relu(self.first(x), inplace=True)
         if self.kind == "residual":
             for block in self.hidden:
-                a = a + self._conv_relus(block, a)
+                a = a + block(a)
         elif self.kind == "long_skip":
-            a = self._conv_relus(self.hidden, a) + a
+            a = self.hidden(a) + a
         else:
-            a = self._conv_relus(self.hidden, a)
-        return a
-
-    @staticmethod
-    def _conv_relus(layers: nn.Sequential, a: Tensor) -> Tensor:
-        """``layers`` ((Conv2d, ReLU) pairs) on ``a``; without gradients each convolution runs
-        from its kept weight with the ReLU fused (:func:`~srflow.flows.packed.kept_conv`)."""
-        if not can_fold():
-            return layers(a)
-        for conv in list(layers)[::2]:
-            assert isinstance(conv, nn.Conv2d)
-            a = kept_conv(conv)(a, relu=True)
-        return a
-
-    def tail(self, hidden: Tensor) -> Tensor:
-        """Everything after the first convolution's linear map."""
-        return self.last(self.hidden_layers(F.relu(hidden, inplace=True)))
-
-    def forward(self, x: Tensor) -> Tensor:
-        return self.tail(self.first(x))
+            a = self.hidden(a)
+        return self.last(a)
 
 
 class DenseConvs(nn.Module):
@@ -293,26 +226,6 @@ class DenseSubnet(DenseConvs):
 
 
 Subnet = ActNormSubnet | DeepSubnet
-
-#: ATen's fused ``relu(x + other)`` in place (one pass instead of two, the same values bit for
-#: bit); ``None`` where this PyTorch build lacks it.
-_ADD_RELU_ = getattr(torch.ops.aten, "_add_relu_", None)
-#: The dtypes its kernel takes (bfloat16 and float16 are refused); it has a CPU kernel only.
-_ADD_RELU_DTYPES = (torch.float32, torch.float64)
-
-
-def add_relu_(x: Tensor, other: Tensor) -> Tensor:
-    """``x = relu(x + other)`` in place (``other`` broadcasts), without gradients.
-
-    Example:
-        >>> x = torch.tensor([-2.0, 1.0])
-        >>> add_relu_(x, torch.tensor(0.5))
-        tensor([0.0000, 1.5000])
-    """
-    fused = x.device.type == "cpu" and x.dtype in _ADD_RELU_DTYPES and other.dtype == x.dtype
-    if _ADD_RELU_ is not None and fused:
-        return _ADD_RELU_(x, other)
-    return x.add_(other).relu_()
 
 
 def make_subnet(

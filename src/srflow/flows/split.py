@@ -5,9 +5,7 @@ from __future__ import annotations
 import torch
 from torch import Tensor, nn
 
-from srflow.flows.base import logdet_wanted
 from srflow.flows.distributions import gaussian_log_prob
-from srflow.flows.folding import can_fold, halves_order
 from srflow.flows.nets import ZeroConv2d
 
 
@@ -36,27 +34,23 @@ class SplitPrior(nn.Module):
         self.kept = channels - self.factored
         self.prior = ZeroConv2d(self.kept, 2 * self.factored)
 
-    def _mean_logs(self, kept: Tensor) -> tuple[Tensor, Tensor]:
-        if can_fold():  # one convolution whose output halves are the mean and the log-std
-            weight, bias = halves_order(*self.prior.folded_params())
-            h = torch.nn.functional.conv2d(kept, weight, bias, padding=self.prior.padding)
-            return h[:, : self.factored], h[:, self.factored :]
+    def mean_logs(self, kept: Tensor) -> tuple[Tensor, Tensor]:
+        """The prior of the factored-out half: ``(mean, log-std)`` predicted from ``kept``."""
         h = self.prior(kept)
         return h[:, 0::2], h[:, 1::2]
 
     def forward(self, x: Tensor) -> tuple[Tensor, Tensor, Tensor]:
         """Return ``(kept, eps, log_p)`` where ``log_p`` is the log-density of ``z2``."""
         kept, z2 = x[:, : self.kept], x[:, self.kept :]
-        mean, logs = self._mean_logs(kept)
+        mean, logs = self.mean_logs(kept)
         eps = (z2 - mean) / torch.exp(logs)
         return kept, eps, gaussian_log_prob(z2, mean, logs)
 
     def inverse(self, kept: Tensor, eps: Tensor) -> tuple[Tensor, Tensor]:
         """Return ``(x, log_p)`` with ``x = concat(kept, mean + exp(logs) * eps)``."""
-        mean, logs = self._mean_logs(kept)
-        z2 = torch.addcmul(mean, torch.exp(logs), eps.to(mean.dtype))
-        log_p = gaussian_log_prob(z2, mean, logs) if logdet_wanted() else kept.new_zeros(len(kept))
-        return torch.cat([kept, z2], dim=1), log_p
+        mean, logs = self.mean_logs(kept)
+        z2 = mean + torch.exp(logs) * eps.to(mean.dtype)
+        return torch.cat([kept, z2], dim=1), gaussian_log_prob(z2, mean, logs)
 
     def eps_shape(self, kept_shape: tuple[int, ...]) -> tuple[int, ...]:
         """Shape of the latent factored out from a kept tensor of ``kept_shape``."""

@@ -6,12 +6,10 @@ import torch
 from torch import Tensor
 
 from srflow.flows.actnorm import ActNorm2d
-from srflow.flows.base import FlowLayer, batch_constant, logdet_wanted
+from srflow.flows.base import FlowLayer
 from srflow.flows.coupling import AffineInjector, ConditionalAffineCoupling
-from srflow.flows.folding import can_fold, folded
 from srflow.flows.invconv import InvConv1x1
 from srflow.flows.nets import SRFLOW_SUBNET, SubnetSpec
-from srflow.flows.packed import KeptConv
 
 
 class FlowStep(FlowLayer):
@@ -76,32 +74,17 @@ class FlowStep(FlowLayer):
             y, logdet = self.coupling.inverse(y, cond)
             y, d = self.injector.inverse(y, cond)
             logdet = logdet + d
-            # Dividing by affine scales near ``affine_eps`` can overflow at high temperatures;
-            # the 1x1 conv would then mix +inf and -inf into NaN. Bounding the (already
-            # meaningless) values keeps the output finite; in-range values are unchanged.
-            bound = torch.finfo(y.dtype).max ** 0.5
-            y = y.clamp_(-bound, bound) if can_fold() else y.clamp(-bound, bound)
-        if can_fold():
-            conv, logdet_per_pixel = self._folded_inverse()
-            y = conv(y)
-            if logdet_wanted():
-                logdet = logdet + batch_constant(logdet_per_pixel * y[0, 0].numel(), y)
-            return y, logdet
+            y = bound_overflow(y)
         y, d = self.invconv.inverse(y)
         logdet = logdet + d
         y, d = self.actnorm.inverse(y)
         return y, logdet + d
 
-    def _folded_inverse(self) -> tuple[KeptConv, Tensor]:
-        """The inverse 1x1 convolution and inverse ActNorm as one 1x1 convolution with a bias
-        (kept, packed: :class:`~srflow.flows.packed.KeptConv`):
-        ``x = diag(exp(-logs)) W^-1 y - bias``, and their log-det per pixel."""
-        norm, conv = self.actnorm, self.invconv
 
-        def compute() -> tuple[KeptConv, Tensor]:
-            c = conv.weight.shape[0]
-            weight = conv.inverse_weight() * torch.exp(-norm.logs.reshape(c, 1))
-            logdet = -torch.linalg.slogdet(conv.weight)[1] - norm.logs.sum()
-            return KeptConv.of(weight.view(c, c, 1, 1), -norm.bias.reshape(c)), logdet
-
-        return folded(self, "inverse", (conv.weight, norm.logs, norm.bias), compute)
+def bound_overflow(y: Tensor) -> Tensor:
+    """``y`` with values beyond ``sqrt(max float)`` clamped: dividing by affine scales near
+    ``affine_eps`` can overflow at high temperatures, and the 1x1 convolution would then mix
+    +inf and -inf into NaN. Bounding the (already meaningless) values keeps the output
+    finite; in-range values are unchanged."""
+    bound = torch.finfo(y.dtype).max ** 0.5
+    return y.clamp(-bound, bound)

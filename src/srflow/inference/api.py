@@ -5,7 +5,7 @@ from __future__ import annotations
 from importlib import resources
 from pathlib import Path
 
-from srflow.compat.official import CheckpointError
+from srflow.checkpoints import CheckpointError
 from srflow.inference.pipeline import SuperResolver
 
 DEFAULT_MODEL_NAME = "default_x4.safetensors"

@@ -15,7 +15,8 @@ from dataclasses import dataclass
 from functools import lru_cache
 
 import torch
-from torch import nn
+
+from srflow.models.contract import FlowSR
 
 #: Peak bytes per conditioning byte: once per call, and per sample decoded together.
 FIXED_FACTOR = 5.5
@@ -26,25 +27,20 @@ PROBE = 32
 
 
 @lru_cache(maxsize=8)
-def _conditioning_bytes_per_lr_pixel(model: nn.Module) -> float | None:
-    conditioning = getattr(model, "conditioning", None)
-    if conditioning is None:
-        return None
+def _conditioning_bytes_per_lr_pixel(model: FlowSR) -> float | None:
     parameter = next(model.parameters())
     probe = torch.zeros(1, 3, PROBE, PROBE, device=parameter.device, dtype=parameter.dtype)
     try:
         with torch.no_grad():
-            conds = conditioning(probe)
+            features = model.prepare(probe, keep=False).features
     except (ValueError, RuntimeError):  # a model that cannot take the probe: no estimate
         return None
-    if not isinstance(conds, list | tuple) or not all(isinstance(c, torch.Tensor) for c in conds):
-        return None
-    size = sum(c.numel() * c.element_size() for c in conds)
+    size = sum(c.numel() * c.element_size() for c in features)
     return size / PROBE**2
 
 
 def estimate_bytes(
-    model: nn.Module, lr_hw: tuple[int, int], batch: int, *, tile: int | None = None,
+    model: FlowSR, lr_hw: tuple[int, int], batch: int, *, tile: int | None = None,
     tile_overlap: int = 16, samples: int = 1, scale: int = 4,
 ) -> int | None:  # fmt: skip
     """Estimated peak bytes of decoding ``batch`` samples together (``samples`` in all) of an
@@ -78,7 +74,7 @@ def available_bytes(device: torch.device) -> int | None:
 
 
 def memory_problem(
-    model: nn.Module, device: torch.device, lr_hw: tuple[int, int], batch: int, *,
+    model: FlowSR, device: torch.device, lr_hw: tuple[int, int], batch: int, *,
     tile: int | None, tile_overlap: int, samples: int, scale: int,
 ) -> str | None:  # fmt: skip
     """``None`` when the call fits in the free memory, else one line saying how much it
@@ -139,7 +135,7 @@ class MemoryPlan:
 
 
 def plan_memory(
-    model: nn.Module, lr_hw: tuple[int, int], budget: int, *, batch: int,
+    model: FlowSR, lr_hw: tuple[int, int], budget: int, *, batch: int,
     tile: int | None, tile_overlap: int, samples: int, scale: int,
 ) -> MemoryPlan | None:  # fmt: skip
     """The plan closest to what was asked (``batch`` samples together, ``tile`` or untiled)

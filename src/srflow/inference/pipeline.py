@@ -1,9 +1,10 @@
 """Super-resolve images with a trained model: padding, sample batching, tiling, seeds.
 
-The RRDB conditioning and the flow's conditioning-only terms are prepared once per image
-(once per tile when tiled) for all samples and temperatures (:meth:`SRFlow.condition`); the
+Any family's model (:class:`~srflow.models.contract.FlowSR`) samples through its sampling
+twin (:meth:`~srflow.models.contract.FlowSR.sampling_twin`, chosen here): the conditioning is
+prepared once per image (once per tile when tiled) for all samples and temperatures, and the
 samples of all temperatures decode as one stream of equal batches
-(:mod:`srflow.inference.stream`).
+(:func:`srflow.models.sampling.decode_stream`).
 """
 
 from __future__ import annotations
@@ -15,19 +16,19 @@ from pathlib import Path
 from typing import TypeVar
 
 import torch
-import torch.nn.functional as F
 from PIL import Image
 from torch import Tensor, nn
 
+from srflow.checkpoints import describe_model, load_model
 from srflow.data.image_io import LoadedImage, image_from_pil, image_to_pil, read_image
 from srflow.data.resize import imresize
+from srflow.data.transforms import pad_to_multiple
 from srflow.divergence import count_diverged, warn_diverged
-from srflow.inference.stream import decode_stream
 from srflow.inference.tiling import decode_tiled
 from srflow.latent.code import LatentCode, model_fingerprint
-from srflow.models.checkpoint import describe_model, load_model
-from srflow.models.hcflow import HCFlow
-from srflow.models.srflow import SRFlow, Temperature
+from srflow.models.contract import FlowSR
+from srflow.models.sampling import decode_stream, draw_latents
+from srflow.models.temperature import Temperature
 
 logger = logging.getLogger(__name__)
 ProgressFn = Callable[[float], None]
@@ -94,29 +95,32 @@ class SuperResolver:
     """A model ready for inference on one device.
 
     Args:
-        model: a trained :class:`SRFlow`.
+        model: a trained flow of any family.
         device: where to run (``None``: the model's device).
         half: run in float16 (GPU only).
 
     Example:
-        >>> from srflow.config.presets import load_preset
+        >>> from srflow.families import load_preset
+        >>> from srflow.models.srflow import SRFlow
         >>> sr = SuperResolver(SRFlow(load_preset("tiny")))
         >>> sr.super_resolve(torch.rand(3, 10, 12), temperature=0.5, samples=2, seed=0).shape
         torch.Size([2, 3, 40, 48])
     """
 
     def __init__(
-        self, model: SRFlow | HCFlow, device: torch.device | str | None = None, half: bool = False
+        self, model: FlowSR, device: torch.device | str | None = None, half: bool = False
     ) -> None:
+        if not isinstance(model, FlowSR):
+            raise ValueError(f"{type(model).__name__}: not a super-resolution flow")
         self.device = (
             torch.device(device) if device is not None else next(model.parameters()).device
         )
-        if not isinstance(model, SRFlow | HCFlow):
-            raise ValueError(f"{describe_model(model)}: not a super-resolution flow")
         if half and self.device.type == "cpu":
             raise ValueError("--half needs a GPU (float16 on the CPU is slow and unsupported)")
         self.dtype = torch.float16 if half else torch.float32
         self.model = inference_layout(model.eval().to(self.device, self.dtype), self.device)
+        #: what samples: the model's fast sampling twin (the same weights)
+        self.sampler = self.model.sampling_twin()
 
     @classmethod
     def from_path(
@@ -263,7 +267,7 @@ class SuperResolver:
         # only when there is more than one batch); the temperatures' samples decode as one
         # stream of equal batches
         batch = max(1, batch_size or self.default_batch_size(sum(counts)))
-        conds = self.model.condition(lr, keep=sum(counts) > batch)
+        conditioning = self.sampler.prepare(lr, keep=sum(counts) > batch)
         diverged: list[list[int]] = [[] for _ in plan]
 
         def seen(index: int, images: Tensor, count: int) -> None:
@@ -272,7 +276,7 @@ class SuperResolver:
                 progress(count)
 
         def decode(latents: list[Tensor]) -> Tensor:
-            return self.model.decode(lr, latents, conds=conds, logdet=False)[0]
+            return self.sampler.decode(conditioning, latents, logdet=False)[0]
 
         outs = decode_stream(
             counts, batch,
@@ -314,24 +318,18 @@ class SuperResolver:
         generator: torch.Generator,
     ) -> list[Tensor]:  # fmt: skip
         """Latents of ``count`` samples, drawn sample by sample (so the result does not depend
-        on the batch size) into preallocated tensors (no second copy of the batch)."""
-        latents = [torch.empty((count, *shape[1:]), dtype=self.dtype) for shape in shapes]
-        for j in range(count):
-            draw = self.model.sample_latents(shapes, temperature, generator, dtype=self.dtype)
-            for z, d in zip(latents, draw, strict=True):
-                z[j] = d[0]
-        return [z.to(self.device) for z in latents]
+        on the batch size)."""
+        return draw_latents(self.model, shapes, count, temperature, generator, dtype=self.dtype,
+                            device=self.device)  # fmt: skip
 
     def _pad(self, lr: Tensor) -> Tensor:
-        m = self.model.config.size_multiple_lr
-        pad_h, pad_w = -lr.shape[2] % m, -lr.shape[3] % m
-        if pad_h or pad_w:
+        padded = pad_to_multiple(lr, self.model.config.size_multiple_lr)
+        if padded.shape != lr.shape:
             logger.info(
-                "padding the %dx%d input by %d x %d pixels (replicate); output cropped back",
-                *(lr.shape[3], lr.shape[2], pad_w, pad_h),
-            )
-            lr = F.pad(lr, (0, pad_w, 0, pad_h), mode="replicate")
-        return lr
+                "padding the %dx%d input to %dx%d (mirrored); output cropped back",
+                lr.shape[3], lr.shape[2], padded.shape[3], padded.shape[2],
+            )  # fmt: skip
+        return padded
 
     def _sample_tiled(
         self, lr: Tensor, shapes: list[tuple[int, ...]],
@@ -351,7 +349,7 @@ class SuperResolver:
                 targets.append((index, outs[index][start : start + count]))
         diverged = [[0] * len(target) for _, target in targets]
         area = lr.shape[2] * lr.shape[3]
-        for t, cores in decode_tiled(self.model, lr, groups, tile, overlap):
+        for t, cores in decode_tiled(self.sampler, lr, groups, tile, overlap):
             y0, x0 = t.core_y[0] * s, t.core_x[0] * s
             y1, x1 = min(t.core_y[1] * s, hw[0] * s), min(t.core_x[1] * s, hw[1] * s)
             for k, ((_, target), core) in enumerate(zip(targets, cores, strict=True)):

@@ -14,16 +14,16 @@ import logging
 from pathlib import Path
 
 import torch
-import torch.nn.functional as F
 from PIL import Image, PngImagePlugin
 from torch import Tensor
 
+from srflow.checkpoints import describe_model, load_model
 from srflow.data.image_io import ImageReadError, LoadedImage, read_image
 from srflow.data.resize import imresize
+from srflow.data.transforms import pad_to_multiple, quantize_8bit
 from srflow.files import atomic_file
 from srflow.inference.pipeline import SuperResolver, pick_device
-from srflow.models.checkpoint import describe_model, load_model
-from srflow.models.hcflow import HCFlow, quantize_8bit
+from srflow.models.contract import CapabilityError, FlowSR
 
 logger = logging.getLogger(__name__)
 HR_SIZE_KEY = "srflow:hr-size"
@@ -31,28 +31,29 @@ PUBLISHED_TEMPERATURE = 1.0
 
 
 class Rescaler:
-    """An HCFlow model ready to downscale and upscale images on one device.
+    """A model with an HR -> LR flow, ready to downscale and upscale images on one device.
 
     Args:
-        model: an :class:`HCFlow` (the published rescaling model, or any HCFlow: an SR model's
-            trunk also maps HR to LR, but was trained to reproduce bicubic, not to be undone).
+        model: a model that can downscale (:attr:`~srflow.models.contract.Capabilities.downscale`:
+            HCFlow's published rescaling model, or any HCFlow: an SR model's trunk also maps HR
+            to LR, but was trained to reproduce bicubic, not to be undone).
         device: where to run (``None``: the model's device).
         half: float16 (GPU only).
 
     Raises:
-        ValueError: for a model without an HR -> LR flow (SRFlow), or ``half`` on the CPU.
+        CapabilityError: the model cannot downscale (SRFlow), one line naming it.
+        ValueError: ``half`` on the CPU.
     """
 
     def __init__(
-        self, model: torch.nn.Module, device: torch.device | str | None = None, half: bool = False
+        self, model: FlowSR, device: torch.device | str | None = None, half: bool = False
     ) -> None:
-        if not isinstance(model, HCFlow):
-            raise ValueError(
-                f"{describe_model(model)}: rescaling needs an HCFlow model (a flow from HR to "
-                "LR); SRFlow models only super-resolve"
-            )
+        try:
+            model.require("downscale", "image rescaling")
+        except CapabilityError as exc:
+            raise CapabilityError(f"{describe_model(model)}: {exc}") from None
         self.resolver = SuperResolver(model, device, half)
-        self.model: HCFlow = self.resolver.model  # type: ignore[assignment]
+        self.model = self.resolver.model
 
     @classmethod
     def from_path(cls, path: str | Path, device: str = "auto", half: bool = False) -> Rescaler:
@@ -75,13 +76,13 @@ class Rescaler:
         to multiples of 1/255 (exactly what an 8-bit PNG of it holds)."""
         if hr.dim() != 3 or hr.shape[0] != 3:
             raise ValueError(f"expected a (3, H, W) image, got {tuple(hr.shape)}")
-        x = _pad_to_multiple(hr.unsqueeze(0), self.scale)
+        x = pad_to_multiple(hr.unsqueeze(0), self.scale)
         x = x.to(self.resolver.device, self.resolver.dtype)
         return quantize_8bit(self.model.downscale(x).float())[0].cpu()
 
     def downscale_alpha(self, alpha: Tensor) -> Tensor:
         """An alpha ``(1, H, W)`` to the LR size by bicubic (alpha is not part of the flow)."""
-        padded = _pad_to_multiple(alpha.unsqueeze(0).double(), self.scale)
+        padded = pad_to_multiple(alpha.unsqueeze(0).double(), self.scale)
         return imresize(padded, scale=1 / self.scale)[0].float().clamp(0, 1)
 
     def upscale(
@@ -114,11 +115,6 @@ class Rescaler:
         """An LR alpha ``(1, h, w)`` to the HR size by bicubic."""
         up = imresize(alpha.unsqueeze(0).double(), scale=self.scale)[0].float().clamp(0, 1)
         return up if hr_size is None else _crop_to(up, hr_size)
-
-
-def _pad_to_multiple(x: Tensor, multiple: int) -> Tensor:
-    pad_h, pad_w = -x.shape[2] % multiple, -x.shape[3] % multiple
-    return F.pad(x, (0, pad_w, 0, pad_h), mode="replicate") if pad_h or pad_w else x
 
 
 def fits_lr(hr_size: tuple[int, int], lr_size: tuple[int, int], scale: int) -> bool:

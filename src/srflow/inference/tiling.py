@@ -17,8 +17,7 @@ from dataclasses import dataclass
 
 from torch import Tensor
 
-from srflow.models.hcflow import HCFlow
-from srflow.models.srflow import SRFlow
+from srflow.models.contract import FlowSR
 
 
 @dataclass(frozen=True)
@@ -58,7 +57,7 @@ def _slice_latent(z: Tensor, win_y: tuple[int, int], win_x: tuple[int, int], lr_
 
 
 def decode_tiled(
-    model: SRFlow | HCFlow,
+    model: FlowSR,
     lr: Tensor,
     groups: Sequence[list[Tensor]],
     tile: int,
@@ -71,12 +70,12 @@ def decode_tiled(
     s = model.config.scale
     for t in plan_tiles((lr.shape[2], lr.shape[3]), tile, overlap, model.config.size_multiple_lr):
         window = lr[:, :, t.win_y[0] : t.win_y[1], t.win_x[0] : t.win_x[1]]
-        conds = model.condition(window, keep=len(groups) > 1)  # one decode: nothing to reuse
+        conditioning = model.prepare(window, keep=len(groups) > 1)  # one decode: nothing kept
         oy, ox = (t.core_y[0] - t.win_y[0]) * s, (t.core_x[0] - t.win_x[0]) * s
         h, w = (t.core_y[1] - t.core_y[0]) * s, (t.core_x[1] - t.core_x[0]) * s
         cores = []
         for latents in groups:
             z = [_slice_latent(lat, t.win_y, t.win_x, lr.shape[2]) for lat in latents]
-            hr, _ = model.decode(window, z, conds=conds, logdet=False)
+            hr, _ = model.decode(conditioning, z, logdet=False)
             cores.append(hr[:, :, oy : oy + h, ox : ox + w])
         yield t, cores

@@ -3,7 +3,7 @@ style transfer, latent normalization, content transfer and restoration.
 
 Example:
     >>> import torch
-    >>> from srflow.config.presets import load_preset
+    >>> from srflow.families import load_preset
     >>> from srflow.models.srflow import SRFlow
     >>> model = SRFlow(load_preset("tiny")).eval()
     >>> hr = torch.rand(3, 32, 32)
@@ -20,7 +20,6 @@ from srflow.latent.normalize import MODES, draw_moments, normalize_latent, norma
 from srflow.latent.receptive import affected_region
 from srflow.latent.resample import resample_code, resample_latents, sample_code
 from srflow.latent.restore import restore
-from srflow.latent.temperature import latent_levels, per_latent_temperatures
 from srflow.latent.transfer import style_transfer
 
 __all__ = [
@@ -35,14 +34,12 @@ __all__ = [
     "draw_moments",
     "encode_image",
     "fit_mask",
-    "latent_levels",
     "latent_masks",
     "load_latents",
     "model_fingerprint",
     "normalize_code",
     "normalize_latent",
     "normalize_latents",
-    "per_latent_temperatures",
     "read_mask",
     "resample_code",
     "resample_latents",

@@ -1,31 +1,30 @@
 """The latent code of an HR image: its latents plus the LR they are conditioned on.
 
 A flow's latents only mean something together with the LR image they were encoded (or drawn)
-with: ``decode(lr, latents)`` is the HR image (any family: :class:`FlowModel`).
+with: ``decode(lr, latents)`` is the HR image (any family: :class:`FlowSR`).
 :class:`LatentCode` keeps the two together with the HR size before padding, so that every
 latent-space tool can decode back to the same size.
 
-Padding rule (all tools): an HR image whose height or width is not a multiple of
-``scale * size_multiple_lr`` is padded at the bottom and right by edge replication; its LR is
-padded by the same amount divided by the scale. Decoding crops back to :attr:`image_size`.
+Padding rule (all tools, :func:`~srflow.data.transforms.pad_to_multiple`): an HR image whose
+height or width is not a multiple of ``scale * size_multiple_lr`` is padded at the bottom and
+right (mirrored); its LR by the same amount divided by the scale. Decoding crops back to
+:attr:`image_size`.
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Sequence
 from dataclasses import dataclass, replace
 
 import torch
-import torch.nn.functional as F
 from torch import Tensor
 
 from srflow.config.loading import to_dict
 from srflow.data.resize import imresize
+from srflow.data.transforms import pad_to_multiple
 from srflow.divergence import check_decoded
-from srflow.models.hcflow import HCFlowEncoding
-from srflow.models.protocol import FlowModel
+from srflow.models.contract import Conditioning, FlowSR
 
 
 @dataclass(frozen=True)
@@ -57,7 +56,7 @@ class LatentCode:
         return (self.lr.shape[2] * self.scale, self.lr.shape[3] * self.scale)
 
 
-def model_fingerprint(model: FlowModel) -> str:
+def model_fingerprint(model: FlowSR) -> str:
     """16 hex digits identifying the model's configuration (SHA-256 of its canonical JSON)."""
     text = json.dumps(to_dict(model.config), sort_keys=True, separators=(",", ":"))
     return hashlib.sha256(text.encode()).hexdigest()[:16]
@@ -78,11 +77,7 @@ def as_batch(image: Tensor) -> Tensor:
     return image
 
 
-def _pad(image: Tensor, pad_h: int, pad_w: int) -> Tensor:
-    return F.pad(image, (0, pad_w, 0, pad_h), mode="replicate") if pad_h or pad_w else image
-
-
-def pad_pair(model: FlowModel, hr: Tensor, lr: Tensor | None) -> tuple[Tensor, Tensor]:
+def pad_pair(model: FlowSR, hr: Tensor, lr: Tensor | None) -> tuple[Tensor, Tensor]:
     """Pad ``hr`` (and ``lr``, or compute it with :func:`downscale`) to sizes the model takes."""
     s = model.config.scale
     m = model.config.size_multiple_lr * s
@@ -94,22 +89,19 @@ def pad_pair(model: FlowModel, hr: Tensor, lr: Tensor | None) -> tuple[Tensor, T
             raise ValueError(
                 f"the HR image ({w}x{h}) is not {s}x the LR image ({lr.shape[3]}x{lr.shape[2]})"
             )
-    pad_h, pad_w = -h % m, -w % m
-    hr_padded = _pad(hr, pad_h, pad_w)
+    hr_padded = pad_to_multiple(hr, m)
     if lr is None:
         return hr_padded, downscale(hr_padded, s)
-    return hr_padded, _pad(lr, pad_h // s, pad_w // s)
+    return hr_padded, pad_to_multiple(lr, m // s)
 
 
-def pad_lr(model: FlowModel, lr: Tensor) -> Tensor:
+def pad_lr(model: FlowSR, lr: Tensor) -> Tensor:
     """Pad an LR image ``(B, 3, h, w)`` to a multiple of the model's LR size multiple."""
-    m = model.config.size_multiple_lr
-    lr = as_batch(lr)
-    return _pad(lr, -lr.shape[2] % m, -lr.shape[3] % m)
+    return pad_to_multiple(as_batch(lr), model.config.size_multiple_lr)
 
 
 @torch.no_grad()
-def encode_image(model: FlowModel, hr: Tensor, lr: Tensor | None = None) -> LatentCode:
+def encode_image(model: FlowSR, hr: Tensor, lr: Tensor | None = None) -> LatentCode:
     """Encode HR image(s) ``(3, H, W)`` or ``(B, 3, H, W)`` in ``[0, 1]``.
 
     Args:
@@ -125,22 +117,24 @@ def encode_image(model: FlowModel, hr: Tensor, lr: Tensor | None = None) -> Late
     """
     hr_padded, lr_padded = pad_pair(model, hr, lr)
     encoding = model.encode(hr_padded, lr_padded)
-    if isinstance(encoding, HCFlowEncoding):  # its latents are paired with the flow's own LR
-        lr_padded = encoding.y
-    latents = encoding.latents
     size = (as_batch(hr).shape[2], as_batch(hr).shape[3])
-    return LatentCode(list(latents), lr_padded, size, model.config.scale, model_fingerprint(model))
+    return LatentCode(
+        list(encoding.latents), encoding.lr, size, model.config.scale, model_fingerprint(model)
+    )
 
 
 @torch.no_grad()
 def decode_code(
-    model: FlowModel, code: LatentCode, conds: Sequence[object] | None = None
+    model: FlowSR, code: LatentCode, conditioning: Conditioning | None = None
 ) -> Tensor:
     """Decode a latent code: ``(B, 3, H, W)`` at :attr:`LatentCode.image_size`, unclamped;
     a :class:`~srflow.divergence.DivergenceWarning` when values diverged.
 
-    ``conds``: ``model.condition(code.lr)``, to decode many codes of one LR image (masked
-    resampling again and again, as the explorer does) without recomputing its conditioning.
+    ``conditioning``: ``model.prepare(code.lr)``, to decode many codes of one LR image
+    (masked resampling again and again, as the explorer does) without recomputing it. The
+    decode runs through the model's sampling twin (the same weights, faster).
     """
-    hr, _ = model.decode(code.lr, code.latents, conds=conds, logdet=False)
+    sampler = model.sampling_twin()
+    prepared = sampler.prepare(code.lr, keep=False) if conditioning is None else conditioning
+    hr, _ = sampler.decode(prepared, code.latents, logdet=False)
     return check_decoded(hr[:, :, : code.image_size[0], : code.image_size[1]])

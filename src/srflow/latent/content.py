@@ -21,12 +21,11 @@ from torch import Tensor
 from srflow.latent.code import LatentCode, as_batch, encode_image
 from srflow.latent.masks import latent_masks
 from srflow.latent.normalize import normalize_latents
-from srflow.latent.temperature import per_latent_temperatures
-from srflow.models.protocol import FlowModel
+from srflow.models.contract import FlowSR
 
 
 def normalize_code(
-    model: FlowModel,
+    model: FlowSR,
     code: LatentCode,
     mode: str,
     temperature: float | Sequence[float],
@@ -37,12 +36,12 @@ def normalize_code(
     masks = None
     if mask is not None:
         masks = latent_masks(mask, [tuple(z.shape) for z in code.latents], code.padded_size)
-    temps = per_latent_temperatures(model, temperature)
+    temps = model.latent_temperatures(temperature)
     return code.with_latents(normalize_latents(code.latents, mode, temps, generator, masks))
 
 
 def content_transfer(
-    model: FlowModel,
+    model: FlowSR,
     hr: Tensor,
     content: Tensor,
     mask: Tensor,

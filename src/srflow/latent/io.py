@@ -14,9 +14,9 @@ from pathlib import Path
 
 from safetensors import SafetensorError, safe_open
 
+from srflow.checkpoints import write_safetensors
 from srflow.latent.code import LatentCode, model_fingerprint
-from srflow.models.checkpoint import write_safetensors
-from srflow.models.protocol import FlowModel
+from srflow.models.contract import FlowSR
 
 logger = logging.getLogger(__name__)
 
@@ -72,7 +72,7 @@ def load_latents(path: str | Path) -> LatentCode:
     return LatentCode(latents, lr, (height, width), scale, model_hash)
 
 
-def check_compatible(model: FlowModel, code: LatentCode, name: str = "latents") -> None:
+def check_compatible(model: FlowSR, code: LatentCode, name: str = "latents") -> None:
     """Check that ``model`` can decode ``code``.
 
     Raises:

@@ -10,28 +10,27 @@ from torch import Tensor
 from srflow.flows.distributions import sample_normal
 from srflow.latent.code import LatentCode, model_fingerprint, pad_lr
 from srflow.latent.masks import latent_masks
-from srflow.latent.temperature import per_latent_temperatures
-from srflow.models.protocol import FlowModel
+from srflow.models.contract import FlowSR
+from srflow.models.temperature import Temperature
 
 
 def sample_code(
-    model: FlowModel,
+    model: FlowSR,
     lr: Tensor,
-    temperature: float | Sequence[float] = 0.8,
+    temperature: Temperature = 0.8,
     generator: torch.Generator | None = None,
 ) -> LatentCode:
-    """Draw latents ``N(0, T^2)`` for LR image(s) ``(3, h, w)`` or ``(B, 3, h, w)``.
+    """Draw latents ``N(0, T^2)`` for LR image(s) ``(3, h, w)`` or ``(B, 3, h, w)``, as
+    sampling draws them (:meth:`~srflow.models.contract.FlowSR.sample_latents`).
 
     ``temperature`` is one value, one per flow level or one per latent tensor (see
-    :mod:`srflow.latent.temperature`). The LR is padded to the model's size multiple.
+    :mod:`srflow.models.temperature`). The LR is padded to the model's size multiple.
     """
     lr_padded = pad_lr(model, lr)
     shapes = model.latent_shapes(lr_padded)
-    temps = per_latent_temperatures(model, temperature)
-    latents = [
-        sample_normal(shape, t, generator=generator, dtype=lr_padded.dtype, device=lr.device)
-        for shape, t in zip(shapes, temps, strict=True)
-    ]
+    latents = model.sample_latents(
+        shapes, temperature, generator, dtype=lr_padded.dtype, device=lr.device
+    )
     s = model.config.scale
     size = (lr.shape[-2] * s, lr.shape[-1] * s)
     return LatentCode(latents, lr_padded, size, s, model_fingerprint(model))
@@ -65,9 +64,9 @@ def resample_latents(
 
 
 def resample_code(
-    model: FlowModel,
+    model: FlowSR,
     code: LatentCode,
-    temperature: float | Sequence[float] = 0.8,
+    temperature: Temperature = 0.8,
     generator: torch.Generator | None = None,
     mask: Tensor | None = None,
 ) -> LatentCode:
@@ -76,7 +75,7 @@ def resample_code(
     Latents outside the mask are kept bit for bit, so the decoded image changes only within
     :func:`srflow.latent.receptive.affected_region` of the mask's latent positions.
     """
-    temps = per_latent_temperatures(model, temperature)
+    temps = model.latent_temperatures(temperature)
     masks = None
     if mask is not None:
         masks = latent_masks(mask, [tuple(z.shape) for z in code.latents], code.padded_size)

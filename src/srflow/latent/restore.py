@@ -16,14 +16,14 @@ from torch import Tensor
 
 from srflow.latent.code import decode_code, encode_image
 from srflow.latent.content import normalize_code
-from srflow.models.protocol import FlowModel
+from srflow.models.contract import FlowSR
 
 DEFAULT_RESTORE_TEMPERATURE = 0.8
 
 
 @torch.no_grad()
 def restore(
-    model: FlowModel,
+    model: FlowSR,
     degraded: Tensor,
     *,
     temperature: float | Sequence[float] = DEFAULT_RESTORE_TEMPERATURE,

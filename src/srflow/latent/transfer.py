@@ -17,11 +17,11 @@ from torch import Tensor
 from srflow.latent.code import LatentCode, as_batch, encode_image, pad_lr
 from srflow.latent.masks import latent_masks
 from srflow.latent.resample import sample_code
-from srflow.models.protocol import FlowModel
+from srflow.models.contract import FlowSR
 
 
 def style_transfer(
-    model: FlowModel,
+    model: FlowSR,
     source_hr: Tensor,
     target_lr: Tensor,
     *,

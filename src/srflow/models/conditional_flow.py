@@ -9,10 +9,7 @@ import torch
 from torch import Tensor, nn
 
 from srflow.config.schema import FlowConfig
-from srflow.flows.base import without_logdet
-from srflow.flows.folding import can_fold
 from srflow.flows.nets import SubnetSpec
-from srflow.flows.prepared import PreparedCond
 from srflow.flows.split import SplitPrior
 from srflow.flows.squeeze import Squeeze2d
 from srflow.flows.step import FlowStep
@@ -111,16 +108,13 @@ class ConditionalFlow(nn.Module):
         return FlowPass(latents, logdet, split_log_prob)
 
     def decode(
-        self, latents: list[Tensor], conds: Sequence[Tensor | PreparedCond],
-        observe: Callable[[int, Tensor], None] | None = None, *, logdet: bool = True,
+        self, latents: list[Tensor], conds: Sequence[Tensor],
+        observe: Callable[[int, Tensor], None] | None = None,
     ) -> FlowPass:  # fmt: skip
         """Map latents (in :meth:`encode` order) back to an HR image, each layer's output
         limited to :attr:`inverse_bounds` when set; ``observe(index, output)`` sees each
-        layer's output before the bound (for calibrating it). Without ``logdet`` the
-        log-det and split log-densities are not computed (zeros in the result)."""
-        if not logdet:
-            with without_logdet():
-                return self.decode(latents, conds, observe)
+        layer's output before the bound (for calibrating it). ``conds`` may hold each image
+        once while the latents hold ``k`` samples of each (batch ``k * B``, sample-major)."""
         n_splits = sum(isinstance(m, SplitPrior) for m in self.layers)
         if len(latents) != n_splits + 1:
             raise ValueError(f"expected {n_splits + 1} latent tensors, got {len(latents)}")
@@ -139,10 +133,8 @@ class ConditionalFlow(nn.Module):
                 logdet = logdet + d
             if observe is not None:
                 observe(index, x)
-            if bounds is not None:  # each layer's output is a new tensor: clamped in place
-                x = x.clamp_(-bounds[index], bounds[index]) if can_fold() else x.clamp(
-                    -bounds[index], bounds[index]
-                )
+            if bounds is not None:
+                x = x.clamp(-bounds[index], bounds[index])
         return FlowPass(x, logdet, split_log_prob)
 
     def latent_shapes(self, batch: int, hr_hw: tuple[int, int]) -> list[tuple[int, ...]]:

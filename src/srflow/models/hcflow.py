@@ -18,43 +18,44 @@ import torch
 from torch import Tensor, nn
 
 from srflow.config.hcflow import HCFlowConfig
-from srflow.flows.base import without_logdet
+from srflow.data.transforms import quantize_8bit
 from srflow.flows.coupling import broadcast_batch
-from srflow.flows.distributions import gaussian_log_prob, sample_normal
+from srflow.flows.distributions import gaussian_log_prob
+from srflow.models.contract import (
+    Capabilities,
+    Conditioning,
+    Encoding,
+    FlowSR,
+    as_conditioning,
+    seeded_init,
+)
 from srflow.models.hcflow_conditional import ConditionalLevelFlow, level_condition
 from srflow.models.hcflow_trunk import HCFlowTrunk
 
 LN2 = math.log(2.0)
 
 
-def quantize_8bit(x: Tensor) -> Tensor:
-    """``round(clamp(x, 0, 1) * 255) / 255`` (the original's LR quantization), with a
-    straight-through gradient (the identity), as the original trains through it."""
-    quantized = torch.round(x.clamp(0, 1) * 255.0) / 255.0
-    return x + (quantized - x).detach() if x.requires_grad else quantized
-
-
 @dataclass(frozen=True)
-class HCFlowEncoding:
+class HCFlowEncoding(Encoding):
     """An HR image's LR, latents and likelihood terms (per sample, ``(B,)``).
 
     Attributes:
-        y: the flow's LR output (unclamped, unquantized); lr_quant: ``y`` to 8 bits.
         latents: normalized latents per level, finest first.
+        lr: the flow's own LR ``y`` (the latents decode back to the HR with it).
+        pixels: ``H * W`` of the HR.
+        y: the flow's LR output (unclamped, unquantized); lr_quant: ``y`` to 8 bits.
         logdet_trunk, logdet_conditional: log-dets of the trunk and the conditional steps.
         prior_log_prob: per level, the log-density of the transformed part.
         lr_log_prob: the LR term ``log N(lr_quant; lr, exp(-6)^2)`` (0 without an LR).
-        pixels: ``H * W`` of the HR; dequantization_logdet: ``-ln(bins) * pixels`` or 0.
+        dequantization_logdet: ``-ln(bins) * pixels`` or 0.
     """
 
     y: Tensor
     lr_quant: Tensor
-    latents: list[Tensor]
     logdet_trunk: Tensor
     logdet_conditional: Tensor
     prior_log_prob: list[Tensor]
     lr_log_prob: Tensor
-    pixels: int
     dequantization_logdet: float
 
     @property
@@ -74,8 +75,19 @@ class HCFlowEncoding:
         """The original's NLL: ``-objective / (ln 2 * H * W)`` (bits per HR pixel)."""
         return -self.objective / (LN2 * self.pixels)
 
+    @property
+    def log_prob(self) -> Tensor:
+        """Continuous ``log p(hr | lr)`` in nats: the log-dets, the priors and the LR term
+        (no dequantization term)."""
+        return self.objective - self.dequantization_logdet
 
-class HCFlow(nn.Module):
+    @property
+    def original_nll(self) -> Tensor:
+        """:attr:`nll`, the figure the original reports."""
+        return self.nll
+
+
+class HCFlow(FlowSR):
     """HCFlow for diverse SR (``task="sr"``) or image rescaling (``task="rescale"``).
 
     Example:
@@ -86,10 +98,28 @@ class HCFlow(nn.Module):
         torch.Size([2, 1, 3, 16, 16])
     """
 
-    def __init__(self, config: HCFlowConfig) -> None:
+    def __init__(self, config: HCFlowConfig, generator: torch.Generator | None = None) -> None:
         super().__init__()
         config.validate()
         self.config = config
+        with seeded_init(generator):
+            self._build(config)
+
+    @property
+    def capabilities(self) -> Capabilities:  # type: ignore[override]
+        """A downscaling flow; a rescaling model when its task is ``rescale``."""
+        return Capabilities(
+            downscale=True,
+            rescaling=self.config.task == "rescale",
+            reasons={
+                "local_receptive_field": "HCFlow's finer levels are conditioned on features of "
+                "the coarser ones, so a latent change can reach most of the image",
+                "rescaling": "an HCFlow super-resolution model, not trained for rescaling",
+                "encoder_pretraining": "HCFlow has no encoder with an SR output of its own",
+            },
+        )
+
+    def _build(self, config: HCFlowConfig) -> None:
         sr = config.task == "sr"
         self.trunk = HCFlowTrunk(
             config.levels, config.trunk_steps, haar=not sr,
@@ -157,8 +187,8 @@ class HCFlow(nn.Module):
             if lr is not None else hr.new_zeros(hr.shape[0])
         )  # fmt: skip
         return HCFlowEncoding(
-            y, lr_quant, latents, logdet_trunk, logdet_cond, priors, lr_log_prob,
-            hr.shape[2] * hr.shape[3], deq_logdet,
+            latents, y, hr.shape[2] * hr.shape[3], y, lr_quant, logdet_trunk, logdet_cond,
+            priors, lr_log_prob, deq_logdet,
         )  # fmt: skip
 
     def downscale(self, hr: Tensor) -> Tensor:
@@ -166,30 +196,39 @@ class HCFlow(nn.Module):
         :func:`quantize_8bit` of it). ``hr``'s sides must be multiples of the scale."""
         return self.trunk.encode(hr)[0]
 
-    def conditioning(self, lr: Tensor) -> list[Tensor]:
-        """What depends on the LR alone: the coarsest level's features (one per image)."""
-        return [self.levels[-1].features(lr)]
+    @property
+    def flow_levels(self) -> int:
+        """The number of levels ``L``."""
+        return self.config.levels
 
-    def condition(self, lr: Tensor, keep: bool = True) -> list[Tensor]:
-        """:meth:`conditioning` for many decodes: the finer levels are conditioned on each
-        sample's own coarser result, so only the coarsest features are shared (``keep`` is
-        for the common interface: there is nothing more to keep)."""
-        return self.conditioning(lr)
+    def latent_levels(self) -> list[int]:
+        """One latent tensor per level, finest first."""
+        return list(range(1, self.config.levels + 1))
+
+    def latent_draw_order(self) -> list[int]:
+        """Coarsest level first, as the original's sampler draws them."""
+        return list(reversed(range(self.config.levels)))
+
+    def prepare(self, lr: Tensor, keep: bool = True) -> Conditioning:
+        """What depends on the LR alone: the coarsest level's features (one per image). The
+        finer levels are conditioned on each sample's own coarser result, so nothing more is
+        shared (``keep`` changes nothing)."""
+        return Conditioning(lr, [self.levels[-1].features(lr)], keep)
 
     def decode(
-        self, lr: Tensor, latents: list[Tensor], *, conds: list[Tensor] | None = None,
-        logdet: bool = True,
+        self, conditioning: Conditioning | Tensor, latents: list[Tensor], *,
+        logdet: bool = True, conds: Sequence[object] | None = None,
     ) -> tuple[Tensor, Tensor | None]:  # fmt: skip
-        """``(hr, logdet)`` from the LR (inserted as the flow's ``y`` as it is) and the
-        normalized latents (finest first); ``hr`` is not clamped.
+        """``(hr, logdet)`` from the LR (inserted as the flow's ``y`` as it is; or a prepared
+        :class:`Conditioning`'s LR) and the normalized latents (finest first); ``hr`` is
+        not clamped.
 
-        The latents may hold ``k`` samples per image (batch ``k * B``, sample-major) while
-        ``lr`` (and ``conds`` from :meth:`conditioning`) hold each image once. Without
-        ``logdet`` the log-det work is skipped and ``None`` returned in its place.
+        The latents may hold ``k`` samples per image (batch ``k * B``, sample-major) while the
+        LR holds each image once. Without ``logdet``, ``None`` is returned in the log-det's
+        place.
         """
-        if not logdet:
-            with without_logdet():
-                return self.decode(lr, latents, conds=conds)[0], None
+        prepared = as_conditioning(self, conditioning, conds)
+        lr, want_logdet = prepared.lr, logdet
         if len(latents) != self.config.levels:
             raise ValueError(f"expected {self.config.levels} latent tensors, got {len(latents)}")
         batch = latents[0].shape[0]
@@ -199,7 +238,7 @@ class HCFlow(nn.Module):
         for level in reversed(range(self.config.levels)):
             flow = self.levels[level]
             if level == self.config.levels - 1:
-                features = (conds or self.conditioning(lr))[0]
+                features = prepared.features[0]
                 features = broadcast_batch(features, batch).expand(batch, *features.shape[1:])
                 part, d = flow.decode_with_features(latents[level], features)
             else:
@@ -207,26 +246,7 @@ class HCFlow(nn.Module):
             coarser.insert(0, features)
             x, d_trunk = self.trunk.decode_level(level, x, part)
             logdet = logdet + d + d_trunk
-        return x, logdet
-
-    def sample_latents(
-        self, shapes: list[tuple[int, ...]], temperature: float | Sequence[float],
-        generator: torch.Generator | None = None, *, dtype: torch.dtype = torch.float32,
-        device: torch.device | str = "cpu",
-    ) -> list[Tensor]:  # fmt: skip
-        """Latents ``N(0, T^2)`` (finest first), drawn coarsest first as the original does;
-        ``temperature`` may give one value per latent tensor."""
-        temps = (
-            [float(temperature)] * len(shapes) if isinstance(temperature, int | float)
-            else [float(t) for t in temperature]
-        )  # fmt: skip
-        if len(temps) != len(shapes):
-            raise ValueError(f"need one temperature per latent tensor ({len(shapes)})")
-        drawn = {
-            i: sample_normal(shapes[i], temps[i], generator=generator, dtype=dtype, device=device)
-            for i in reversed(range(len(shapes)))
-        }
-        return [drawn[i] for i in range(len(shapes))]
+        return x, logdet if want_logdet else None
 
     def latent_shapes(self, lr: Tensor, n: int = 1) -> list[tuple[int, ...]]:
         """Latent shapes (finest first) for ``n`` samples of each image in ``lr``."""
@@ -236,31 +256,3 @@ class HCFlow(nn.Module):
             (b * n, c, h * 2 ** (levels - 1 - level), w * 2 ** (levels - 1 - level))
             for level, c in enumerate(self.part_channels)
         ]
-
-    @torch.no_grad()
-    def sample(
-        self, lr: Tensor, temperature: float = 0.9, n: int = 1,
-        generator: torch.Generator | None = None, *, batch_size: int | None = None,
-    ) -> Tensor:  # fmt: skip
-        """``n`` samples per LR image, ``(n, B, 3, H, W)`` clamped to ``[0, 1]``.
-
-        The temperature scales the noise around each level's *predicted* mean (0: the means).
-        Noise is drawn sample by sample, coarsest level first, as the original's sampler; the
-        coarsest level's LR features are computed once, and ``batch_size`` samples (default:
-        all) are decoded together.
-        """
-        shapes = self.latent_shapes(lr)
-        conds = self.conditioning(lr)
-        draws = [
-            [z.to(lr.device) for z in self.sample_latents(shapes, temperature, generator,
-                                                          dtype=lr.dtype)]
-            for _ in range(n)
-        ]  # fmt: skip
-        per_batch = max(1, batch_size or n)
-        outs = []
-        for start in range(0, n, per_batch):
-            group = draws[start : start + per_batch]
-            latents = [torch.cat([d[i] for d in group]) for i in range(len(shapes))]
-            hr = self.decode(lr, latents, conds=conds, logdet=False)[0].clamp(0, 1)
-            outs.append(hr.view(len(group), *lr.shape[:1], *hr.shape[1:]))
-        return torch.cat(outs)

@@ -14,8 +14,8 @@ from typing import Any
 import torch
 from torch import Tensor
 
-from srflow.config.training import RunConfig
 from srflow.train import distributed as dist
+from srflow.train.config import RunConfig
 from srflow.train.discriminator import (
     VGGStyleDiscriminator,
     discriminator_loss,

@@ -19,7 +19,9 @@ from typing import Any
 
 import torch
 
-from srflow.compat.official import CheckpointError
+from srflow.checkpoints import CheckpointError, load_state_dict_strict, save_model
+from srflow.config.loading import ConfigError
+from srflow.families import config_from_dict, family_of
 from srflow.files import atomic_file
 
 FORMAT = "srflow-train/1"
@@ -106,11 +108,6 @@ def export_model(source: Path, target: Path, *, use_ema: bool = True) -> Path:
     Raises:
         CheckpointError: no checkpoint, or one that cannot be read.
     """
-    from srflow.config.loading import ConfigError, from_dict
-    from srflow.config.schema import ModelConfig
-    from srflow.models.checkpoint import save_model
-    from srflow.models.srflow import SRFlow
-
     if source.is_dir():
         found = last_checkpoint(source)
         if found is None:
@@ -118,11 +115,11 @@ def export_model(source: Path, target: Path, *, use_ema: bool = True) -> Path:
         source = found
     payload = load_checkpoint(source)
     try:
-        config = from_dict(ModelConfig, payload["config"]["model"], path="model")
+        config = config_from_dict(payload["config"]["model"], path="model")
     except (ConfigError, KeyError, TypeError) as exc:
         raise CheckpointError(f"{source}: invalid model config ({exc})") from None
     ema = payload.get("ema")
     weights = ema["weights"] if use_ema and ema is not None else payload["model"]
-    model = SRFlow(config)
-    model.load_state_dict(weights)
+    model = family_of(config).build(config)
+    load_state_dict_strict(model, weights, str(source))
     return save_model(model.eval(), target)

@@ -24,23 +24,17 @@ from typing import Any
 import torch
 from torch import Tensor
 
-from srflow.config.training import RunConfig
+from srflow.checkpoints import save_model
 from srflow.data.datasets import global_batch
 from srflow.flows import data_dependent_init
-from srflow.models.checkpoint import save_model
+from srflow.models.contract import FlowSR
 from srflow.train import checkpoint as ckpt
 from srflow.train import distributed as dist
+from srflow.train.config import RunConfig
 from srflow.train.ema import ModelEMA
 from srflow.train.guard import NonFiniteGuard, optimizer_step
 from srflow.train.logging import MetricsLog, progress_bar
-from srflow.train.objective import TrainingObjective, per_sample_noise
-from srflow.train.recipe import (
-    TrainableModel,
-    build_model,
-    build_objective,
-    load_init_weights,
-    used_parameters,
-)
+from srflow.train.recipe import build_model, build_objective, load_init_weights
 from srflow.train.schedule import Phase, learning_rate, phase_at, phase_end
 from srflow.train.setup import (
     RunDirError,
@@ -139,7 +133,7 @@ class _Session:
         self.objective = build_objective(self.model, cfg, self.device)  # may fail: no run dir yet
         if main:
             prepare_run_dir(self.run_dir, cfg, command)
-        used = used_parameters(self.objective, self.device)
+        used = self.objective.trained_parameters("nll", self.device)
         self.state = TrainingState(cfg, self.model, used, self.device)
         if self.tc.losses.gan:
             from srflow.train.adversarial import Adversary
@@ -176,8 +170,7 @@ class _Session:
         return hr, lr, batch["noise_seed"].tolist()
 
     def _noise(self, hr: Tensor, seeds: list[int]) -> Tensor:
-        kind = getattr(self.model.config, "dequantization", "uniform")
-        return per_sample_noise(tuple(hr.shape[1:]), seeds, self.noise_gen, self.device, kind)
+        return self.objective.noise(tuple(hr.shape[1:]), seeds, self.noise_gen, self.device)
 
     def _actnorm_init(self) -> None:
         """Glow's data-dependent ActNorm init on the first NLL global batch (every rank)."""
@@ -294,10 +287,11 @@ class _Session:
             pbar.set_postfix({key: f"{loss:.4f}", "skip": skipped}, refresh=False)
 
     def _loss_is_bpd(self, phase: str) -> bool:
-        """The logged loss is SRFlow's NLL in bits per dimension."""
-        return phase != "l1" and isinstance(self.objective, TrainingObjective)
+        """The logged loss is the NLL in bits per dimension."""
+        objective = self.objective
+        return phase != "l1" and objective.loss_is_nll and objective.nll_unit == "bits/dim"
 
-    def _eval_model(self) -> TrainableModel:
+    def _eval_model(self) -> FlowSR:
         ema = self.state.ema
         return ema.module if ema is not None else self.model  # type: ignore[return-value]
 
@@ -305,7 +299,7 @@ class _Session:
         if self.val is not None:
             metrics = validate(
                 self._eval_model(), self.val, temperatures=self.tc.val_temperatures,
-                seed=self.tc.seed, device=self.device,
+                seed=self.tc.seed, device=self.device, objective=self.objective,
                 grid_path=self.run_dir / "samples" / f"step_{step:08d}.png",
                 grid_images=self.cfg.data.val_grid_images,
             )  # fmt: skip

@@ -12,8 +12,9 @@ from torch import nn
 from torch.utils.data import DataLoader
 
 from srflow.config.loading import ConfigError, dump_yaml, to_dict
-from srflow.config.training import RunConfig
 from srflow.data.datasets import ImageCollection, StepSampler, TrainPatches, ValidationImages
+from srflow.families import config_from_dict
+from srflow.train.config import RunConfig
 from srflow.train.distributed import DistContext
 from srflow.train.schedule import Phase
 
@@ -126,7 +127,11 @@ def make_loader(
 def check_resumed_config(cfg: RunConfig, saved: dict[str, Any], path: Path) -> None:
     """The model must match the checkpoint's; changed data/train keys are logged."""
     current = to_dict(cfg)
-    if saved["model"] != current["model"]:
+    try:
+        same = config_from_dict(saved["model"]) == cfg.model
+    except ConfigError:
+        same = False
+    if not same:
         raise ConfigError(f"{path}: the checkpoint's model config differs from this config")
     for section in ("data", "train"):
         now, then = current[section], saved[section]

@@ -9,10 +9,9 @@ from typing import TYPE_CHECKING, Any
 import torch
 
 from srflow.config.loading import to_dict
-from srflow.config.training import RunConfig
-from srflow.models.hcflow import HCFlow
-from srflow.models.srflow import SRFlow
+from srflow.models.contract import FlowSR
 from srflow.train import checkpoint as ckpt
+from srflow.train.config import RunConfig
 from srflow.train.ema import ModelEMA
 from srflow.train.guard import NonFiniteGuard, TrainingDivergedError
 from srflow.train.logging import MetricsLog
@@ -37,7 +36,7 @@ class TrainingState:
     """
 
     def __init__(
-        self, cfg: RunConfig, model: SRFlow | HCFlow, used_by_nll: set[str], device: torch.device
+        self, cfg: RunConfig, model: FlowSR, used_by_nll: set[str], device: torch.device
     ) -> None:
         self.cfg, self.model, self.used_by_nll, self.device = cfg, model, used_by_nll, device
         tc = cfg.train

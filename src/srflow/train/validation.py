@@ -15,29 +15,17 @@ import torch
 from PIL import Image
 
 from srflow.data.datasets import ValidationImages
-from srflow.data.transforms import bicubic_upscale, to_hwc_uint8
+from srflow.data.transforms import bicubic_upscale, quantize_8bit, to_hwc_uint8
+from srflow.families.objective import Objective
 from srflow.files import atomic_file
 from srflow.metrics.consistency import lr_psnr
 from srflow.metrics.psnr_ssim import psnr
-from srflow.models.hcflow import HCFlow, quantize_8bit
-from srflow.models.srflow import SRFlow
-from srflow.train.objective import dequantized_nll, per_sample_noise
+from srflow.models.contract import FlowSR
 
 
 def _to_device(image: np.ndarray, device: torch.device) -> torch.Tensor:
     tensor = torch.from_numpy(np.ascontiguousarray(image.transpose(2, 0, 1)))
     return tensor.to(device).float().div_(255.0).unsqueeze(0)
-
-
-def _nll(model: SRFlow | HCFlow, hr: torch.Tensor, lr: torch.Tensor, noise: torch.Tensor) -> float:
-    """SRFlow: bits per dimension; HCFlow: bits per HR pixel (its own unit)."""
-    if isinstance(model, HCFlow):
-        return float(model.encode(hr, lr, noise=noise).nll[0])
-    return float(dequantized_nll(model, hr, lr, noise)[0])
-
-
-def _rescales(model: SRFlow | HCFlow) -> bool:
-    return isinstance(model, HCFlow) and model.config.task == "rescale"
 
 
 def _mean(values: list[float]) -> float:
@@ -46,12 +34,13 @@ def _mean(values: list[float]) -> float:
 
 @torch.no_grad()
 def validate(
-    model: SRFlow | HCFlow,
+    model: FlowSR,
     images: ValidationImages,
     *,
     temperatures: tuple[float, ...],
     seed: int,
     device: torch.device,
+    objective: Objective,
     grid_path: Path | None = None,
     grid_images: int = 4,
 ) -> dict[str, float]:
@@ -60,8 +49,10 @@ def validate(
     The grid has one row per image (the first ``grid_images``): bicubic-upscaled LR, one
     sample per temperature, HR.
 
-    An HCFlow rescaling model's samples are decoded from its own 8-bit LR of the HR (the
-    round trip), and ``lr_psnr_T`` is then that LR's PSNR against the bicubic LR.
+    A rescaling model's samples (:attr:`~srflow.models.contract.Capabilities.rescaling`) are
+    decoded from its own 8-bit LR of the HR (the round trip), and ``lr_psnr_T`` is then that
+    LR's PSNR against the bicubic LR. The NLL is the objective's (:attr:`Objective.nll_unit`:
+    bits per dimension for SRFlow, bits per HR pixel for HCFlow).
 
     Returns:
         ``nll_bpd`` and, per temperature ``T``, ``psnr_T`` and ``lr_psnr_T`` (dB).
@@ -74,18 +65,18 @@ def validate(
     rows = []
     for index, (hr, lr) in enumerate(zip(images.hr, images.lr, strict=True)):
         hr_t, lr_t = _to_device(hr, device), _to_device(lr, device)
-        kind = getattr(model.config, "dequantization", "uniform")
-        noise = per_sample_noise(tuple(hr_t.shape[1:]), [seed + index], generator, device, kind)
-        nll.append(_nll(model, hr_t, lr_t, noise))
+        noise = objective.noise(tuple(hr_t.shape[1:]), [seed + index], generator, device)
+        nll.append(float(objective.nll(model, hr_t, lr_t, noise)[0]))
         row = [bicubic_upscale(lr, scale)]
         source = lr_t
-        if _rescales(model):
-            source = quantize_8bit(model.downscale(hr_t))  # type: ignore[union-attr]
+        rescales = model.capabilities.rescaling
+        if rescales:
+            source = quantize_8bit(model.downscale(hr_t))
         for t in temperatures:
             generator.manual_seed(seed + 7919 * index + int(t * 1000))
             sr = to_hwc_uint8(model.sample(source, t, 1, generator)[0, 0])
             scores[t][0].append(psnr(sr, hr))
-            if _rescales(model):
+            if rescales:
                 scores[t][1].append(psnr(to_hwc_uint8(source[0]), lr))
             else:
                 scores[t][1].append(lr_psnr(sr, lr, scale))

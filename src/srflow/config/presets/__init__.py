@@ -1,8 +1,9 @@
 """Named YAML presets shipped with the package.
 
 Two kinds, kept apart by name: *model presets* (an architecture only: ``srflow_df2k_x4``,
-``tiny``, ...), used by :func:`load_preset`, and *training presets* (``train_...``: a model, its
-data and its schedule), used by ``srflow train``.
+``tiny``, ...), read by :func:`srflow.families.load_preset`, and *training presets*
+(``train_...``: a model, its data and its schedule), read by ``srflow train``
+(:func:`srflow.train.config.load_run_config`). This module only finds them.
 """
 
 from __future__ import annotations
@@ -10,11 +11,7 @@ from __future__ import annotations
 from importlib import resources
 from pathlib import Path
 
-import yaml
-
-from srflow.config.hcflow import HCFlowConfig
-from srflow.config.loading import ConfigError, from_dict
-from srflow.config.schema import ModelConfig
+from srflow.config.loading import ConfigError
 
 
 def preset_names() -> list[str]:
@@ -59,19 +56,3 @@ def preset_path(name: str) -> Path:
                           f"{', '.join(model_preset_names())}; training presets (srflow "
                           f"train): {', '.join(training_preset_names())}")  # fmt: skip
     return Path(str(resources.files(__package__) / f"{name}.yaml"))
-
-
-def load_preset(name: str) -> ModelConfig | HCFlowConfig:
-    """The model configuration of a shipped preset, or of a published model by its name
-    (``SRFlow_DF2K_4X``, ``SRFlowDA-R_4X``: see :mod:`srflow.families`)."""
-    from srflow.config.training import RunConfig, named_model
-
-    if name in preset_names():
-        model = yaml.safe_load(preset_path(name).read_text())["model"]
-    else:
-        try:
-            model = named_model(name)
-        except ConfigError:
-            preset_path(name)  # the error lists the presets
-            raise
-    return from_dict(RunConfig, {"model": named_model(model)}).model

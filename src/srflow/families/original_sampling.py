@@ -5,11 +5,11 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
-from srflow.models.srflow import SRFlow
+from srflow.models.contract import FlowSR
 
 
 def original_seeded_latents(
-    model: SRFlow, lr: Tensor, temperature: float, seed: int
+    model: FlowSR, lr: Tensor, temperature: float, seed: int
 ) -> list[Tensor]:
     """Latents (encode order) exactly as the original ``get_sr_with_z(lq, heat, seed)`` draws
     them on the CPU: ``torch.manual_seed(seed)``, the top latent ``normal(0, heat)`` (zeros at

@@ -4,7 +4,7 @@ On the CPU, ``F.conv2d`` converts its weight into oneDNN's blocked layout on eve
 convolutions that run once per sample (a coupling's first convolution of the passing half,
 its hidden and last convolutions, each flow step's folded inverse 1x1 convolution) keep the
 converted weight instead, one per input shape (:func:`kept_conv`, through
-:func:`~srflow.flows.folding.folded`), and a hidden convolution's ReLU runs inside the
+:func:`~srflow.sampling.folding.folded`), and a hidden convolution's ReLU runs inside the
 convolution (oneDNN's post-op): one pass over the activations fewer. The values are those of
 ``F.conv2d``'s oneDNN path bit for bit: a whole decode of SRFlow and of every SRFlow-DA
 variant gives the same images (tests/test_packed.py). Measured on a 2-core AMD EPYC, in
@@ -28,7 +28,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from srflow.flows.folding import folded
+from srflow.sampling.folding import folded
 
 _MKLDNN = getattr(torch.ops, "mkldnn", None)
 #: oneDNN's convolution with a fused activation, and its weight packing (``None`` where this

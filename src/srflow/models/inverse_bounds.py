@@ -13,19 +13,51 @@ embedded model.
 
 from __future__ import annotations
 
+import json
 import logging
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
+from typing import TYPE_CHECKING
 
 import torch
 from torch import Tensor
 
 from srflow.divergence import DIVERGED_BEYOND
-from srflow.models.srflow import SRFlow
+
+if TYPE_CHECKING:
+    from srflow.models.conditional_flow import ConditionalFlow
+    from srflow.models.srflow import SRFlow
 
 logger = logging.getLogger(__name__)
 
 #: Factor on the largest calibrated ``|value|`` of each layer.
 DEFAULT_MARGIN = 2.0
+#: The checkpoint metadata key that holds the bounds (a JSON list, one per flow layer).
+BOUNDS_KEY = "inverse_bounds"
+
+
+def bounds_metadata(flow: ConditionalFlow) -> dict[str, str]:
+    """The checkpoint metadata of ``flow``'s bounds (nothing when it has none)."""
+    if flow.inverse_bounds is None:
+        return {}
+    return {BOUNDS_KEY: json.dumps(list(flow.inverse_bounds))}
+
+
+def load_bounds_metadata(flow: ConditionalFlow, metadata: Mapping[str, str]) -> None:
+    """Set ``flow``'s bounds from checkpoint metadata (unchanged when there are none).
+
+    Raises:
+        ValueError: malformed bounds, or bounds that do not fit the flow's layers.
+    """
+    text = metadata.get(BOUNDS_KEY)
+    if text is None:
+        return
+    try:
+        bounds = tuple(float(b) for b in json.loads(text))
+    except (ValueError, TypeError, RecursionError):
+        raise ValueError(f"malformed {BOUNDS_KEY} metadata") from None
+    if len(bounds) != len(flow.layers) or not all(b > 0 for b in bounds):
+        raise ValueError(f"{BOUNDS_KEY} does not fit the model's flow layers")
+    flow.inverse_bounds = bounds
 
 
 @torch.no_grad()
@@ -38,7 +70,7 @@ def calibrate_inverse_bounds(
 
     Decodes that diverge anyway (an output value beyond
     :data:`~srflow.divergence.DIVERGED_BEYOND` of mid-grey) are left out: they are what the
-    bounds are for. Set the result as ``model.flow.inverse_bounds``; :func:`save_model` keeps it.
+    bounds are for. Set the result as ``model.flow.inverse_bounds``; a saved checkpoint keeps it.
 
     Raises:
         ValueError: if no decode stayed in range (nothing to calibrate on).
@@ -52,7 +84,7 @@ def calibrate_inverse_bounds(
     try:
         for lr in lr_images:
             batch = lr.unsqueeze(0).to(next(model.parameters()))
-            conds = model.conditioning(batch)
+            conds = model.features(batch)
             shapes = model.latent_shapes(batch)
             for temperature in temperatures:
                 generator = torch.Generator().manual_seed(seed)

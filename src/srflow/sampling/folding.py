@@ -1,18 +1,17 @@
-"""Inference-time folding: per-channel affine maps merged into the convolutions around them.
+"""Folding: per-channel affine maps merged into the convolutions around them.
 
-Without gradients, a layer may run from *folded* parameters derived from its own: a
-convolution followed by an ActNorm or an output scale becomes one convolution with a bias
+The sampling twin runs a layer from *folded* parameters derived from its own: a convolution
+followed by an ActNorm or an output scale becomes one convolution with a bias
 (:func:`scaled_conv`, recomputed on each call: one pass over the weights instead of two over
 the activations, and no second copy of the weights in memory), and the inverse 1x1
 convolution and inverse ActNorm of a flow step one 1x1 convolution (a matrix inverse, so
 kept: :func:`folded` keeps such derived tensors on the module and recomputes them whenever
 one of the parameters they come from changes: an optimizer step, a ``load_state_dict``, a
-move to another device or dtype). With gradients enabled (training) layers run unfolded, so
-autograd sees the original graph.
+move to another device or dtype). The reference layers (:mod:`srflow.flows`) never fold, so
+training differentiates the original graph.
 
 Folded and unfolded results agree within rounding: decoding agrees within 1e-10 in float64
-on tiny models of SRFlow and every SRFlow-DA variant, and so does each folded layer
-(tests/test_folding.py).
+on tiny models of SRFlow and every SRFlow-DA variant (tests/test_sampling_twin.py).
 """
 
 from __future__ import annotations
@@ -23,6 +22,8 @@ from typing import TypeVar
 
 import torch
 from torch import Tensor, nn
+
+from srflow.flows.nets import ConvActNorm2d, ZeroConv2d
 
 T = TypeVar("T")
 _CACHE = "_folded_cache"
@@ -53,18 +54,13 @@ class _Cache(dict):
     """The derived values of one module. A copy of the module (``copy.deepcopy``, as the
     training EMA makes; ``pickle``) starts with an empty one: every value is recomputed from
     the copy's own parameters on first use, and oneDNN-packed weights
-    (:mod:`srflow.flows.packed`) have no storage to copy."""
+    (:mod:`srflow.sampling.packed`) have no storage to copy."""
 
     def __deepcopy__(self, memo: dict[int, object]) -> _Cache:
         return _Cache()
 
     def __reduce__(self) -> tuple[type[_Cache], tuple[()]]:
         return _Cache, ()
-
-
-def can_fold() -> bool:
-    """Whether folded parameters may be used: only while gradients are disabled."""
-    return not torch.is_grad_enabled()
 
 
 def folded(
@@ -112,3 +108,14 @@ def halves_order(weight: Tensor, bias: Tensor) -> tuple[Tensor, Tensor]:
     out = weight.shape[0]
     order = torch.cat([torch.arange(0, out, 2), torch.arange(1, out, 2)]).to(weight.device)
     return weight[order].contiguous(), bias[order].clone()
+
+
+def conv_actnorm_params(conv: ConvActNorm2d) -> tuple[Tensor, Tensor]:
+    """Weight and bias of a convolution and its ActNorm as one convolution (computed on each
+    call: a pass over the weights, not over the activations, and no copy kept)."""
+    return scaled_conv(conv.weight, None, conv.actnorm.bias, conv.actnorm.logs, 1.0)
+
+
+def zero_conv_params(conv: ZeroConv2d) -> tuple[Tensor, Tensor]:
+    """Weight and bias of a zero-initialized convolution with its output scale folded in."""
+    return scaled_conv(conv.weight, conv.bias, None, conv.logs, conv.logscale_factor)

@@ -1,4 +1,4 @@
-"""HCFlow's training losses as one module (so DistributedDataParallel can drive them).
+"""HCFlow's training losses (one :class:`~srflow.families.objective.Objective`).
 
 ``forward(hr, lr, noise, stage, *latents)`` returns the per-sample weighted sum of the terms
 of :class:`~srflow.config.losses.LossWeights` (the GAN's generator term is added by the loop,
@@ -26,12 +26,14 @@ import torch
 from torch import Tensor, nn
 
 from srflow.config.losses import LossWeights
-from srflow.models.hcflow import HCFlow, quantize_8bit
+from srflow.data.transforms import quantize_8bit
+from srflow.families.objective import Objective, per_sample_noise
+from srflow.models.hcflow import HCFlow
 
 LATENT_SEED_OFFSET = 0x5EED  # latents use seed + offset, dequantization noise the seed
 
 
-class HCFlowObjective(nn.Module):
+class HCFlowObjective(Objective):
     """HCFlow's weighted training loss (see the module docstring).
 
     Args:
@@ -41,14 +43,32 @@ class HCFlowObjective(nn.Module):
             ``losses.feature > 0``).
     """
 
+    model: HCFlow
+    nll_unit = "bits/pixel"
+
     def __init__(
         self, model: HCFlow, losses: LossWeights, feature_loss: nn.Module | None = None
     ) -> None:
-        super().__init__()
+        super().__init__(model)
         if losses.feature and feature_loss is None:
             raise ValueError("the feature loss needs a VGG19 feature network")
-        self.model, self.losses, self.feature_loss = model, losses, feature_loss
-        self.sample: Tensor | None = None
+        self.losses, self.feature_loss = losses, feature_loss
+
+    @property
+    def loss_is_nll(self) -> bool:
+        """Only the NLL term is weighted (then the loss is logged as bits per HR pixel)."""
+        return self.losses.nll_only
+
+    def noise(
+        self, shape: tuple[int, ...], seeds: list[int], generator: torch.Generator,
+        device: torch.device,
+    ) -> Tensor:  # fmt: skip
+        """One-sided uniform dequantization draws ``U(0, 1)``."""
+        return per_sample_noise(shape, seeds, generator, device, "uniform")
+
+    def nll(self, model: HCFlow, hr: Tensor, lr: Tensor, noise: Tensor) -> Tensor:  # type: ignore[override]
+        """Bits per HR pixel (HCFlow's own unit) of ``hr`` dequantized with ``noise``."""
+        return model.encode(hr, lr, noise=noise).nll
 
     def draw_latents(
         self, lr: Tensor, seeds: list[int], generator: torch.Generator

@@ -1,4 +1,4 @@
-"""The training losses, wrapped as one module so that DistributedDataParallel can drive them.
+"""SRFlow's and SRFlow-DA's training losses (one :class:`~srflow.families.objective.Objective`).
 
 NLL: the original's dequantization, SRFlow's uniform ``hr + (u - 0.5) / bins`` with
 ``u ~ U(0, 1)`` or SRFlow-DA's Gaussian ``hr + n * sigma`` with ``n ~ N(0, 1)``
@@ -17,23 +17,10 @@ from __future__ import annotations
 import math
 
 import torch
-from torch import Tensor, nn
+from torch import Tensor
 
+from srflow.families.objective import Objective, per_sample_noise
 from srflow.models.srflow import GAUSSIAN_DEQUANTIZATION_SIGMA, SRFlow
-
-
-def per_sample_noise(
-    shape: tuple[int, ...], seeds: list[int], generator: torch.Generator, device: torch.device,
-    kind: str = "uniform",
-) -> Tensor:  # fmt: skip
-    """``(len(seeds), *shape)`` noise, ``U(0, 1)`` or (``kind="gaussian"``) ``N(0, 1)``;
-    row ``i`` comes from ``seeds[i]`` alone."""
-    draw = torch.randn if kind == "gaussian" else torch.rand
-    out = torch.empty((len(seeds), *shape), device=device)
-    for row, seed in zip(out, seeds, strict=True):
-        generator.manual_seed(seed)
-        row.copy_(draw(shape, generator=generator, device=device))
-    return out
 
 
 def dequantized_nll(model: SRFlow, hr: Tensor, lr: Tensor, noise: Tensor) -> Tensor:
@@ -52,21 +39,32 @@ def l1_loss(model: SRFlow, hr: Tensor, lr: Tensor) -> Tensor:
     return (model.encoder.super_resolve(lr) - hr).abs().mean(dim=(1, 2, 3))
 
 
-class TrainingObjective(nn.Module):
-    """``forward(hr, lr, noise, stage)`` -> per-sample loss ``(B,)`` (``stage``: l1 or nll)."""
+class SRFlowObjective(Objective):
+    """``forward(hr, lr, noise, stage)`` -> per-sample loss ``(B,)``: ``l1`` (the encoder's own
+    SR output, pre-training) or ``nll`` (bits per dimension)."""
 
-    def __init__(self, model: SRFlow) -> None:
-        super().__init__()
-        self.model = model
+    model: SRFlow
 
-    def draw_latents(self, lr: Tensor, seeds: list[int], generator: torch.Generator) -> list:
-        """No loss term samples (the interface of the HCFlow objective)."""
-        return []
+    def noise(
+        self, shape: tuple[int, ...], seeds: list[int], generator: torch.Generator,
+        device: torch.device,
+    ) -> Tensor:  # fmt: skip
+        """Dequantization draws: ``U(0, 1)`` (SRFlow) or ``N(0, 1)`` (SRFlow-DA)."""
+        kind = self.model.config.dequantization
+        return per_sample_noise(shape, seeds, generator, device, kind)
 
     def initialize_actnorms(self, hr: Tensor, lr: Tensor, noise: Tensor | None) -> None:
         """The forward pass that data-dependent ActNorm init runs on."""
         assert noise is not None
         dequantized_nll(self.model, hr, lr, noise)
+
+    def nll(self, model: SRFlow, hr: Tensor, lr: Tensor, noise: Tensor) -> Tensor:  # type: ignore[override]
+        """Bits per dimension of ``hr`` dequantized with ``noise``."""
+        return dequantized_nll(model, hr, lr, noise)
+
+    def trained_parameters(self, stage: str, device: torch.device) -> set[str]:
+        """The parameters that receive a gradient from ``stage``'s loss."""
+        return parameters_used_by(self, stage, device)
 
     def forward(
         self, hr: Tensor, lr: Tensor, noise: Tensor | None, stage: str, *latents: Tensor
@@ -77,7 +75,7 @@ class TrainingObjective(nn.Module):
         return dequantized_nll(self.model, hr, lr, noise)
 
 
-def parameters_used_by(objective: TrainingObjective, stage: str, device: torch.device) -> set[str]:
+def parameters_used_by(objective: SRFlowObjective, stage: str, device: torch.device) -> set[str]:
     """Names of the parameters that receive a gradient from ``stage``'s loss.
 
     Found with one backward pass on the smallest valid input; the model is left unchanged

@@ -1,0 +1,204 @@
+"""Model files: one ``load_model(path)`` for every family and format, and our own format.
+
+Our format is safetensors weights with the model's family and configuration in the metadata
+(plus what the model stores besides its weights, e.g. SRFlow's calibrated inverse bounds), so
+a file rebuilds its own model. ``load_model`` reads a file once (a safetensors file's
+metadata and tensors together; a ``.pth`` with the safe unpickler), takes the family from the
+metadata or, for an original checkpoint, from the registry's detection
+(:func:`srflow.families.detect`), builds the model, loads it strictly and raises one error
+type, :class:`CheckpointError`, naming the file.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import torch
+from safetensors.torch import save_file
+from torch import Tensor
+
+from srflow.checkpoints.errors import CheckpointError
+from srflow.checkpoints.reading import ModelFile, read_metadata, read_model_file, read_state_dict
+from srflow.config.loading import ConfigError, to_dict
+from srflow.families import (
+    FAMILY_KEY,
+    Detection,
+    DetectionError,
+    config_from_dict,
+    describe,
+    detect,
+    family_of,
+    original_to_ours,
+)
+from srflow.files import atomic_path
+from srflow.models.contract import FlowSR
+
+logger = logging.getLogger(__name__)
+FORMAT = "srflow-model/1"
+#: Files written before models were tagged name no family: they are SRFlow's.
+UNTAGGED_FAMILY = "SRFlow"
+
+
+def save_model(model: FlowSR, path: str | Path, *, dtype: torch.dtype | None = None) -> Path:
+    """Write ``model`` (weights, optionally cast to ``dtype``, plus family and config)
+    atomically."""
+    tensors = {
+        k: (v.to(dtype) if dtype is not None and v.is_floating_point() else v).contiguous().cpu()
+        for k, v in model.state_dict().items()
+    }
+    metadata = {
+        "format": FORMAT,
+        "family": family_of(model.config).name,
+        "config": json.dumps(to_dict(model.config)),
+        **model.checkpoint_metadata(),
+    }
+    return write_safetensors(path, tensors, metadata)
+
+
+def write_safetensors(
+    path: str | Path, tensors: dict[str, torch.Tensor], metadata: dict[str, str]
+) -> Path:
+    """Write a safetensors file atomically (temporary file in the same folder, then rename)."""
+    path = Path(path)
+    with atomic_path(path) as temporary:
+        save_file(tensors, str(temporary), metadata=metadata)
+    return path
+
+
+def _config_of(path: Path, metadata: Mapping[str, str]) -> Any:
+    if metadata.get("format") != FORMAT or "config" not in metadata:
+        raise CheckpointError(f"{path}: safetensors file without an srflow model config")
+    try:
+        options = json.loads(metadata["config"])
+        if not isinstance(options, dict):
+            raise ConfigError("not a mapping")
+        family = metadata.get("family", UNTAGGED_FAMILY)
+        return config_from_dict({FAMILY_KEY: family, **options}, path="config")
+    except (ConfigError, json.JSONDecodeError, RecursionError) as exc:
+        raise CheckpointError(f"{path}: invalid model config ({exc})") from None
+
+
+def read_model_config(path: str | Path) -> Any:
+    """The configuration stored in one of our model files (only its header is read)."""
+    path = Path(path)
+    return _config_of(path, read_metadata(path))
+
+
+def load_state_dict_strict(model: torch.nn.Module, state_dict: Mapping[str, Tensor], source: str
+                           ) -> None:  # fmt: skip
+    """``load_state_dict(strict=True)`` with a one-line error naming missing, unexpected and
+    misshapen keys."""
+    expected = model.state_dict()
+    missing = [k for k in expected if k not in state_dict]
+    unexpected = [k for k in state_dict if k not in expected]
+    wrong = [
+        f"{k} {tuple(v.shape)} != {tuple(expected[k].shape)}"
+        for k, v in state_dict.items()
+        if k in expected and v.shape != expected[k].shape
+    ]
+    problems = []
+    for label, keys in (("missing keys", missing), ("unexpected keys", unexpected),
+                        ("shape mismatches", wrong)):  # fmt: skip
+        if keys:
+            shown = ", ".join(keys[:3]) + (f" and {len(keys) - 3} more" if len(keys) > 3 else "")
+            problems.append(f"{len(keys)} {label} ({shown})")
+    if problems:
+        raise CheckpointError(f"{source}: does not match the model: " + "; ".join(problems))
+    model.load_state_dict(dict(state_dict), strict=True)
+
+
+def _from_ours(file: ModelFile) -> FlowSR:
+    config = _config_of(file.path, file.metadata)
+    model = family_of(config).build(config)
+    state = {k: v.float() for k, v in file.tensors.items()}
+    load_state_dict_strict(model, state, str(file.path))
+    try:
+        model.load_checkpoint_metadata(file.metadata)
+    except ValueError as exc:
+        raise CheckpointError(f"{file.path}: {exc}") from None
+    return model
+
+
+def load_original(
+    source: str | Path | Mapping[str, Tensor], *, config: Any = None,
+    stacked_blocks: tuple[int, ...] | None = None, source_name: str | None = None,
+) -> FlowSR:  # fmt: skip
+    """A model from an original checkpoint of any family, its configuration detected from
+    the keys.
+
+    Args:
+        source: path of an original ``.pth`` (``SRFlow_DF2K_4X.pth``, SRFlow-DA's
+            ``200000_G_X4.pth``, HCFlow's ``SR_DF2K_X4_HCFlow++.pth``, ...) or its state dict.
+        config: the configuration, if known (otherwise detected from the keys).
+        stacked_blocks: the stacked RRDB block indices, needed only for SRFlow layouts other
+            than the published ones (or all blocks stacked).
+        source_name: how to name the source in error messages.
+
+    Returns:
+        The model in eval mode, float32, on the CPU.
+    """
+    name = source_name or (str(source) if isinstance(source, str | Path) else "state dict")
+    state = read_state_dict(source) if isinstance(source, str | Path) else dict(source)
+    try:
+        if config is None:
+            detection = detect(state, stacked_blocks=stacked_blocks)
+        else:
+            family = family_of(config)
+            detection = Detection(family, config, family.published_for(config))
+    except (DetectionError, KeyError) as exc:
+        raise CheckpointError(f"{name}: {exc}") from None
+    model = detection.family.build(detection.config)
+    load_state_dict_strict(model, original_to_ours(state, detection), name)
+    logger.info("%s: detected %s", name, detection.describe())
+    return model.eval()
+
+
+def load_model(path: str | Path, *, device: torch.device | str = "cpu") -> FlowSR:
+    """Load one of our ``.safetensors`` files or an original ``.pth`` of any family.
+
+    Returns:
+        The model in eval mode (float32, on ``device``).
+
+    Raises:
+        CheckpointError: one line naming the file and the problem.
+    """
+    file = read_model_file(path)
+    if file.metadata or file.path.suffix.lower() == ".safetensors":
+        model = _from_ours(file)
+    else:
+        model = load_original(file.tensors, source_name=str(file.path))
+    return model.eval().to(device)
+
+
+def describe_model(model: FlowSR) -> str:
+    """One line naming the model's family, variant and scale (and its published name)."""
+    return describe(model.config)
+
+
+def convert_checkpoint(
+    source: str | Path, target: str | Path, *, stacked_blocks: tuple[int, ...] | None = None
+) -> tuple[FlowSR, Path]:
+    """Convert an original ``.pth`` of any family into our safetensors format (weights
+    bit-identical); returns the loaded model and the written path."""
+    model = load_original(read_state_dict(source), stacked_blocks=stacked_blocks,
+                          source_name=str(source))  # fmt: skip
+    return model, save_model(model, target)
+
+
+__all__ = [
+    "FORMAT",
+    "CheckpointError",
+    "convert_checkpoint",
+    "describe_model",
+    "load_model",
+    "load_original",
+    "load_state_dict_strict",
+    "read_model_config",
+    "read_state_dict",
+    "save_model",
+    "write_safetensors",
+]

@@ -1,0 +1,94 @@
+"""Read a model file once: its tensors and, for our safetensors format, its metadata.
+
+``.pth`` files are read with ``weights_only=True``: nothing is unpickled that is not a tensor
+or a plain container.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+from safetensors import SafetensorError, safe_open
+from torch import Tensor
+
+from srflow.checkpoints.errors import CheckpointError
+
+
+@dataclass(frozen=True)
+class ModelFile:
+    """A model file's tensors and metadata (empty for a ``.pth``)."""
+
+    path: Path
+    tensors: dict[str, Tensor]
+    metadata: dict[str, str]
+
+
+def _reason(exc: Exception) -> str:
+    """Why torch could not load a file, in our words: never torch's advice to turn the safe
+    loader off."""
+    text = str(exc)
+    if "Unsupported global" in text:
+        return "it holds Python objects other than tensors; srflow never unpickles those"
+    return "not a PyTorch file"
+
+
+def read_state_dict(path: str | Path) -> dict[str, Tensor]:
+    """Read a ``.pth`` state dict safely. Accepts a bare state dict or ``{"state_dict": ...}``.
+
+    Raises:
+        CheckpointError: a missing, unreadable or unsafe file, or one without tensors.
+    """
+    path = Path(path)
+    try:
+        obj = torch.load(path, map_location="cpu", weights_only=True)
+    except FileNotFoundError:
+        raise CheckpointError(f"{path}: no such file") from None
+    except Exception as exc:  # torch raises many types for corrupt or unsafe files
+        raise CheckpointError(f"{path}: not a model checkpoint ({_reason(exc)})") from None
+    if isinstance(obj, Mapping) and "state_dict" in obj and isinstance(obj["state_dict"], Mapping):
+        obj = obj["state_dict"]
+    if not isinstance(obj, Mapping) or not all(isinstance(v, Tensor) for v in obj.values()):
+        raise CheckpointError(f"{path}: does not hold a state dict of tensors")
+    return dict(obj)
+
+
+def read_safetensors(path: str | Path) -> ModelFile:
+    """A safetensors file's tensors and metadata, read in one pass.
+
+    Raises:
+        CheckpointError: the file cannot be read.
+    """
+    path = Path(path)
+    try:
+        with safe_open(str(path), framework="pt") as f:
+            metadata = dict(f.metadata() or {})
+            tensors = {key: f.get_tensor(key) for key in f.keys()}  # noqa: SIM118
+    except (SafetensorError, OSError) as exc:
+        raise CheckpointError(f"{path}: not a readable safetensors file ({exc})") from None
+    return ModelFile(path, tensors, metadata)
+
+
+def read_metadata(path: str | Path) -> dict[str, str]:
+    """Only a safetensors file's metadata (its header; no tensor is read)."""
+    try:
+        with safe_open(str(path), framework="pt") as f:
+            return dict(f.metadata() or {})
+    except (SafetensorError, OSError) as exc:
+        raise CheckpointError(f"{path}: not a readable safetensors file ({exc})") from None
+
+
+def read_model_file(path: str | Path) -> ModelFile:
+    """Our ``.safetensors`` (tensors and metadata) or a ``.pth`` (tensors), read once.
+
+    Raises:
+        CheckpointError: no such file, or one that cannot be read.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise CheckpointError(f"{path}: no such model file")
+    if path.suffix.lower() == ".safetensors":
+        return read_safetensors(path)
+    return ModelFile(path, read_state_dict(path), {})

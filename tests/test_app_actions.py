@@ -22,8 +22,8 @@ from srflow.app.images import (
 from srflow.app.models import ModelStore, model_info
 from srflow.app.session import AppError, Cancelled, Session
 from srflow.checkpoints import save_model
-from srflow.cli.sr import output_name
 from srflow.data.image_io import image_from_pil
+from srflow.inference.naming import output_name
 from srflow.inference.pipeline import SuperResolver
 from srflow.latent import affected_region, decode_code, latent_masks
 from test_inference_api import tiny_model

@@ -13,11 +13,11 @@ from PIL import Image
 
 from srflow.checkpoints import save_model
 from srflow.cli.main import main
-from srflow.config.hcflow import HCFlowConfig
 from srflow.data.resize import imresize
 from srflow.metrics.diversity import pixel_std_diversity
 from srflow.metrics.psnr_ssim import psnr
 from srflow.models.hcflow import HCFlow
+from srflow.models.hcflow_config import HCFlowConfig
 
 skimage_data = pytest.importorskip("skimage.data")
 CONFIG = HCFlowConfig(levels=2, trunk_steps=1, conditional_steps=1, rrdb_blocks=(1, 1),

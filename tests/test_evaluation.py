@@ -172,9 +172,11 @@ def _result() -> EvalResult:
             2,
             {"psnr": 28.0, "lr_psnr": 50.0, "niqe": math.nan},
             {"psnr": [27.0, 29.0]},
+            "SRFlow",
         ),  # fmt: skip
         MethodResult("b", "bicubic", None, 1, {"psnr": 20.0, "lr_psnr": 40.0}),
-        MethodResult("b", "srflow", 0.9, 2, {"psnr": 18.0, "lr_psnr": 52.0, "niqe": 4.0}),
+        MethodResult("b", "srflow", 0.9, 2, {"psnr": 18.0, "lr_psnr": 52.0, "niqe": 4.0}, {},
+                     "SRFlow"),  # fmt: skip
     ]
     images = [("a", "8x8", "bicubic"), ("b", "8x8", "bicubic")]
     return EvalResult("m.safetensors", 4, EvalConfig(), images, rows, {"lpips": "missing x"})

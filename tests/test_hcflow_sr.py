@@ -11,9 +11,9 @@ from PIL import Image
 
 from srflow.checkpoints import save_model
 from srflow.cli.main import main
-from srflow.config.hcflow import HCFlowConfig
 from srflow.inference.pipeline import SuperResolver
 from srflow.models.hcflow import HCFlow
+from srflow.models.hcflow_config import HCFlowConfig
 
 skimage_data = pytest.importorskip("skimage.data")
 

@@ -5,7 +5,6 @@ from __future__ import annotations
 import pytest
 import torch
 
-from srflow.config.hcflow import HCFlowConfig
 from srflow.latent import (
     affected_region,
     decode_code,
@@ -16,6 +15,7 @@ from srflow.latent import (
 )
 from srflow.models.contract import CapabilityError, FlowSR
 from srflow.models.hcflow import HCFlow
+from srflow.models.hcflow_config import HCFlowConfig
 
 CONFIG = HCFlowConfig(levels=2, trunk_steps=1, conditional_steps=1, rrdb_blocks=(1, 1),
                       rrdb_growth=8, hidden_channels=8)  # fmt: skip

@@ -12,11 +12,11 @@ from PIL import Image
 
 from srflow.checkpoints import save_model
 from srflow.cli.main import main
-from srflow.config.hcflow import HCFlowConfig
 from srflow.data.transforms import quantize_8bit
 from srflow.families import load_preset
 from srflow.inference.rescale import HR_SIZE_KEY, Rescaler, read_lr_image, write_lr_png
 from srflow.models.hcflow import HCFlow
+from srflow.models.hcflow_config import HCFlowConfig
 from srflow.models.srflow import SRFlow
 
 # The random test model's inverse diverges on a few % of the values at these temperatures:

@@ -81,7 +81,7 @@ def test_the_twin_decodes_what_the_reference_decodes(name: str) -> None:
     generator = torch.Generator().manual_seed(0)
     latents = model.sample_latents(model.latent_shapes(lr, 3), 0.8, generator, dtype=lr.dtype)
     plain_hr, plain_logdet = model.decode(lr, latents)
-    hr, none = twin.decode(twin.prepare(lr), latents)
+    hr, none = twin.decode(twin.prepare(lr), latents, logdet=False)
     assert none is None
     torch.testing.assert_close(hr, plain_hr.detach(), rtol=0, atol=1e-10)
     same, logdet = twin.decode(lr, latents, logdet=True)
@@ -99,9 +99,9 @@ def test_float32_twin_and_kept_terms(name: str) -> None:
     with torch.no_grad():
         plain = model.decode(lr, latents)[0]
     prepared = twin.prepare(lr)
-    first = twin.decode(prepared, latents)[0]
+    first = twin.decode(prepared, latents, logdet=False)[0]
     kept = len(prepared.cache)
-    again = twin.decode(prepared, latents)[0]
+    again = twin.decode(prepared, latents, logdet=False)[0]
     assert kept > 0 and len(prepared.cache) == kept  # no growth on reuse
     torch.testing.assert_close(first, plain, atol=2e-5, rtol=0)  # float32 rounding
     assert torch.equal(again, first)  # the kept terms give the same result every time
@@ -138,7 +138,7 @@ def test_sampling_computes_no_log_densities(monkeypatch: pytest.MonkeyPatch) -> 
 
     monkeypatch.setattr(split_module, "gaussian_log_prob", refuse)
     monkeypatch.setattr(torch.linalg, "slogdet", refuse)
-    hr, logdet = model.sampling_twin().decode(lr, latents)
+    hr, logdet = model.sampling_twin().decode(lr, latents, logdet=False)
     assert logdet is None and hr.isfinite().all()
 
 
@@ -244,9 +244,9 @@ def test_sampling_runs_under_bfloat16_autocast() -> None:
     twin = model.sampling_twin()
     lr = _lr(torch.float32)
     latents = _latents(model, lr, 2, 0.5, 0)
-    want, _ = twin.decode(twin.prepare(lr), latents)
+    want, _ = twin.decode(twin.prepare(lr), latents, logdet=False)
     with torch.autocast("cpu", dtype=torch.bfloat16):
-        got, _ = twin.decode(twin.prepare(lr), latents)
+        got, _ = twin.decode(twin.prepare(lr), latents, logdet=False)
     assert got.isfinite().all()
     assert (got.float() - want).abs().max() < 0.1 * want.abs().max()
 
@@ -346,18 +346,18 @@ def test_packed_decoding_equals_the_plain_convolutions(name: str, monkeypatch) -
     lr = _lr(torch.float32)
     latents = _latents(model, lr, 3, 0.8, 0)
     prepared = twin.prepare(lr)
-    got = twin.decode(prepared, latents)[0]
+    got = twin.decode(prepared, latents, logdet=False)[0]
     monkeypatch.setattr(KeptConv, "_packed_runs", staticmethod(lambda x: False))
-    assert torch.equal(got, twin.decode(prepared, latents)[0])
+    assert torch.equal(got, twin.decode(prepared, latents, logdet=False)[0])
 
 
 def test_a_model_that_sampled_still_deep_copies_and_pickles() -> None:
     model = perturbed_tiny(torch.float32).eval()
     lr = _lr(torch.float32)
     latents = _latents(model, lr, 2, 0.8, 1)
-    before = model.sampling_twin().decode(lr, latents)[0]
+    before = model.sampling_twin().decode(lr, latents, logdet=False)[0]
     for copied in (copy.deepcopy(model), pickle.loads(pickle.dumps(model))):  # as the EMA does
-        assert torch.equal(copied.sampling_twin().decode(lr, latents)[0], before)
+        assert torch.equal(copied.sampling_twin().decode(lr, latents, logdet=False)[0], before)
 
 
 # --- prepared once, sampled many times ------------------------------------------------------
@@ -376,7 +376,8 @@ def test_a_single_decode_keeps_no_terms_and_gives_the_same_images(
     lr = _lr(torch.float32)
     latents = model.sample_latents(model.latent_shapes(lr, 2), 0.5, torch.Generator())
     kept, unkept = twin.prepare(lr), twin.prepare(lr, keep=False)
-    assert torch.equal(twin.decode(kept, latents)[0], twin.decode(unkept, latents)[0])
+    kept_hr = twin.decode(kept, latents, logdet=False)[0]
+    assert torch.equal(kept_hr, twin.decode(unkept, latents, logdet=False)[0])
     assert len(kept.cache) > 0 and len(unkept.cache) == 0
     resolver = SuperResolver(model)
     seen: list[bool] = []

@@ -20,11 +20,11 @@ from PIL import Image
 from flow_checks import assert_log_prob_is_change_of_variables
 from srflow.checkpoints import load_model, save_model
 from srflow.cli.main import main
-from srflow.config.schema import FlowConfig, ModelConfig
 from srflow.families import load_preset
 from srflow.inference.pipeline import SuperResolver
 from srflow.latent import decode_code, encode_image
 from srflow.models.srflow import SRFlow
+from srflow.models.srflow_config import FlowConfig, ModelConfig
 
 skimage_data = pytest.importorskip("skimage.data")
 

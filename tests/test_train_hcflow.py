@@ -14,7 +14,6 @@ from safetensors.torch import load_file
 
 from srflow.checkpoints import load_model
 from srflow.cli.main import main
-from srflow.config.hcflow import HCFlowConfig
 from srflow.config.loading import ConfigError
 from srflow.config.losses import LossWeights
 from srflow.data.resize import imresize
@@ -22,6 +21,7 @@ from srflow.data.transforms import quantize_8bit
 from srflow.families.hcflow_objective import HCFlowObjective
 from srflow.metrics.psnr_ssim import psnr
 from srflow.models.hcflow import HCFlow
+from srflow.models.hcflow_config import HCFlowConfig
 from srflow.train.config import RunConfig, load_run_config
 from srflow.train.loop import train
 from test_train import _ddp_worker, _free_port

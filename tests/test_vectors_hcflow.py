@@ -14,9 +14,9 @@ import torch
 from conftest import SPEC, VECTORS, need_path
 from flow_checks import assert_each_close
 from reference_weights import recipe_module
-from srflow.config.hcflow import HCFlowConfig
 from srflow.families.hcflow_keys import to_ours
 from srflow.models.hcflow import HCFlow
+from srflow.models.hcflow_config import HCFlowConfig
 
 CONFIGS = {
     "full_HCFlow_SR4X": HCFlowConfig(),

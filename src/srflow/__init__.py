@@ -8,15 +8,14 @@ Quick start::
 """
 
 from srflow.checkpoints import load_model, save_model
-from srflow.config.schema import ModelConfig
 from srflow.data.image_io import read_image
 from srflow.data.resize import imresize
 from srflow.divergence import DivergenceWarning
 from srflow.inference.api import load
 from srflow.inference.rescale import Rescaler
 from srflow.models.srflow import SRFlow
-
-__version__ = "0.1.0"
+from srflow.models.srflow_config import ModelConfig
+from srflow.version import __version__
 
 __all__ = [
     "DivergenceWarning",

@@ -14,9 +14,9 @@ from PIL import Image
 from torch import Tensor
 
 from srflow.app.session import AppError
-from srflow.cli.sr import output_name
 from srflow.data.image_io import LoadedImage, image_to_pil, read_image
 from srflow.flows.distributions import check_temperature
+from srflow.inference.naming import output_name
 
 #: Largest LR image the app takes by default (pixels): 512 x 512.
 DEFAULT_MAX_PIXELS = 512 * 512

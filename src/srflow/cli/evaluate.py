@@ -40,10 +40,10 @@ from srflow.evaluation.config import (
     hcflow_conventions,
 )
 from srflow.evaluation.external import ExternalMethod, load_external_method
-from srflow.evaluation.metric_table import METRICS, format_value
 from srflow.evaluation.plots import write_plots
 from srflow.evaluation.report import write_csv, write_json, write_markdown
 from srflow.evaluation.runner import SampleSink
+from srflow.metrics.registry import METRICS, format_value
 from srflow.models.contract import FlowSR
 
 logger = logging.getLogger(__name__)

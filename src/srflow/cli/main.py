@@ -8,18 +8,20 @@ import os
 import sys
 from collections.abc import Sequence
 
-from srflow import __version__
 from srflow.cli import app, evaluate, latent, metrics, rescale, sr, tools
 from srflow.cli.common import CliError, Parser, describe_os_error, fail, unexpected
 from srflow.cli.threads import apply_threads, threads_arg
+from srflow.families import FAMILIES
 from srflow.inference.allocator import keep_freed_memory
+from srflow.version import __version__
 
 
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser with every subcommand."""
     parser = Parser(
         prog="srflow",
-        description="Flow-based, diverse image super-resolution (SRFlow, SRFlow-DA, HCFlow).",
+        description="Flow-based, diverse image super-resolution "
+        f"({', '.join(family.name for family in FAMILIES)}).",
     )
     parser.add_argument("--version", action="version", version=f"srflow {__version__}")
     parser.add_argument("-v", "--verbose", action="store_true", help="log details")

@@ -36,6 +36,7 @@ from srflow.cli.common import (
 from srflow.cli.divergence import DivergenceLog
 from srflow.data.image_io import IMAGE_SUFFIXES, read_image
 from srflow.inference.memory import available_bytes, memory_problem, parse_bytes, plan_memory
+from srflow.inference.naming import output_name
 from srflow.inference.pipeline import MIN_TILE, SuperResolver
 
 logger = logging.getLogger(__name__)
@@ -106,11 +107,6 @@ def output_format(chosen: str, source: Path) -> str:
 def normalized_suffix(suffix: str) -> str:
     """``out`` -> ``_out`` (Real-ESRGAN's rule); ``_sr``, ``-x4``, ``.sr`` and ``""`` unchanged."""
     return f"_{suffix}" if suffix[:1].isalnum() else suffix
-
-
-def output_name(stem: str, suffix: str, temperature: float, index: int, fmt: str) -> str:
-    """``photo_sr_t0.80_s00.png``: the temperature and the sample index."""
-    return f"{stem}{suffix}_t{temperature:.2f}_s{index:02d}.{fmt}"
 
 
 def samples_per_temperature(temperatures: list[float], samples: int) -> list[int]:

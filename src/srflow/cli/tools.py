@@ -20,6 +20,7 @@ from srflow.cli.common import (
     resolve_model,
     write_output,
 )
+from srflow.families import FAMILIES
 
 
 def add_parsers(subparsers: argparse._SubParsersAction) -> None:
@@ -32,7 +33,8 @@ def add_parsers(subparsers: argparse._SubParsersAction) -> None:
     p.set_defaults(run=run_downscale)
 
     p = subparsers.add_parser(
-        "convert", help="convert an original .pth (SRFlow, SRFlow-DA) to .safetensors"
+        "convert", help="convert an original .pth of any family "
+        f"({', '.join(family.name for family in FAMILIES)}) to .safetensors",
     )
     p.add_argument(
         "source", type=Path,

@@ -22,6 +22,7 @@ from srflow.cli.common import CliError, fail
 from srflow.config.loading import ConfigError
 from srflow.data.datasets import DatasetError
 from srflow.data.image_io import ImageReadError
+from srflow.families import FAMILIES
 from srflow.train.config import load_run_config
 from srflow.train.guard import TrainingDivergedError
 from srflow.train.setup import RunDirError
@@ -108,7 +109,8 @@ def run_train(args: argparse.Namespace) -> int:
 def main(argv: Sequence[str] | None = None) -> int:
     """``python -m srflow.cli.train CONFIG ...`` (the same options as ``srflow train``)."""
     parser = argparse.ArgumentParser(
-        prog="srflow train", description="Train a flow model (SRFlow, SRFlow-DA, HCFlow)."
+        prog="srflow train",
+        description=f"Train a flow model ({', '.join(family.name for family in FAMILIES)}).",
     )
     parser.add_argument("-v", "--verbose", action="store_true", help="log details")
     _configure(parser)

@@ -38,6 +38,10 @@ class ConfigError(ValueError):
     """A config is malformed: unknown or missing key, wrong type, or invalid value."""
 
 
+class ConfigValueError(ValueError):
+    """A config value is out of its valid range."""
+
+
 @dataclasses.dataclass(frozen=True)
 class Tagged:
     """Marks a dataclass field, ``Annotated[Any, Tagged(parse, dump, schema, key)]``, whose

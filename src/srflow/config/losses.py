@@ -16,7 +16,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from srflow.config.schema import ConfigValueError
+from srflow.config.loading import ConfigValueError
 
 
 @dataclass(frozen=True)

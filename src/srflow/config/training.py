@@ -18,8 +18,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from srflow.config.loading import ConfigValueError
 from srflow.config.losses import LossWeights
-from srflow.config.schema import ConfigValueError
 
 
 @dataclass(frozen=True)

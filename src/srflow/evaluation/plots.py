@@ -19,8 +19,8 @@ from typing import Any
 
 import numpy as np
 
-from srflow.evaluation.metric_table import METRICS
 from srflow.evaluation.results import EvalResult
+from srflow.metrics.registry import METRICS
 
 __all__ = ["GRID_CROP", "write_plots"]
 

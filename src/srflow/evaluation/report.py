@@ -17,9 +17,9 @@ from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
-from srflow.evaluation.metric_table import METRICS, format_value
 from srflow.evaluation.results import EvalResult, MethodResult
 from srflow.files import atomic_file
+from srflow.metrics.registry import METRICS, format_value
 
 __all__ = ["markdown_report", "write_atomic", "write_csv", "write_json", "write_markdown"]
 
@@ -37,6 +37,12 @@ def _json_number(value: float) -> float | str | None:
     if math.isinf(value):
         return "inf" if value > 0 else "-inf"
     return value
+
+
+def _metric_info(key: str) -> dict[str, object]:
+    spec = METRICS[key]
+    return {"label": spec.label, "digits": spec.digits,
+            "higher_is_better": spec.higher_is_better, "description": spec.legend}  # fmt: skip
 
 
 def _row_dict(row: MethodResult, per_sample: bool) -> dict[str, Any]:
@@ -65,7 +71,7 @@ def write_json(result: EvalResult, path: Path) -> Path:
         "config": asdict(result.config),
         "images": [{"name": n, "size": s, "lr": lr} for n, s, lr in result.images],
         "unavailable": result.unavailable,
-        "metrics": {key: asdict(METRICS[key]) for key in result.metric_keys()},
+        "metrics": {key: _metric_info(key) for key in result.metric_keys()},
         "summary": [_row_dict(row, False) for row in result.summary()],
         "per_image": [_row_dict(row, True) for row in result.rows],
     }
@@ -127,7 +133,7 @@ def markdown_report(
     lines += ["## Average over images", ""]
     lines += _table(result.summary(), keys)
     lines += ["", "Columns:", ""]
-    lines += [f"- **{METRICS[k].label}**: {METRICS[k].description}" for k in keys]
+    lines += [f"- **{METRICS[k].label}**: {METRICS[k].legend}" for k in keys]
     if result.unavailable:
         lines += ["", "Not measured:", ""]
         lines += [f"- {name}: {why}" for name, why in result.unavailable.items()]

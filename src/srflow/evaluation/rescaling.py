@@ -77,7 +77,7 @@ def _uint8(chw: torch.Tensor) -> np.ndarray:
 
 def evaluate_rescaling(
     rescaler: Rescaler, images: Sequence[EvalImage], *, temperature: float = 1.0,
-    seed: int = 0, model_name: str = "HCFlow", sink: SinkFn | None = None,
+    seed: int = 0, model_name: str = "model", sink: SinkFn | None = None,
     progress: Callable[[], None] | None = None,
 ) -> RescaleResult:  # fmt: skip
     """Score the model's LR and reconstruction and bicubic down + up on every image.

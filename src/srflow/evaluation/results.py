@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from srflow.evaluation.config import EvalConfig
-from srflow.evaluation.metric_table import ordered_keys
+from srflow.metrics.registry import ordered_keys
 
 __all__ = ["AVERAGE", "EvalResult", "MethodResult"]
 
@@ -26,7 +26,7 @@ class MethodResult:
         samples: Samples scored per image.
         metrics: Metric key -> value (``math.inf`` for a perfect LR-PSNR, NaN if not measured).
         per_sample: Metric key -> the per-sample values (empty for averaged rows).
-        family: the model's family, shown in labels (``SRFlow``, ``SRFlow-DA``).
+        family: the model's family, shown in labels (its registry name: ``SRFlow-DA``, ...).
     """
 
     image: str
@@ -35,7 +35,7 @@ class MethodResult:
     samples: int
     metrics: dict[str, float]
     per_sample: dict[str, list[float]] = field(default_factory=dict)
-    family: str = "SRFlow"
+    family: str = "model"
 
     @property
     def label(self) -> str:

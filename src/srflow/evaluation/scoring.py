@@ -19,14 +19,14 @@ import torch
 
 from srflow.data.image_io import to_uint8_round, to_uint8_truncate
 from srflow.evaluation.config import EvalConfig
-from srflow.evaluation.metric_table import METRICS
-from srflow.metrics.brisque_release import brisque_release, load_brisque_release
+from srflow.metrics.brisque_release import brisque_release
 from srflow.metrics.consistency import lr_psnr, lr_psnr_float
 from srflow.metrics.diversity import diversity_score, mse_local_map, pixel_std_diversity
 from srflow.metrics.lpips import LPIPS
-from srflow.metrics.niqe import load_niqe_params, niqe
+from srflow.metrics.niqe import niqe
 from srflow.metrics.pique import piqe
 from srflow.metrics.psnr_ssim import psnr, ssim
+from srflow.metrics.registry import METRICS, MetricModels
 from srflow.metrics.ssim_matlab import ssim_matlab
 from srflow.metrics.weights import MetricUnavailable
 
@@ -61,7 +61,8 @@ class SetScores:
 
 
 class MetricSuite:
-    """Loads the optional metrics once and scores sample sets.
+    """Loads the optional metrics once (the registry's :class:`MetricModels`, from the
+    configured files) and scores sample sets.
 
     Args:
         config: Conventions, parameter files and skipped metrics.
@@ -73,15 +74,13 @@ class MetricSuite:
         self.skip = set(config.skip_metrics)
         self.unavailable: dict[str, str] = {}
         files = config.files
-        self.lpips: LPIPS | None = self._load(
-            "lpips", lambda: LPIPS.from_files(files.lpips_backbone, files.lpips_linear)
-        )
-        if self.lpips is not None:
-            self.lpips = self.lpips.to(device)
-        self.niqe_params = self._load("niqe", lambda: load_niqe_params(files.niqe_params))
-        self.brisque_model = self._load(
-            "brisque", lambda: load_brisque_release(files.brisque_model)
-        )
+        models = MetricModels(
+            torch.device(device), files.lpips_backbone, files.lpips_linear, files.niqe_params,
+            files.brisque_model,
+        )  # fmt: skip
+        self.lpips: LPIPS | None = self._load("lpips", lambda: models.lpips(spatial=True))
+        self.niqe_params = self._load("niqe", models.niqe_params)
+        self.brisque_model = self._load("brisque", models.brisque_release)
         self.no_reference: dict[str, Callable[[np.ndarray], float]] = {}
         if self.niqe_params is not None:
             self.no_reference["niqe"] = lambda im: niqe(im, self.niqe_params)

@@ -16,9 +16,8 @@ from typing import TYPE_CHECKING, Any
 import torch
 from torch import Tensor, nn
 
-from srflow.config.loading import from_dict
+from srflow.config.loading import ConfigValueError, from_dict
 from srflow.config.losses import LossWeights
-from srflow.config.schema import ConfigValueError
 from srflow.config.training import TrainConfig
 from srflow.models.contract import FlowSR
 

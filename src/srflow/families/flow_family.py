@@ -10,7 +10,6 @@ import torch
 from torch import Tensor, nn
 
 from srflow.config.losses import LossWeights
-from srflow.config.schema import EncoderConfig, FlowConfig, ModelConfig
 from srflow.families.base import DetectionError, ModelFamily
 from srflow.families.flow_keys import (
     UNUSED_PREFIX,
@@ -25,6 +24,7 @@ from srflow.families.objective import Objective
 from srflow.families.srflow_objective import SRFlowObjective
 from srflow.models.contract import FlowSR
 from srflow.models.srflow import SRFlow
+from srflow.models.srflow_config import EncoderConfig, FlowConfig, ModelConfig
 
 _UNUSED_KEYS = (f"{UNUSED_PREFIX}0.weight", f"{UNUSED_PREFIX}0.bias")
 

@@ -16,9 +16,8 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
-from srflow.config.hcflow import HCFlowConfig
+from srflow.config.loading import ConfigValueError
 from srflow.config.losses import LossWeights
-from srflow.config.schema import ConfigValueError
 from srflow.config.training import TrainConfig
 from srflow.families import hcflow_keys
 from srflow.families.base import DetectionError, ModelFamily, PublishedModel
@@ -26,6 +25,7 @@ from srflow.families.hcflow_objective import HCFlowObjective
 from srflow.families.objective import Objective
 from srflow.models.contract import FlowSR
 from srflow.models.hcflow import HCFlow
+from srflow.models.hcflow_config import HCFlowConfig
 
 _SR_4X = HCFlowConfig()
 _FACE_8X = HCFlowConfig(levels=3, rrdb_blocks=(5, 5), dequantization_bins=256)

@@ -5,8 +5,8 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from srflow.config.schema import EncoderConfig, FlowConfig, ModelConfig
 from srflow.families.srflow_da import VARIANTS
+from srflow.models.srflow_config import EncoderConfig, FlowConfig, ModelConfig
 
 
 def config_from_official_options(opt: Mapping[str, Any]) -> ModelConfig:

@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from srflow.config.schema import EncoderConfig, FlowConfig, ModelConfig
 from srflow.families.base import PublishedModel
 from srflow.families.flow_family import FlowFamily
+from srflow.models.srflow_config import EncoderConfig, FlowConfig, ModelConfig
 
 _DF2K_4X = ModelConfig(4, EncoderConfig(64, 32, 23, (1, 8, 15, 22)), FlowConfig(3, 16, 2, (1,)))
 # The 8x models stack blocks [1, 3, 5, 7] (code/confs/SRFlow_DF2K_8X.yml), not the 4x list.

@@ -11,9 +11,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from srflow.config.schema import EncoderConfig, FlowConfig, ModelConfig, SubnetKind
 from srflow.families.base import PublishedModel
 from srflow.families.flow_family import FlowFamily
+from srflow.models.srflow_config import EncoderConfig, FlowConfig, ModelConfig, SubnetKind
 
 _ENCODER = EncoderConfig(64, 32, 23, (1, 8, 15, 22))
 

@@ -6,13 +6,15 @@ from importlib import resources
 from pathlib import Path
 
 from srflow.checkpoints import CheckpointError
+from srflow.families import FAMILIES
 from srflow.inference.pipeline import SuperResolver
 
 DEFAULT_MODEL_NAME = "default_x4.safetensors"
 MODEL_HELP = (
     "an srflow .safetensors (ours, or trained with `srflow train`) or a published .pth of "
-    "SRFlow (SRFlow_DF2K_4X.pth, ...) or SRFlow-DA (200000_G_X4.pth of any variant), "
-    "detected from its keys (docs/models.md)"
+    f"any family ({', '.join(f.name for f in FAMILIES)}: SRFlow_DF2K_4X.pth, "
+    "SRFlow-DA's 200000_G_X4.pth, SR_DF2K_X4_HCFlow++.pth, ...), detected from its keys "
+    "(docs/models.md)"
 )
 
 
@@ -34,9 +36,8 @@ def load(
     """Load a model for super-resolution.
 
     Args:
-        path: our ``.safetensors`` checkpoint or a published ``.pth`` of any family (SRFlow,
-            SRFlow-DA; detected from its keys); ``None`` loads the embedded
-            default 4x model.
+        path: our ``.safetensors`` checkpoint or a published ``.pth`` of any family
+            (detected from its keys); ``None`` loads the embedded default 4x model.
         device: ``cpu``, ``cuda``, ``cuda:N``, ``mps`` or ``auto``.
         half: float16 inference (GPU only).
 

@@ -100,9 +100,8 @@ class SuperResolver:
         half: run in float16 (GPU only).
 
     Example:
-        >>> from srflow.families import load_preset
-        >>> from srflow.models.srflow import SRFlow
-        >>> sr = SuperResolver(SRFlow(load_preset("tiny")))
+        >>> from srflow.families import build, load_preset
+        >>> sr = SuperResolver(build(load_preset("tiny")))
         >>> sr.super_resolve(torch.rand(3, 10, 12), temperature=0.5, samples=2, seed=0).shape
         torch.Size([2, 3, 40, 48])
     """

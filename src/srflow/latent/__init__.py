@@ -3,9 +3,8 @@ style transfer, latent normalization, content transfer and restoration.
 
 Example:
     >>> import torch
-    >>> from srflow.families import load_preset
-    >>> from srflow.models.srflow import SRFlow
-    >>> model = SRFlow(load_preset("tiny")).eval()
+    >>> from srflow.families import build, load_preset
+    >>> model = build(load_preset("tiny")).eval()
     >>> hr = torch.rand(3, 32, 32)
     >>> code = encode_image(model, hr)                  # latents with the image's own LR
     >>> torch.allclose(decode_code(model, code)[0], hr, atol=1e-4)

@@ -1,15 +1,21 @@
-"""Every image metric by name, with its convention: what ``srflow metrics`` computes.
+"""The one metric registry: every metric's name, convention and display, and one loader of
+the networks and model files they need, shared by ``srflow metrics`` and ``srflow eval``.
 
 Names follow the conventions users know from pyiqa where they exist (``psnr``, ``ssim``,
 ``ms_ssim``, ``lpips``, ``niqe``, ``brisque``, ``piqe``); variants carry a suffix
-(``psnr_y``, ``ssim_matlab``, ``lpips_spatial``). Full-reference metrics take the reference
-image; the others ignore it. Networks and model files are loaded once, on first use.
+(``psnr_y``, ``ssim_matlab``, ``lpips_spatial``). Per-image metrics are what ``srflow metrics``
+computes (full-reference ones take the reference image; the others ignore it); the evaluation
+also reports metrics of a set of samples (LR-PSNR against the LR, the diversity scores), which
+need more than one image. Networks and model files load once, on first use
+(:class:`MetricModels`).
 """
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -18,57 +24,159 @@ import torch
 from srflow.metrics.psnr_ssim import psnr, ssim
 from srflow.metrics.ssim_matlab import ms_ssim_matlab, ssim_matlab
 
-__all__ = ["METRIC_SPECS", "MetricSpec", "MetricRunner"]
+__all__ = [
+    "METRICS",
+    "METRIC_SPECS",
+    "MetricModels",
+    "MetricRunner",
+    "MetricSpec",
+    "format_value",
+    "ordered_keys",
+]
 
 
 @dataclass(frozen=True)
 class MetricSpec:
-    """One metric: whether it needs a reference, its direction and its convention."""
+    """One metric.
+
+    Attributes:
+        name: the key (``psnr``, ``lpips_spatial``, ``div_lpips``).
+        label: column title in tables.
+        digits: decimal places in tables.
+        higher_is_better: direction (``None``: neither; diversity is a trade-off).
+        full_reference: needs the ground truth.
+        convention: what exactly is computed on one image (``srflow metrics --list``).
+        per_image: computable on one image (``srflow metrics``); ``False``: a set-level
+            evaluation column.
+        summary: the legend of an evaluation report's column (its convention depends on the
+            evaluation's settings, which the report lists); the convention when not given.
+    """
 
     name: str
+    label: str
+    digits: int
+    higher_is_better: bool | None
     full_reference: bool
-    higher_is_better: bool
     convention: str
+    per_image: bool = True
+    summary: str = ""
+
+    @property
+    def legend(self) -> str:
+        """:attr:`summary`, or the convention."""
+        return self.summary or self.convention
 
 
-METRIC_SPECS: dict[str, MetricSpec] = {spec.name: spec for spec in (
-    MetricSpec("psnr", True, True, "dB on RGB uint8, peak 255, no crop (scikit-image)"),
-    MetricSpec("psnr_y", True, True, "dB on BT.601 Y (MATLAB rgb2ycbcr, 16-235), no crop"),
-    MetricSpec("ssim", True, True, "scikit-image SSIM on RGB (SRFlow's protocol)"),
-    MetricSpec("ssim_matlab", True, True, "Wang's ssim_index.m on MATLAB rgb2gray"),
-    MetricSpec("ms_ssim", True, True, "MATLAB MS-SSIM on rgb2gray, 5 scales, imresize halving"),
-    MetricSpec("ms_ssim_box", True, True, "Wang's msssim.m on MATLAB rgb2gray (2x2-mean halving)"),
-    MetricSpec("lpips", True, False, "AlexNet v0.1, layer mean (lpips default), [-1, 1]"),
-    MetricSpec("lpips_spatial", True, False, "AlexNet v0.1, mean of the spatial map (NTIRE)"),
-    MetricSpec("lpips_vgg", True, False, "VGG16 v0.1, layer mean (lpips net='vgg')"),
-    MetricSpec("niqe", False, False, "authors' release (pristine model), MATLAB gray"),
-    MetricSpec("brisque", False, False, "authors' MATLAB release (allmodel), MATLAB gray"),
-    MetricSpec("brisque_package", False, False, "model + features of the brisque 0.2.0 package"),
-    MetricSpec("piqe", False, False, "MATLAB piqe() (PIQUE)"),
+def _spec(name: str, label: str, digits: int, better: bool | None, reference: bool,
+          convention: str, per_image: bool = True, summary: str = "") -> MetricSpec:  # fmt: skip
+    return MetricSpec(name, label, digits, better, reference, convention, per_image, summary)
+
+
+#: Every metric, in the order of report columns.
+METRICS: dict[str, MetricSpec] = {spec.name: spec for spec in (
+    _spec("psnr", "PSNR", 2, True, True, "dB on RGB uint8, peak 255, no crop (scikit-image)",
+          summary="dB vs the ground truth, mean over samples"),
+    _spec("psnr_y", "PSNR-Y", 2, True, True, "dB on BT.601 Y (MATLAB rgb2ycbcr, 16-235), no crop"),
+    _spec("ssim", "SSIM", 4, True, True, "scikit-image SSIM on RGB (SRFlow's protocol)",
+          summary="vs the ground truth, mean over samples"),
+    _spec("ssim_matlab", "SSIM (MATLAB)", 4, True, True, "Wang's ssim_index.m on MATLAB rgb2gray"),
+    _spec("ms_ssim", "MS-SSIM", 4, True, True,
+          "MATLAB MS-SSIM on rgb2gray, 5 scales, imresize halving"),
+    _spec("ms_ssim_box", "MS-SSIM (box)", 4, True, True,
+          "Wang's msssim.m on MATLAB rgb2gray (2x2-mean halving)"),
+    _spec("lr_psnr", "LR-PSNR", 2, True, True,
+          "dB, bicubic(SR) vs bicubic(GT), uint8 (challenge), mean", per_image=False),
+    _spec("lr_psnr_worst", "LR-PSNR min", 2, True, True, "dB, worst sample", per_image=False),
+    _spec("lpips", "LPIPS", 4, False, True, "AlexNet v0.1, layer mean (lpips default), [-1, 1]",
+          summary="AlexNet v0.1 (see settings), mean over samples"),
+    _spec("lpips_spatial", "LPIPS (map)", 4, False, True,
+          "AlexNet v0.1, mean of the spatial map (NTIRE)"),
+    _spec("lpips_vgg", "LPIPS (VGG)", 4, False, True, "VGG16 v0.1, layer mean (lpips net='vgg')"),
+    _spec("div_lpips", "Div. LPIPS %", 2, None, True,
+          "challenge diversity score (G - Lc) / G on LPIPS maps", per_image=False),
+    _spec("div_mse", "Div. MSE %", 2, None, True,
+          "same score on 16x16 box-filtered squared-error maps (2022 kit)", per_image=False),
+    _spec("pixel_std", "Pixel std", 3, None, False,
+          "per-pixel std over samples, 0-255 (SRFlow)", per_image=False),
+    _spec("niqe", "NIQE", 3, False, False, "authors' release (pristine model), MATLAB gray",
+          summary="no-reference, lower is better, mean over samples"),
+    _spec("brisque", "BRISQUE", 2, False, False, "authors' MATLAB release (allmodel), MATLAB gray",
+          summary="no-reference, lower is better, mean"),
+    _spec("brisque_package", "BRISQUE (package)", 2, False, False,
+          "model + features of the brisque 0.2.0 package"),
+    _spec("piqe", "PIQE", 2, False, False, "MATLAB piqe() (PIQUE)",
+          summary="no-reference (PIQUE), lower is better, mean"),
 )}  # fmt: skip
+#: The metrics ``srflow metrics`` computes on one image.
+METRIC_SPECS: dict[str, MetricSpec] = {k: s for k, s in METRICS.items() if s.per_image}
+
+
+def ordered_keys(keys: set[str] | list[str]) -> list[str]:
+    """The given metric keys in the canonical column order."""
+    present = set(keys)
+    return [key for key in METRICS if key in present]
+
+
+def format_value(key: str, value: float | None) -> str:
+    """Table text: fixed decimals, ``inf``, or ``-`` for a missing/NaN value."""
+    if value is None or math.isnan(value):
+        return "-"
+    if math.isinf(value):
+        return "inf" if value > 0 else "-inf"
+    return f"{value:.{METRICS[key].digits}f}"
+
+
+@dataclass
+class MetricModels:
+    """The networks and parameter files of the metrics, each loaded once on first use from
+    the given paths (``None``: the default places, docs/metrics.md#parameter-files).
+
+    Every loader raises :class:`~srflow.metrics.weights.MetricUnavailable` (naming the missing
+    file and where to put it) when a file is missing.
+    """
+
+    device: torch.device = field(default_factory=lambda: torch.device("cpu"))
+    lpips_backbone: Path | None = None
+    lpips_linear: Path | None = None
+    niqe_params_file: Path | None = None
+    brisque_model_file: Path | None = None
+    _cache: dict[str, Any] = field(default_factory=dict)
+
+    def _once(self, key: str, load: Callable[[], Any]) -> Any:
+        if key not in self._cache:
+            self._cache[key] = load()
+        return self._cache[key]
+
+    def lpips(self, spatial: bool = False, net: str = "alex") -> Any:
+        """The LPIPS network (AlexNet, or VGG16 with ``net="vgg"``), on :attr:`device`."""
+        from srflow.metrics.lpips import LPIPS
+
+        files = (self.lpips_backbone, self.lpips_linear) if net == "alex" else (None, None)
+        return self._once(f"lpips_{spatial}_{net}", lambda: LPIPS.from_files(
+            *files, spatial=spatial, net=net).to(self.device))  # fmt: skip
+
+    def niqe_params(self) -> Any:
+        """NIQE's pristine model."""
+        from srflow.metrics.niqe import load_niqe_params
+
+        return self._once("niqe", lambda: load_niqe_params(self.niqe_params_file))
+
+    def brisque_release(self) -> Any:
+        """The BRISQUE release's SVM model and feature ranges."""
+        from srflow.metrics.brisque_release import load_brisque_release
+
+        return self._once("brisque", lambda: load_brisque_release(self.brisque_model_file))
 
 
 @dataclass
 class MetricRunner:
-    """Computes metrics by name on uint8 ``(H, W, 3)`` images, loading models lazily."""
+    """Computes per-image metrics by name on uint8 ``(H, W, 3)`` images."""
 
     device: torch.device = field(default_factory=lambda: torch.device("cpu"))
-    _cache: dict[str, Any] = field(default_factory=dict)
+    models: MetricModels = field(init=False)
 
-    def _lpips(self, spatial: bool, net: str) -> Any:
-        key = f"lpips_{spatial}_{net}"
-        if key not in self._cache:
-            from srflow.metrics.lpips import LPIPS
-
-            self._cache[key] = LPIPS.from_files(spatial=spatial, net=net).to(self.device)
-        return self._cache[key]
-
-    def _brisque_release(self) -> Any:
-        if "brisque" not in self._cache:
-            from srflow.metrics.brisque_release import load_brisque_release
-
-            self._cache["brisque"] = load_brisque_release()
-        return self._cache["brisque"]
+    def __post_init__(self) -> None:
+        self.models = MetricModels(self.device)
 
     def _lpips_value(
         self, image: np.ndarray, ref: np.ndarray, spatial: bool, net: str = "alex"
@@ -76,7 +184,7 @@ class MetricRunner:
         a, b = (torch.from_numpy(np.ascontiguousarray(x)).permute(2, 0, 1)[None].to(self.device)
                 for x in (image, ref))  # fmt: skip
         with torch.no_grad():
-            return float(self._lpips(spatial, net).score(a, b)[0])
+            return float(self.models.lpips(spatial, net).score(a, b)[0])
 
     def _functions(self) -> dict[str, Callable[[np.ndarray, np.ndarray | None], float]]:
         from srflow.metrics.brisque import brisque
@@ -94,8 +202,8 @@ class MetricRunner:
             "lpips": lambda a, r: self._lpips_value(a, r, spatial=False),  # type: ignore[arg-type]
             "lpips_spatial": lambda a, r: self._lpips_value(a, r, spatial=True),  # type: ignore[arg-type]
             "lpips_vgg": lambda a, r: self._lpips_value(a, r, False, "vgg"),  # type: ignore[arg-type]
-            "niqe": lambda a, r: niqe(a),
-            "brisque": lambda a, r: brisque_release(a, self._brisque_release()),
+            "niqe": lambda a, r: niqe(a, self.models.niqe_params()),
+            "brisque": lambda a, r: brisque_release(a, self.models.brisque_release()),
             "brisque_package": lambda a, r: brisque(a),
             "piqe": lambda a, r: piqe(a),
         }

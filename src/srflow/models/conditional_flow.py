@@ -8,11 +8,11 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor, nn
 
-from srflow.config.schema import FlowConfig
 from srflow.flows.nets import SubnetSpec
 from srflow.flows.split import SplitPrior
 from srflow.flows.squeeze import Squeeze2d
 from srflow.flows.step import FlowStep
+from srflow.models.srflow_config import FlowConfig
 
 
 @dataclass(frozen=True)

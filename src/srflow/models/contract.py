@@ -22,13 +22,16 @@ import math
 import warnings
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any, ClassVar, Protocol
+from typing import TYPE_CHECKING, Any, ClassVar, Protocol
 
 import torch
 from torch import Tensor, nn
 
 from srflow.models import sampling
 from srflow.models.temperature import Temperature, latent_temperatures
+
+if TYPE_CHECKING:
+    from srflow.models.twin import SamplingTwin
 
 LN2 = math.log(2.0)
 
@@ -235,8 +238,8 @@ class FlowSR(nn.Module, abc.ABC):
         """The model to sample with: a :class:`SamplingTwin` that shares this model's weights
         and decodes the same images faster without gradients (folded and packed weights, kept
         conditioning-only terms), or the model itself where the family has no faster path.
-        Either offers :meth:`prepare`, :meth:`decode`, :meth:`latent_shapes`,
-        :meth:`sample_latents` and :meth:`sample`."""
+        Either offers :meth:`prepare`, :meth:`decode`, :meth:`latent_shapes` and
+        :meth:`sample_latents` (what :mod:`srflow.models.sampling` draws and decodes with)."""
         return self
 
     @torch.no_grad()
@@ -299,65 +302,6 @@ class FlowSR(nn.Module, abc.ABC):
         warnings.warn("model.conditioning(lr) is now model.prepare(lr).features",
                       DeprecationWarning, 2)  # fmt: skip
         return self.prepare(lr, keep=False).features
-
-
-class SamplingTwin:
-    """A faster sampler with a model's weights: the model's structure, latents and
-    conditioning, its own decode (without gradients and log-dets). A family that has one
-    subclasses it and returns it from :meth:`FlowSR.sampling_twin`.
-
-    Args:
-        model: the model whose weights the twin uses (not copied).
-    """
-
-    def __init__(self, model: FlowSR) -> None:
-        self.model = model
-
-    @property
-    def config(self) -> Any:
-        """The model's configuration."""
-        return self.model.config
-
-    @property
-    def capabilities(self) -> Capabilities:
-        """The model's capabilities."""
-        return self.model.capabilities
-
-    def latent_shapes(self, lr: Tensor, n: int = 1) -> list[tuple[int, ...]]:
-        """As :meth:`FlowSR.latent_shapes`."""
-        return self.model.latent_shapes(lr, n)
-
-    def sample_latents(
-        self, shapes: list[tuple[int, ...]], temperature: Temperature,
-        generator: torch.Generator | None = None, *, dtype: torch.dtype = torch.float32,
-        device: torch.device | str = "cpu",
-    ) -> list[Tensor]:  # fmt: skip
-        """As :meth:`FlowSR.sample_latents`."""
-        return self.model.sample_latents(shapes, temperature, generator, dtype=dtype,
-                                         device=device)  # fmt: skip
-
-    def prepare(self, lr: Tensor, keep: bool = True) -> Conditioning:
-        """As :meth:`FlowSR.prepare` (the twin fills :attr:`Conditioning.cache`)."""
-        return self.model.prepare(lr, keep)
-
-    def decode(
-        self, conditioning: Conditioning | Tensor, latents: list[Tensor], *, logdet: bool = False
-    ) -> tuple[Tensor, Tensor | None]:
-        """``(hr, None)``, the image the model decodes (to float rounding); with ``logdet``
-        the model's own decode."""
-        return self.model.decode(conditioning, latents, logdet=logdet)
-
-    def sampling_twin(self) -> SamplingTwin:
-        """The twin itself."""
-        return self
-
-    @torch.no_grad()
-    def sample(
-        self, lr: Tensor, temperature: Temperature = 0.8, n: int = 1,
-        generator: torch.Generator | None = None, *, batch_size: int | None = None,
-    ) -> Tensor:  # fmt: skip
-        """As :meth:`FlowSR.sample`."""
-        return sampling.sample(self, lr, temperature, n, generator, batch_size)  # type: ignore[arg-type]
 
 
 def as_conditioning(

@@ -17,7 +17,6 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor, nn
 
-from srflow.config.hcflow import HCFlowConfig
 from srflow.data.transforms import quantize_8bit
 from srflow.flows.coupling import broadcast_batch
 from srflow.flows.distributions import gaussian_log_prob
@@ -30,6 +29,7 @@ from srflow.models.contract import (
     seeded_init,
 )
 from srflow.models.hcflow_conditional import ConditionalLevelFlow, level_condition
+from srflow.models.hcflow_config import HCFlowConfig
 from srflow.models.hcflow_trunk import HCFlowTrunk
 
 LN2 = math.log(2.0)

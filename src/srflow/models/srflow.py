@@ -9,7 +9,6 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor
 
-from srflow.config.schema import ModelConfig
 from srflow.encoders.rrdb import RRDBEncoder
 from srflow.flows.distributions import gaussian_log_prob
 from srflow.flows.split import SplitPrior
@@ -24,6 +23,7 @@ from srflow.models.contract import (
 )
 from srflow.models.inverse_bounds import bounds_metadata, load_bounds_metadata
 from srflow.models.receptive import receptive_region
+from srflow.models.srflow_config import ModelConfig
 from srflow.models.srflow_twin import SRFlowSamplingTwin
 from srflow.models.temperature import Temperature
 

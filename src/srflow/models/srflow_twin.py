@@ -8,7 +8,8 @@ from typing import TYPE_CHECKING
 
 from torch import Tensor
 
-from srflow.models.contract import Conditioning, SamplingTwin, as_conditioning
+from srflow.models.contract import Conditioning, as_conditioning
+from srflow.models.twin import SamplingTwin
 from srflow.sampling.stack import decode_stack
 
 if TYPE_CHECKING:
@@ -26,7 +27,7 @@ class SRFlowSamplingTwin(SamplingTwin):
         >>> twin = model.sampling_twin()
         >>> lr = torch.rand(1, 3, 8, 8)
         >>> z = model.sample_latents(model.latent_shapes(lr), 0.5, torch.Generator())
-        >>> fast, _ = twin.decode(twin.prepare(lr), z)
+        >>> fast, _ = twin.decode(twin.prepare(lr), z, logdet=False)
         >>> torch.allclose(fast, model.decode(lr, z)[0], atol=1e-5)
         True
     """
@@ -34,7 +35,7 @@ class SRFlowSamplingTwin(SamplingTwin):
     model: SRFlow
 
     def decode(
-        self, conditioning: Conditioning | Tensor, latents: list[Tensor], *, logdet: bool = False
+        self, conditioning: Conditioning | Tensor, latents: list[Tensor], *, logdet: bool = True
     ) -> tuple[Tensor, Tensor | None]:
         if logdet:
             return self.model.decode(conditioning, latents)

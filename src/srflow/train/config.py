@@ -33,9 +33,15 @@ from typing import Annotated, Any
 
 import yaml
 
-from srflow.config.loading import ConfigError, Tagged, apply_overrides, from_dict, load_yaml
+from srflow.config.loading import (
+    ConfigError,
+    ConfigValueError,
+    Tagged,
+    apply_overrides,
+    from_dict,
+    load_yaml,
+)
 from srflow.config.presets import training_preset_path
-from srflow.config.schema import ConfigValueError, ModelConfig
 from srflow.config.training import DataConfig, TrainConfig
 from srflow.families import (
     FAMILY_KEY,
@@ -43,6 +49,7 @@ from srflow.families import (
     config_from_dict,
     config_to_dict,
     family_of,
+    published_models,
     published_named,
 )
 
@@ -56,11 +63,16 @@ TaggedModelConfig = Annotated[
 ]
 
 
+def _published_default() -> Any:
+    """The model of a run config that names none: SRFlow DF2K 4x, the first published model."""
+    return published_models()[0][1].config
+
+
 @dataclass(frozen=True)
 class RunConfig:
     """A whole training run: the model to build, its data and the optimization."""
 
-    model: TaggedModelConfig = field(default_factory=ModelConfig)
+    model: TaggedModelConfig = field(default_factory=_published_default)
     data: DataConfig = field(default_factory=DataConfig)
     train: TrainConfig = field(default_factory=TrainConfig)
 

@@ -1,9 +1,9 @@
-"""Typed, frozen configuration schemas.
+"""Typed, frozen configuration of an SRFlow-family model (SRFlow, SRFlow-DA).
 
-The dataclasses here are the single source of truth for every structural choice of a model.
-YAML presets (``config/presets/*.yaml``) are loaded strictly into them by
-:mod:`srflow.config.loading`; checkpoints embed the resolved config so that a checkpoint
-rebuilds its own model.
+The dataclasses here are the single source of truth for every structural choice of such a
+model. YAML presets (``config/presets/*.yaml``) are loaded strictly into them through the
+family registry (:mod:`srflow.families`); checkpoints embed the resolved config so that a
+checkpoint rebuilds its own model.
 """
 
 from __future__ import annotations
@@ -12,16 +12,14 @@ import math
 from dataclasses import dataclass, field
 from typing import Literal
 
+from srflow.config.loading import ConfigValueError
+
 #: Coupling sub-network kinds: SRFlow's (bias-free convolutions with ActNorm, 1x1 hidden) and
 #: SRFlow-DA's deep convolutional blocks: plain (DA, DA-S), with one long skip (DA-R), or of
 #: residual blocks (DA-D).
 SubnetKind = Literal["actnorm", "plain", "long_skip", "residual"]
 #: Training dequantization: SRFlow's uniform noise or SRFlow-DA's Gaussian noise.
 DequantizationKind = Literal["uniform", "gaussian"]
-
-
-class ConfigValueError(ValueError):
-    """A config value is out of its valid range."""
 
 
 @dataclass(frozen=True)

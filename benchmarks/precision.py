@@ -67,11 +67,11 @@ def _run(model: torch.nn.Module, lr: torch.Tensor, latents: list[torch.Tensor], 
             prepared = Conditioning(lr, [c.float() for c in features])  # type: ignore[union-attr]
         if mode in ("terms", "all"):  # the first decode computes and keeps the terms
             first = [z[:1] for z in latents]
-            low(lambda: twin.decode(prepared, first))
+            low(lambda: twin.decode(prepared, first, logdet=False))
         if mode == "all":
-            hr = low(lambda: twin.decode(prepared, latents)[0])
+            hr = low(lambda: twin.decode(prepared, latents, logdet=False)[0])
         else:
-            hr = twin.decode(prepared, latents)[0]
+            hr = twin.decode(prepared, latents, logdet=False)[0]
     return hr.float().clamp(0, 1)  # type: ignore[union-attr]
 
 

@@ -35,3 +35,23 @@ def assert_each_close(
     assert len(ours) == len(refs), (len(ours), len(refs))
     for mine, ref in zip(ours, refs, strict=True):
         torch.testing.assert_close(mine, ref, **tolerance)
+
+
+def assert_float64_vectors(model64: SRFlow, io: dict, **logdet_tolerance: float) -> None:
+    """The float64 part of an SRFlow-layout vector folder (``io["f64"]``): encode latents, NLL
+    and log-det, the reconstruction (and the HR itself) and the fixed-latent samples, at the
+    vectors' float64 tolerance ``atol=1e-10`` (the log-det at ``logdet_tolerance``)."""
+    f64 = {"atol": 1e-10, "rtol": 0.0}
+    ref = io["f64"]
+    hr, lr = io["hr"].double(), io["lr"].double()
+    enc = model64.encode(hr, lr)
+    assert_each_close(enc.latents, ref["encode"]["epses"], **f64)
+    torch.testing.assert_close(enc.original_nll, ref["encode"]["nll"], **f64)
+    torch.testing.assert_close(enc.original_logdet, ref["encode"]["logdet"], **logdet_tolerance)
+    sr, _ = model64.decode(lr, ref["encode"]["epses"])
+    torch.testing.assert_close(sr, ref["recon"]["sr"], **f64)
+    torch.testing.assert_close(sr, hr, atol=1e-12, rtol=0)
+    unit = io["sample_fixed"]["unit_epses"]
+    for j, heat in enumerate(io["sample_fixed"]["heats"].tolist()):
+        sr, _ = model64.decode(lr, [e.double() * heat for e in unit])
+        torch.testing.assert_close(sr, ref["sample_fixed"]["sr"][j], **f64)

@@ -14,7 +14,8 @@ from conftest import SPEC, VECTORS, need_path
 
 
 def recipe_module(name: str) -> ModuleType:
-    """``synth_weights`` (SRFlow key sets) or ``synth_weights_da`` (SRFlow-DA key sets)."""
+    """``synth_weights`` (SRFlow key sets), ``synth_weights_da`` (SRFlow-DA) or
+    ``synth_weights_ncsr`` (NCSR)."""
     path = need_path(VECTORS / f"{name}.py")
     spec = importlib.util.spec_from_file_location(name, path)
     assert spec is not None and spec.loader is not None
@@ -33,7 +34,10 @@ def rebuild_state_dict(folder: Path) -> dict[str, torch.Tensor]:
     """The original state dict of a ``full_<name>`` vectors folder, checked against its
     checksums (skips the test if torch's random stream no longer reproduces it)."""
     name = folder.name.removeprefix("full_")
-    recipe = recipe_module("synth_weights_da" if name.startswith("SRFlowDA") else "synth_weights")
+    recipes = {"SRFlowDA": "synth_weights_da", "NCSR": "synth_weights_ncsr"}
+    recipe = recipe_module(next(
+        (module for prefix, module in recipes.items() if name.startswith(prefix)), "synth_weights"
+    ))  # fmt: skip
     sd = recipe.synth_state_dict(
         recipe.read_keys_tsv(need_path(SPEC / "keys" / f"keys_{name}.tsv"))
     )

@@ -15,6 +15,7 @@ from srflow.app import actions
 from srflow.app.images import (
     paint_over,
     painted_mask,
+    parse_noise_level,
     parse_temperature,
     read_upload,
     sample_file_name,
@@ -132,7 +133,7 @@ def test_redraw_keeps_the_rest_bit_identical_and_undoes(
     actions.draw_samples(session, resolver, T, 2, 0, _no_report)
     prepared = []
     prepare = resolver.sampler.prepare
-    resolver.sampler.prepare = lambda lr: prepared.append(1) or prepare(lr)  # type: ignore[method-assign]
+    resolver.sampler.prepare = lambda lr, **kw: prepared.append(1) or prepare(lr, **kw)  # type: ignore[method-assign]
     try:
         before = actions.start_exploring(session, resolver, 1)
         plain = decode_code(resolver.model, session.codes[1])[0].clamp(0, 1)
@@ -173,6 +174,17 @@ def test_transfer_normalize_restore(resolver: SuperResolver, session: Session) -
     assert actions.transfer_content(session, resolver, edited, mask, T, 0).shape == base.shape
     restored = actions.restore_image(resolver, image_from_pil(Image.new("RGB", (16, 16))), T, 0)
     assert restored.shape == (3, 16, 16) and 0 <= restored.min() <= restored.max() <= 1
+
+
+def test_a_noise_level_is_refused_in_one_line_by_a_model_without_one(
+    resolver: SuperResolver, session: Session
+) -> None:
+    with pytest.raises(AppError, match=r"^a noise level: .*not conditioned on a noise level"):
+        actions.draw_samples(session, resolver, T, 1, 0, _no_report, noise_level=0.02)
+    assert session.samples is None
+    assert parse_noise_level(" ") is None and parse_noise_level("0.03") == 0.03
+    with pytest.raises(AppError, match="noise level: not a number: 'low'"):
+        parse_noise_level("low")
 
 
 def test_sessions_do_not_share_results(resolver: SuperResolver, session: Session) -> None:

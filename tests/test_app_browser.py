@@ -101,6 +101,10 @@ def test_the_app_in_a_browser(files: dict[str, Path], browser, tmp_path: Path) -
         # Sample: 3 images of 4x the photo's size, with their LR-PSNR
         upload.set_input_files(str(root / "photo.png"))
         wait_text(page, "#sample-status", f"input: {LR}x{LR}")
+        page.fill("#noise-level textarea, #noise-level input", "0.02")  # not an NCSR model
+        page.click("#sample")
+        wait_text(page, "#sample-status", "a noise level: ")
+        page.fill("#noise-level textarea, #noise-level input", "")
         page.fill("#temperature textarea, #temperature input", "0.5")
         page.fill("#count input[type=number]", "3")
         page.press("#count input[type=number]", "Enter")

@@ -29,6 +29,8 @@ LAYOUTS = {
     "HCFlow_SR4X": ("HCFlow", "HCFlow_SR_DF2K_4X"),
     "HCFlow_SRface8X": ("HCFlow", "HCFlow_SR_CelebA_8X"),
     "HCFlow_Rescaling4X": ("HCFlow", "HCFlow_Rescaling_DF2K_4X"),
+    "NCSR_4X": ("NCSR", "NCSR_4X"),
+    "NCSR_8X": ("NCSR", "NCSR_8X"),
 }
 
 
@@ -78,12 +80,12 @@ def test_detection_survives_our_safetensors_format(
     torch.save(_fake(read_keys(layout_name), "cpu"), source)
     target = tmp_path / "converted.safetensors"
     assert main(["convert", str(source), str(target)]) == 0
-    assert published_name in capsys.readouterr().out
     published = next(p for _, p in published_models() if p.name == published_name)
+    assert f"(published {published.shown_as})" in capsys.readouterr().out
     assert read_model_config(target) == published.config
     assert main(["info", str(target)]) == 0
     out = capsys.readouterr().out
-    assert f"published {published_name}" in out and family_name in out
+    assert f"published {published.shown_as}" in out and family_name in out
     assert load_model(target).config == published.config
 
 
@@ -96,7 +98,8 @@ def test_unknown_file_names_families_and_closest_match(tmp_path: Path) -> None:
         detect(renamed)
     message = str(info.value)
     assert "\n" not in message
-    assert "tried SRFlow, SRFlow-DA, HCFlow" in message
+    assert f"tried {', '.join(f.name for f in FAMILIES)}" in message
+    assert "tried NCSR, SRFlow," in message  # a derived family before its parent
     assert "closest is SRFlow-DA SRFlowDA-R_4X" in message
     assert "missing (RRDB." in message and "unexpected (encoder." in message
     path = tmp_path / "other.pth"
@@ -183,7 +186,7 @@ def test_every_published_config_survives_our_metadata(tmp_path: Path) -> None:
     for family, published in published_models():
         data = json.loads(json.dumps(to_dict(published.config)))
         assert family_named(family.name).parse_config(data) == published.config
-        assert family.describe(published.config).endswith(f"(published {published.name})")
+        assert family.describe(published.config).endswith(f"(published {published.shown_as})")
 
 
 def test_info_on_an_unknown_file_is_one_line(tmp_path: Path, capsys) -> None:

@@ -168,7 +168,7 @@ def test_tiled_sampling_prepares_each_tile_once(
     prepare = resolver.sampler.prepare
     with monkeypatch.context() as patch:
         patch.setattr(resolver.sampler, "prepare",
-                      lambda x, keep=True: calls.append(keep) or prepare(x, keep))  # fmt: skip
+                      lambda x, keep=True, **k: calls.append(keep) or prepare(x, keep, **k))
         outs = list(resolver.sample_temperatures(lr, [0.5, 0.8], [3, 2], 7, tile=20,
                                                  tile_overlap=6, batch_size=2))  # fmt: skip
     assert len(calls) == len(plan_tiles((40, 40), 20, 6, 2)) == 4

@@ -105,7 +105,7 @@ def test_bad_checkpoints_give_one_line_errors(tmp_path) -> None:
         load_model(bad)
     pth = tmp_path / "other.pth"
     torch.save({"conv.weight": torch.zeros(1)}, pth)
-    with pytest.raises(CheckpointError, match=r"matches no model family \(tried SRFlow"):
+    with pytest.raises(CheckpointError, match=r"matches no model family \(tried NCSR, SRFlow"):
         load_model(pth)
     truncated = tmp_path / "cut.safetensors"
     full = save_model(_tiny(torch.float32), tmp_path / "full.safetensors").read_bytes()

@@ -383,7 +383,7 @@ def test_a_single_decode_keeps_no_terms_and_gives_the_same_images(
     seen: list[bool] = []
     prepare = resolver.sampler.prepare
     monkeypatch.setattr(resolver.sampler, "prepare",
-                        lambda x, keep=True: seen.append(keep) or prepare(x, keep))  # fmt: skip
+                        lambda x, keep=True, **k: seen.append(keep) or prepare(x, keep, **k))
     resolver.super_resolve(lr[0], 0.5, samples=2, seed=1, batch_size=2)
     resolver.super_resolve(lr[0], 0.5, samples=3, seed=1, batch_size=2)
     assert seen == [False, True]

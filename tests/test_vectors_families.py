@@ -17,7 +17,7 @@ import pytest
 import torch
 
 from conftest import VECTORS
-from flow_checks import assert_each_close
+from flow_checks import assert_each_close, assert_float64_vectors
 from reference_weights import rebuild_state_dict
 from srflow.checkpoints import load_original as load_official
 from srflow.families import detect
@@ -28,7 +28,6 @@ FOLDERS = sorted(
     if re.fullmatch(r"full_(DF2K|CelebA|SRFlowDA[-A-Z]*)_\dX", p.name) and p.name != "full_DF2K_4X"
 ) if VECTORS.exists() else []  # fmt: skip
 F32 = {"atol": 5e-5, "rtol": 1e-4}
-F64 = {"atol": 1e-10, "rtol": 0.0}
 
 
 def _published_name(folder: str) -> str:
@@ -125,17 +124,4 @@ def test_seeded_sampling_replay(reference) -> None:
 @torch.no_grad()
 def test_float64(reference) -> None:
     name, model, io = reference
-    model64 = copy.deepcopy(model).double()
-    ref = io["f64"]
-    hr, lr = io["hr"].double(), io["lr"].double()
-    enc = model64.encode(hr, lr)
-    assert_each_close(enc.latents, ref["encode"]["epses"], **F64)
-    torch.testing.assert_close(enc.original_nll, ref["encode"]["nll"], **F64)
-    torch.testing.assert_close(enc.original_logdet, ref["encode"]["logdet"], atol=1e-8, rtol=1e-12)
-    sr, _ = model64.decode(lr, ref["encode"]["epses"])
-    torch.testing.assert_close(sr, ref["recon"]["sr"], **F64)
-    torch.testing.assert_close(sr, hr, atol=1e-12, rtol=0)
-    unit = io["sample_fixed"]["unit_epses"]
-    for j, heat in enumerate(io["sample_fixed"]["heats"].tolist()):
-        sr, _ = model64.decode(lr, [e.double() * heat for e in unit])
-        torch.testing.assert_close(sr, ref["sample_fixed"]["sr"][j], **F64)
+    assert_float64_vectors(copy.deepcopy(model).double(), io, atol=1e-8, rtol=1e-12)

@@ -68,12 +68,17 @@ def _quiet_divergence(work: Callable[[], Tensor]) -> tuple[Tensor, str]:
 
 def draw_samples(
     session: Session, resolver: SuperResolver, temperature: float | list[float], count: int,
-    seed: int, report: Report,
+    seed: int, report: Report, noise_level: float | None = None,
 ) -> Samples:  # fmt: skip
-    """Draw ``count`` samples of the session's image (as ``srflow sr --seed`` draws them)."""
+    """Draw ``count`` samples of the session's image (as ``srflow sr --seed
+    [--noise-level]`` draws them)."""
     image = session.need_image()
     if not 1 <= count <= MAX_SAMPLES:
         raise AppError(f"number of samples: 1 to {MAX_SAMPLES}")
+    try:
+        resolver.model.check_noise_level(noise_level)
+    except ValueError as exc:  # CapabilityError is one
+        raise AppError(str(exc)) from None
     temps: float | list[float] = temperature
     if isinstance(temperature, list):
         try:
@@ -83,10 +88,11 @@ def draw_samples(
     progress = session.progress_reporter(report, count, "sampling")
     with session.working():
         images, note = _quiet_divergence(lambda: next(resolver.sample_temperatures(
-            image.rgb, [temps], count, seed, batch_size=1, progress=progress)))  # fmt: skip
+            image.rgb, [temps], count, seed, batch_size=1, progress=progress,
+            noise_level=noise_level)))  # fmt: skip
     session.samples, session.temperature = images, temperature
     session.explored, session.steps = None, 0
-    session.codes = resolver.sample_codes(image.rgb, temps, count, seed)
+    session.codes = resolver.sample_codes(image.rgb, temps, count, seed, noise_level)
     scores = [lr_psnr_of_sample(sr, image.rgb, resolver.scale) for sr in images]
     hwc = images.permute(0, 2, 3, 1).numpy()
     return Samples(images, scores, pixel_std_map(hwc), pixel_std_diversity(hwc), note)
@@ -112,7 +118,8 @@ def write_samples(session: Session, folder: Path) -> list[Path]:
 def _decode(session: Session, resolver: SuperResolver, code: LatentCode) -> tuple[Tensor, str]:
     """Decode ``code`` with its LR's prepared conditioning, kept in the session: redrawing a
     region again and again runs the encoder and the conditioning-only terms once."""
-    prepared = session.conditioning_for(code.lr, resolver.sampler.prepare)
+    prepared = session.conditioning_for(
+        code.lr, lambda lr: resolver.sampler.prepare(lr, noise_level=code.noise_level))
     image, note = _quiet_divergence(lambda: decode_code(resolver.model, code, prepared)[0])
     return image.float().clamp(0, 1).cpu(), note
 

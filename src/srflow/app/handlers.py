@@ -22,6 +22,7 @@ from srflow.app.images import (
     heat_map,
     paint_over,
     painted_mask,
+    parse_noise_level,
     parse_temperature,
     pixels_changed,
     read_upload,
@@ -110,14 +111,14 @@ class Handlers:
         return {c["upload"]: None, c["preview"]: to_pil(loaded.rgb), c["sample_status"]: note,
                 c["state"]: session}  # fmt: skip
 
-    def sample(self, text: str, count: float, seed: float | None, session: Session,
-               progress: gr.Progress = gr.Progress()) -> Updates:  # fmt: skip  # noqa: B008
+    def sample(self, text: str, count: float, seed: float | None, noise: str,
+               session: Session, progress: gr.Progress = gr.Progress()) -> Updates:  # fmt: skip  # noqa: B008
         """Draw the gallery; show LR-PSNRs, the diversity map and the downloads."""
         c = self.c
         resolver = self.resolver(session)
         report = lambda done, what: progress(done, desc=what)  # noqa: E731
         result = actions.draw_samples(session, resolver, parse_temperature(text), int(count),
-                                      seed_of(seed), report)  # fmt: skip
+                                      seed_of(seed), report, parse_noise_level(noise))  # fmt: skip
         names = [f"s{i:02d}" for i in range(len(result.images))]
         gallery = [
             (to_pil(image), f"{name} · LR-PSNR {score:.2f} dB")

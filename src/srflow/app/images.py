@@ -60,6 +60,17 @@ def parse_temperature(text: str) -> float | list[float]:
     return values[0] if len(values) == 1 else values
 
 
+def parse_noise_level(text: str) -> float | None:
+    """``""`` -> ``None`` (the model's default); ``"0.03"`` -> 0.03."""
+    text = str(text or "").strip()
+    if not text:
+        return None
+    try:
+        return float(text)
+    except ValueError:
+        raise AppError(f"noise level: not a number: {text!r}") from None
+
+
 def temperature_label(temperature: float | list[float]) -> str:
     """``0.80`` or ``0.90-0.70-0.50``: the temperature part of a download name."""
     if isinstance(temperature, list):

@@ -46,6 +46,9 @@ def _sample_panel(c: dict[str, Any], examples: list[Path]) -> None:
                                                 "level (0.9 0.7 0.5)")  # fmt: skip
             c["count"] = gr.Slider(1, 16, value=3, step=1, label="samples", elem_id="count")
             c["seed"] = _seed(0, "seed")
+            c["noise_level"] = gr.Textbox("", elem_id="noise-level",
+                                          label="noise level (noise-conditioned models, "
+                                                "NCSR: 0 to 1; empty: the default)")  # fmt: skip
             with gr.Row():
                 c["sample"] = gr.Button("Sample", variant="primary", elem_id="sample")
                 c["cancel"] = gr.Button("Cancel", elem_id="cancel")
@@ -134,8 +137,8 @@ def _wire(h: Handlers, c: dict[str, Any], examples: list[Path]) -> None:
     if examples:
         c["example_path"] = gr.State(str(examples[0]))
         on(c["example"].click, h.upload, "sample_status", [c["example_path"]], upload_out)
-    on(c["sample"].click, h.sample, "sample_status", [c["temperature"], c["count"], c["seed"]],
-       SAMPLE_OUT)  # fmt: skip
+    on(c["sample"].click, h.sample, "sample_status",
+       [c["temperature"], c["count"], c["seed"], c["noise_level"]], SAMPLE_OUT)  # fmt: skip
     # not gradio's `cancels`: that drops the event but leaves its thread running; the flag
     # stops the work itself at its next sample, and the page then says "cancelled"
     c["cancel"].click(h.cancel, inputs=[state], outputs=[], queue=False)

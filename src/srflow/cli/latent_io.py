@@ -87,7 +87,7 @@ def read_code(path: Path, model: FlowSR) -> LatentCode:
     device = next(model.parameters()).device
     return LatentCode(
         [z.to(device, torch.float32) for z in code.latents], code.lr.to(device, torch.float32),
-        code.image_size, code.scale, code.model_hash,
+        code.image_size, code.scale, code.model_hash, code.noise_level,
     )  # fmt: skip
 
 

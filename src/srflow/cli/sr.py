@@ -63,6 +63,10 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("-n", "--samples", type=int, default=1,
                    help="samples per temperature (one at temperature 0)")  # fmt: skip
     p.add_argument("--seed", type=seed_arg, default=0, help="random seed (same seed, same output)")
+    p.add_argument("--noise-level", type=noise_level_arg, default=None, metavar="SIGMA",
+                   help="NCSR models: condition on a noise level (a constant noise map, 0 to 1 "
+                        "on the image range; default: 0, the zero map NCSR's authors sample "
+                        "with); refused for models without one (docs/models.md#ncsr)")  # fmt: skip
     p.add_argument("-T", "--tile", type=int, default=None,
                    help=f"LR tile size for large images (at least {MIN_TILE}; default: none)")
     p.add_argument("--tile-overlap", type=int, default=16, help="LR context pixels per tile")
@@ -82,6 +86,17 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--format", "--ext", dest="format", default="png", choices=FORMATS,
                    help="output format; auto: the input's own (PNG for formats not listed)")
     p.set_defaults(run=run)
+
+
+def noise_level_arg(text: str) -> float:
+    """``--noise-level``: a number from 0 to 1."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
+    if not 0.0 <= value <= 1.0:
+        raise argparse.ArgumentTypeError(f"noise level {text} is outside 0 .. 1")
+    return value
 
 
 def memory_arg(text: str) -> int | str:
@@ -147,6 +162,7 @@ def _super_resolve_one(
         results = resolver.sample_temperatures(
             loaded.rgb, args.temperature, counts, args.seed, tile=tile,
             tile_overlap=args.tile_overlap, batch_size=batch, progress=bar.update,
+            noise_level=args.noise_level,
         )  # fmt: skip
         for temperature in args.temperature:
             with log.catch():
@@ -198,6 +214,10 @@ def run(args: argparse.Namespace) -> int:
         resolver = SuperResolver.from_path(model_path, args.device, args.half)
     except (CheckpointError, ValueError) as exc:
         raise CliError(str(exc)) from None
+    try:
+        resolver.model.check_noise_level(args.noise_level)
+    except ValueError as exc:
+        raise CliError(f"--noise-level: {exc}") from None
     out_dir = prepare_output_dir(args.output)
     announce_model(model_path, resolver.model)
     logger.info("model %s on %s", model_path, resolver.device)

@@ -8,7 +8,7 @@ parents, then renamed and loaded strictly::
 
     >>> from srflow.families import FAMILIES
     >>> [family.name for family in FAMILIES]
-    ['SRFlow', 'SRFlow-DA', 'HCFlow']
+    ['NCSR', 'SRFlow', 'SRFlow-DA', 'HCFlow']
 """
 
 from __future__ import annotations
@@ -28,6 +28,7 @@ from srflow.config.presets import preset_names, preset_path
 from srflow.families.base import Detection, DetectionError, ModelFamily, PublishedModel
 from srflow.families.hcflow import HCFLOW
 from srflow.families.keys import canonical_state_dict
+from srflow.families.ncsr import NCSR_FAMILY
 from srflow.families.srflow import SRFLOW
 from srflow.families.srflow_da import SRFLOW_DA
 from srflow.models.contract import FlowSR
@@ -47,7 +48,7 @@ def _derived_first(families: tuple[ModelFamily, ...]) -> tuple[ModelFamily, ...]
 
 
 #: Every family, a derived family before its parent (the order detection tries them in).
-FAMILIES: tuple[ModelFamily, ...] = _derived_first((SRFLOW, SRFLOW_DA, HCFLOW))
+FAMILIES: tuple[ModelFamily, ...] = _derived_first((SRFLOW, SRFLOW_DA, HCFLOW, NCSR_FAMILY))
 
 
 def _names() -> str:

@@ -40,6 +40,8 @@ class PublishedModel:
         file: the file name of the release.
         trained_on: training data.
         config: the full model configuration (the family's config class).
+        label: how commands name it (``srflow info``: "... (published LABEL)"); default
+            :attr:`name` (NCSR: ``4X``, its release's file name).
     """
 
     name: str
@@ -48,6 +50,12 @@ class PublishedModel:
     file: str
     trained_on: str
     config: Any
+    label: str = ""
+
+    @property
+    def shown_as(self) -> str:
+        """The name commands show (:attr:`label`, else :attr:`name`)."""
+        return self.label or self.name
 
 
 @dataclass(frozen=True)
@@ -102,7 +110,7 @@ class ModelFamily(abc.ABC):
         """One line naming the variant and scale, and the published checkpoint it equals."""
         published = self.published_for(config)
         if published is not None:
-            return f"{published.variant} {published.scale}x (published {published.name})"
+            return f"{published.variant} {published.scale}x (published {published.shown_as})"
         return f"{self.name} {config.scale}x (custom configuration)"
 
     def published_for(self, config: Any) -> PublishedModel | None:

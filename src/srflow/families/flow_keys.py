@@ -1,9 +1,11 @@
-"""Key layout shared by the original SRFlow and SRFlow-DA checkpoints (RRDB + FlowUpsamplerNet).
+"""Key layout shared by the original SRFlow, SRFlow-DA and NCSR checkpoints (RRDB +
+FlowUpsamplerNet).
 
-Both families store ``RRDB.*`` (the encoder) and ``flowUpsamplerNet.layers.<i>.*`` (one flat
-layer list; squeezes have no parameters but take an index). They differ only in the coupling
-sub-networks, which each family renames itself (:class:`SubnetNaming`). This module maps the
-rest both ways and reads the flow's structure from the keys.
+All store ``RRDB.*`` (the encoder) and ``flowUpsamplerNet.layers.<i>.*`` (one flat layer list;
+squeezes have no parameters but take an index). SRFlow-DA differs in the coupling sub-networks,
+which it renames itself (:class:`SubnetNaming`); NCSR adds ``affine.fAffine_std.*`` to every
+conditional step (our ``noise.net.*``). This module maps the keys both ways and reads the
+flow's structure from them.
 """
 
 from __future__ import annotations
@@ -20,6 +22,7 @@ _PREFIXES = [
     ("RRDB.RRDB_trunk.#.RDB#.", "encoder.trunk.#.rdb#."),
     ("RRDB.HRconv.", "encoder.hr_conv."),
     ("RRDB.", "encoder."),
+    ("flowUpsamplerNet.layers.#.affine.fAffine_std.", "flow.layers.#.noise.net."),
     ("flowUpsamplerNet.layers.#.affine.fFeatures.", "flow.layers.#.injector.net."),
     ("flowUpsamplerNet.layers.#.affine.fAffine.", "flow.layers.#.coupling.net."),
     ("flowUpsamplerNet.layers.#.conv.", "flow.layers.#.prior."),
@@ -41,7 +44,7 @@ _TO_ORIGINAL = [_rule(ours, original) for original, ours in _PREFIXES]
 UNUSED_PREFIX = "flowUpsamplerNet.f."
 #: Matches the sub-network part of an original key: (prefix, module name, rest).
 SUBNET_KEY = re.compile(
-    r"^(flowUpsamplerNet\.layers\.\d+\.affine\.)(fAffine\w*|fFeatures\w*)\.(.*)$"
+    r"^(flowUpsamplerNet\.layers\.\d+\.affine\.)(fAffine\d*|fFeatures\d*)\.(.*)$"
 )
 #: Matches the sub-network part of our key: (prefix, net, rest).
 OUR_SUBNET_KEY = re.compile(r"^(flow\.layers\.\d+\.(?:injector|coupling)\.net\.)(.*)$")

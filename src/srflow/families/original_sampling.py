@@ -1,4 +1,5 @@
-"""Reproduce the original implementation's seeded sampling draw for draw."""
+"""Reproduce the original SRFlow-layout implementations' seeded sampling draw for draw (SRFlow,
+SRFlow-DA and NCSR draw alike)."""
 
 from __future__ import annotations
 
@@ -18,7 +19,14 @@ def original_seeded_latents(
     Uses a private ``torch.Generator`` seeded with ``seed`` instead of the global RNG, which
     yields the same numbers without touching global state.
     """
-    generator = torch.Generator().manual_seed(seed)
+    return original_latents(model, lr, temperature, torch.Generator().manual_seed(seed))
+
+
+def original_latents(
+    model: FlowSR, lr: Tensor, temperature: float, generator: torch.Generator
+) -> list[Tensor]:
+    """The original's draws of one ``get_sr`` call from ``generator``'s current state (its
+    test scripts seed once and then call ``get_sr`` sample after sample, image after image)."""
     shapes = model.latent_shapes(lr)
     top_shape, split_shapes = shapes[-1], shapes[:-1]
     if temperature > 0:

@@ -23,15 +23,24 @@ from srflow.families.objective import Objective, per_sample_noise
 from srflow.models.srflow import GAUSSIAN_DEQUANTIZATION_SIGMA, SRFlow
 
 
-def dequantized_nll(model: SRFlow, hr: Tensor, lr: Tensor, noise: Tensor) -> Tensor:
-    """Per-sample NLL in bits/dim of ``hr`` dequantized with the given draws (``U(0, 1)`` for
-    uniform, ``N(0, 1)`` for Gaussian dequantization, see :func:`per_sample_noise`)."""
-    if model.config.dequantization == "gaussian":
-        dequantized = hr + noise * GAUSSIAN_DEQUANTIZATION_SIGMA
-        return model.nll_bits_per_dim(dequantized, lr, dequantize=False)
+def dequantized(model: SRFlow, hr: Tensor, draws: Tensor) -> tuple[Tensor, float]:
+    """``hr`` with the model's training dequantization made of ``draws`` (``U(0, 1)`` for
+    uniform, ``N(0, 1)`` for Gaussian, unused for none: :func:`per_sample_noise`), and the
+    bits per dimension its discretization adds to the NLL (uniform: ``log2(bins)``)."""
+    kind = model.config.dequantization
+    if kind == "none":
+        return hr, 0.0
+    if kind == "gaussian":
+        return hr + draws * GAUSSIAN_DEQUANTIZATION_SIGMA, 0.0
     bins = model.config.dequantization_bins
-    dequantized = hr + (noise - 0.5) / bins
-    return model.nll_bits_per_dim(dequantized, lr, dequantize=False) + math.log2(bins)
+    return hr + (draws - 0.5) / bins, math.log2(bins)
+
+
+def dequantized_nll(model: SRFlow, hr: Tensor, lr: Tensor, noise: Tensor) -> Tensor:
+    """Per-sample NLL in bits/dim of ``hr`` dequantized with the given draws
+    (:func:`dequantized`)."""
+    hr, correction = dequantized(model, hr, noise)
+    return model.nll_bits_per_dim(hr, lr, dequantize=False) + correction
 
 
 def l1_loss(model: SRFlow, hr: Tensor, lr: Tensor) -> Tensor:
@@ -49,8 +58,11 @@ class SRFlowObjective(Objective):
         self, shape: tuple[int, ...], seeds: list[int], generator: torch.Generator,
         device: torch.device,
     ) -> Tensor:  # fmt: skip
-        """Dequantization draws: ``U(0, 1)`` (SRFlow) or ``N(0, 1)`` (SRFlow-DA)."""
+        """Dequantization draws: ``U(0, 1)`` (SRFlow) or ``N(0, 1)`` (SRFlow-DA); zeros without
+        dequantization (nothing is drawn)."""
         kind = self.model.config.dequantization
+        if kind == "none":
+            return torch.zeros((len(seeds), *shape), device=device)
         return per_sample_noise(shape, seeds, generator, device, kind)
 
     def initialize_actnorms(self, hr: Tensor, lr: Tensor, noise: Tensor | None) -> None:

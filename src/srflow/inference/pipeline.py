@@ -164,6 +164,7 @@ class SuperResolver:
         tile_overlap: int = 16,
         batch_size: int | None = None,
         progress: ProgressFn | None = None,
+        noise_level: float | None = None,
     ) -> Tensor | list[Image.Image]:
         """Draw ``samples`` super-resolutions of one image.
 
@@ -182,6 +183,9 @@ class SuperResolver:
                 rounding, as batched convolutions round differently (measured: one 8-bit
                 level in about 1e-5 of the pixels).
             progress: called with the number of samples (a fraction when tiled) just finished.
+            noise_level: the noise level to condition on (a model with
+                :attr:`~srflow.models.contract.Capabilities.noise_level`, NCSR: a constant
+                noise map; ``None``: the model's default, NCSR's zero map).
 
         Returns:
             For a tensor, ``(samples, 3, scale*h, scale*w)`` float in ``[0, 1]`` on the input's
@@ -192,7 +196,8 @@ class SuperResolver:
             ImageReadError: if a file cannot be read.
         """
         options = dict(tile=tile, tile_overlap=tile_overlap, batch_size=batch_size,
-                       progress=progress, generator=generator)  # fmt: skip
+                       progress=progress, generator=generator,
+                       noise_level=noise_level)  # fmt: skip
         if isinstance(image, Tensor):
             rgb = image[0] if image.dim() == 4 and image.shape[0] == 1 else image
             if rgb.dim() != 3 or rgb.shape[0] != 3:
@@ -227,6 +232,7 @@ class SuperResolver:
         tile_overlap: int = 16,
         batch_size: int | None = None,
         progress: ProgressFn | None = None,
+        noise_level: float | None = None,
     ) -> Iterator[Tensor]:
         """Yield ``(samples, 3, scale*h, scale*w)`` CPU float tensors, one per temperature
         (``samples`` may give one count per temperature).
@@ -244,6 +250,7 @@ class SuperResolver:
         if len(counts) != len(temperatures) or min(counts, default=1) < 1 or tile_overlap < 0:
             raise ValueError("samples must be at least 1 per temperature, tile_overlap at least 0")
         check_tile(tile)
+        self.model.check_noise_level(noise_level)
         lr = self._pad(rgb.unsqueeze(0).to(self.device, self.dtype))
         shapes = self.model.latent_shapes(lr)
         gens = [
@@ -256,7 +263,8 @@ class SuperResolver:
         ]  # fmt: skip
         if tile is not None and (lr.shape[2] > tile or lr.shape[3] > tile):
             # tile by tile, each tile's conditioning prepared once for every temperature
-            outs = self._sample_tiled(lr, shapes, plan, (h, w), tile, tile_overlap, progress)
+            outs = self._sample_tiled(lr, shapes, plan, (h, w), (tile, tile_overlap), progress,
+                                      noise_level)  # fmt: skip
             for (out, diverged), (temperature, *_) in zip(outs, plan, strict=True):
                 if any(diverged):
                     warn_diverged(tuple(diverged), out[0].numel(), temperature)
@@ -266,7 +274,7 @@ class SuperResolver:
         # only when there is more than one batch); the temperatures' samples decode as one
         # stream of equal batches
         batch = max(1, batch_size or self.default_batch_size(sum(counts)))
-        conditioning = self.sampler.prepare(lr, keep=sum(counts) > batch)
+        conditioning = self.sampler.prepare(lr, sum(counts) > batch, noise_level=noise_level)
         diverged: list[list[int]] = [[] for _ in plan]
 
         def seen(index: int, images: Tensor, count: int) -> None:
@@ -289,11 +297,12 @@ class SuperResolver:
 
     def sample_codes(
         self, rgb: Tensor, temperature: Temperature = 0.8, samples: int = 1,
-        seed: int | None = None,
+        seed: int | None = None, noise_level: float | None = None,
     ) -> list[LatentCode]:  # fmt: skip
         """The latent codes of the samples :meth:`sample_temperatures` draws for one
-        temperature and seed: ``decode_code(model, code)`` gives each sample back (to float
-        rounding), ready for the latent tools (:mod:`srflow.latent`), e.g. masked resampling.
+        temperature, seed and noise level: ``decode_code(model, code)`` gives each sample
+        back (to float rounding), ready for the latent tools (:mod:`srflow.latent`), e.g.
+        masked resampling.
 
         Only random numbers are drawn here (nothing is decoded); the LR is padded as for
         super-resolution.
@@ -302,13 +311,15 @@ class SuperResolver:
         if min(h, w) < self.min_lr_size or samples < 1:
             raise ValueError(f"need at least one sample of an image of at least "
                              f"{self.min_lr_size}x{self.min_lr_size}")  # fmt: skip
+        self.model.check_noise_level(noise_level)
         lr = self._pad(rgb.unsqueeze(0).to(self.device, self.dtype))
         gen = torch.Generator().manual_seed(seed if seed is not None else 0)
         latents = self._draw(self.model.latent_shapes(lr), samples, temperature, gen)
         size = (h * self.scale, w * self.scale)
         fingerprint = model_fingerprint(self.model)
         return [
-            LatentCode([z[j : j + 1] for z in latents], lr, size, self.scale, fingerprint)
+            LatentCode([z[j : j + 1] for z in latents], lr, size, self.scale, fingerprint,
+                       noise_level)  # fmt: skip
             for j in range(samples)
         ]
 
@@ -333,7 +344,7 @@ class SuperResolver:
     def _sample_tiled(
         self, lr: Tensor, shapes: list[tuple[int, ...]],
         plan: list[tuple[Temperature, int, int, torch.Generator]], hw: tuple[int, int],
-        tile: int, overlap: int, progress: ProgressFn | None,
+        tiling: tuple[int, int], progress: ProgressFn | None, noise_level: float | None,
     ) -> list[tuple[Tensor, list[int]]]:  # fmt: skip
         """Every temperature's samples (and diverged values per sample), decoded tile by
         tile into outputs of the unpadded HR size ``hw * scale`` (padding is cropped).
@@ -348,7 +359,7 @@ class SuperResolver:
                 targets.append((index, outs[index][start : start + count]))
         diverged = [[0] * len(target) for _, target in targets]
         area = lr.shape[2] * lr.shape[3]
-        for t, cores in decode_tiled(self.sampler, lr, groups, tile, overlap):
+        for t, cores in decode_tiled(self.sampler, lr, groups, *tiling, noise_level):
             y0, x0 = t.core_y[0] * s, t.core_x[0] * s
             y1, x1 = min(t.core_y[1] * s, hw[0] * s), min(t.core_x[1] * s, hw[1] * s)
             for k, ((_, target), core) in enumerate(zip(targets, cores, strict=True)):

@@ -62,6 +62,7 @@ def decode_tiled(
     groups: Sequence[list[Tensor]],
     tile: int,
     overlap: int,
+    noise_level: float | None = None,
 ) -> Iterator[tuple[Tile, list[Tensor]]]:
     """Yield ``(tile, cores)`` for each tile: ``groups`` are batches of latents (``n_i``
     samples each) of one LR image ``(1, 3, h, w)``, ``cores[i]`` is group ``i``'s
@@ -70,7 +71,8 @@ def decode_tiled(
     s = model.config.scale
     for t in plan_tiles((lr.shape[2], lr.shape[3]), tile, overlap, model.config.size_multiple_lr):
         window = lr[:, :, t.win_y[0] : t.win_y[1], t.win_x[0] : t.win_x[1]]
-        conditioning = model.prepare(window, keep=len(groups) > 1)  # one decode: nothing kept
+        # one decode: nothing to keep; a noise level is a constant map, the same in every tile
+        conditioning = model.prepare(window, len(groups) > 1, noise_level=noise_level)
         oy, ox = (t.core_y[0] - t.win_y[0]) * s, (t.core_x[0] - t.win_x[0]) * s
         h, w = (t.core_y[1] - t.core_y[0]) * s, (t.core_x[1] - t.core_x[0]) * s
         cores = []

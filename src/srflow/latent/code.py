@@ -38,6 +38,8 @@ class LatentCode:
         image_size: ``(H, W)`` of the HR images before padding.
         scale: the model's super-resolution factor.
         model_hash: :func:`model_fingerprint` of the model that made the latents.
+        noise_level: the noise level the latents are conditioned on (a model with the
+            ``noise_level`` capability, NCSR; ``None``: the model's default).
     """
 
     latents: list[Tensor]
@@ -45,6 +47,7 @@ class LatentCode:
     image_size: tuple[int, int]
     scale: int
     model_hash: str
+    noise_level: float | None = None
 
     def with_latents(self, latents: list[Tensor]) -> LatentCode:
         """The same code with other latents (same shapes)."""
@@ -130,11 +133,14 @@ def decode_code(
     """Decode a latent code: ``(B, 3, H, W)`` at :attr:`LatentCode.image_size`, unclamped;
     a :class:`~srflow.divergence.DivergenceWarning` when values diverged.
 
-    ``conditioning``: ``model.prepare(code.lr)``, to decode many codes of one LR image
-    (masked resampling again and again, as the explorer does) without recomputing it. The
-    decode runs through the model's sampling twin (the same weights, faster).
+    ``conditioning``: ``model.prepare(code.lr, noise_level=code.noise_level)``, to decode
+    many codes of one LR image (masked resampling again and again, as the explorer does)
+    without recomputing it. The decode runs through the model's sampling twin (the same
+    weights, faster).
     """
     sampler = model.sampling_twin()
-    prepared = sampler.prepare(code.lr, keep=False) if conditioning is None else conditioning
+    if conditioning is None:
+        conditioning = sampler.prepare(code.lr, keep=False, noise_level=code.noise_level)
+    prepared = conditioning
     hr, _ = sampler.decode(prepared, code.latents, logdet=False)
     return check_decoded(hr[:, :, : code.image_size[0], : code.image_size[1]])

@@ -2,7 +2,8 @@
 
 Layout: tensors ``latent_00``, ``latent_01``, ... (encode order) and ``lr``; metadata
 ``format`` (``srflow-latents/1``), ``count``, ``image_size`` (``"H,W"``), ``scale``,
-``model_hash`` and ``shapes`` (JSON list of the latent shapes). Tensors keep their dtype, so
+``model_hash``, ``shapes`` (JSON list of the latent shapes) and, for codes conditioned on a
+noise level, ``noise_level``. Tensors keep their dtype, so
 saving and loading is bit-exact. Files are written atomically (temporary file, then rename).
 """
 
@@ -41,6 +42,8 @@ def save_latents(path: str | Path, code: LatentCode) -> Path:
         "model_hash": code.model_hash,
         "shapes": json.dumps([list(z.shape) for z in code.latents]),
     }
+    if code.noise_level is not None:
+        metadata["noise_level"] = repr(float(code.noise_level))
     return write_safetensors(path, tensors, metadata)
 
 
@@ -64,12 +67,14 @@ def load_latents(path: str | Path) -> LatentCode:
             height, width = (int(v) for v in metadata["image_size"].split(","))
             scale = int(metadata["scale"])
             model_hash = metadata["model_hash"]
+            noise = metadata.get("noise_level")
+            noise_level = None if noise is None else float(noise)
     except LatentFileError:
         raise
     except (SafetensorError, OSError, KeyError, ValueError) as exc:
         reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
         raise LatentFileError(f"{path}: cannot read latents ({reason})") from None
-    return LatentCode(latents, lr, (height, width), scale, model_hash)
+    return LatentCode(latents, lr, (height, width), scale, model_hash, noise_level)
 
 
 def check_compatible(model: FlowSR, code: LatentCode, name: str = "latents") -> None:

@@ -70,4 +70,4 @@ def style_transfer(
             torch.where(m, zs, zb) for m, zs, zb in zip(masks, style.latents, base.latents,
                                                         strict=True)
         ]  # fmt: skip
-    return LatentCode(latents, target_padded, want, s, style.model_hash)
+    return LatentCode(latents, target_padded, want, s, style.model_hash, style.noise_level)

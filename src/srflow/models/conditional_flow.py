@@ -11,7 +11,7 @@ from torch import Tensor, nn
 from srflow.flows.nets import SubnetSpec
 from srflow.flows.split import SplitPrior
 from srflow.flows.squeeze import Squeeze2d
-from srflow.flows.step import FlowStep
+from srflow.flows.step import FlowStep, NoiseCondition
 from srflow.models.srflow_config import FlowConfig
 
 
@@ -53,6 +53,9 @@ class ConditionalFlow(nn.Module):
         cond_channels: channels of each conditioning tensor.
         in_channels: image channels.
         generator: random source for initial weights.
+        noise: NCSR's noise-conditioned part of the conditional steps: ``(map channels,
+            applies(level, step))``, whether step ``step`` (0-based) of level ``level``
+            (1-based) applies it; ``None``: no such part.
     """
 
     def __init__(
@@ -61,6 +64,7 @@ class ConditionalFlow(nn.Module):
         cond_channels: int,
         in_channels: int = 3,
         generator: torch.Generator | None = None,
+        noise: tuple[int, Callable[[int, int], bool]] | None = None,
     ) -> None:
         super().__init__()
         self.config = config
@@ -76,7 +80,11 @@ class ConditionalFlow(nn.Module):
                 for _ in range(config.transitional_steps)
             ]
             for step in range(config.steps_per_level):
-                new.append(FlowStep(channels, cond_channels, subnet, eps, generator))
+                noise_channels, applies = noise if noise is not None else (None, None)
+                new.append(FlowStep(
+                    channels, cond_channels, subnet, eps, generator, noise_channels,
+                    applies is not None and applies(level, step),
+                ))  # fmt: skip
                 if step in config.split_after_steps:
                     new.append(split := SplitPrior(channels))
                     channels = split.kept
@@ -87,11 +95,12 @@ class ConditionalFlow(nn.Module):
             self.layer_levels += [level] * len(new)
         self.top_channels = channels
         #: Per layer (in :attr:`layers` order), the largest ``|value|`` its inverse may output,
-        #: or ``None`` (unbounded): calibrated on training images (:mod:`srflow.inference.bounds`)
-        #: so that in-distribution decoding is unchanged while an exploding inverse is stopped.
+        #: or ``None`` (unbounded): calibrated on training images
+        #: (:mod:`srflow.models.inverse_bounds`) so that in-distribution decoding is unchanged
+        #: while an exploding inverse is stopped.
         self.inverse_bounds: tuple[float, ...] | None = None
 
-    def encode(self, x: Tensor, conds: list[Tensor]) -> FlowPass:
+    def encode(self, x: Tensor, conds: Sequence[Tensor | NoiseCondition]) -> FlowPass:
         """Map an HR image ``(B, C, H, W)`` to its latents."""
         logdet = x.new_zeros(x.shape[0])
         split_log_prob = x.new_zeros(x.shape[0])
@@ -108,7 +117,7 @@ class ConditionalFlow(nn.Module):
         return FlowPass(latents, logdet, split_log_prob)
 
     def decode(
-        self, latents: list[Tensor], conds: Sequence[Tensor],
+        self, latents: list[Tensor], conds: Sequence[Tensor | NoiseCondition],
         observe: Callable[[int, Tensor], None] | None = None,
     ) -> FlowPass:  # fmt: skip
         """Map latents (in :meth:`encode` order) back to an HR image, each layer's output

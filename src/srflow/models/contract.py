@@ -67,6 +67,8 @@ class Capabilities:
             it decodes back to the HR (validation and evaluation sample from that LR).
         encoder_pretraining: an encoder with its own SR output, pre-trained with an L1 loss
             and frozen for a while (``train.l1_pretrain_steps``, ``encoder_freeze_fraction``).
+        noise_level: conditioned on a noise level (NCSR): ``prepare(lr, noise_level=sigma)``
+            conditions its samples on a constant noise map ``sigma``.
         reasons: for each capability the model lacks, why (the end of a refusal's line).
     """
 
@@ -74,6 +76,7 @@ class Capabilities:
     downscale: bool = False
     rescaling: bool = False
     encoder_pretraining: bool = False
+    noise_level: bool = False
     reasons: dict[str, str] = field(default_factory=dict)
 
 
@@ -119,14 +122,21 @@ class Conditioning:
         features: the family's per-level tensors computed from ``lr`` (each image once).
         keep: whether a model's sampling twin may keep its conditioning-only terms in
             :attr:`cache` between decodes (``False`` for a single decode: nothing to reuse).
+        noise_level: the noise level a noise-conditioned family (NCSR) conditions on: a
+            number (a constant map; 0 is the original's test-time zero map), a tensor map, or
+            ``None`` (no noise-conditioned part); ``None`` for the other families.
         cache: terms a sampling twin computed from :attr:`features` (see
             :mod:`srflow.sampling.terms`); empty for the reference decode.
     """
 
-    def __init__(self, lr: Tensor, features: list[Tensor], keep: bool = True) -> None:
+    def __init__(
+        self, lr: Tensor, features: list[Tensor], keep: bool = True,
+        noise_level: float | Tensor | None = None,
+    ) -> None:  # fmt: skip
         self.lr = lr
         self.features = features
         self.keep = keep
+        self.noise_level = noise_level
         self.cache: dict[tuple[int, str], object] = {}
 
     def __len__(self) -> int:
@@ -200,8 +210,11 @@ class FlowSR(nn.Module, abc.ABC):
     # --- the flow ---------------------------------------------------------------------------
 
     @abc.abstractmethod
-    def prepare(self, lr: Tensor, keep: bool = True) -> Conditioning:
-        """What depends on ``lr`` alone, for many decodes (``keep=False``: for one)."""
+    def prepare(
+        self, lr: Tensor, keep: bool = True, *, noise_level: float | None = None
+    ) -> Conditioning:
+        """What depends on ``lr`` alone, for many decodes (``keep=False``: for one);
+        ``noise_level`` needs :attr:`Capabilities.noise_level` (:meth:`check_noise_level`)."""
 
     @abc.abstractmethod
     def encode(self, hr: Tensor, lr: Tensor) -> Encoding:
@@ -246,15 +259,17 @@ class FlowSR(nn.Module, abc.ABC):
     def sample(
         self, lr: Tensor, temperature: Temperature = 0.8, n: int = 1,
         generator: torch.Generator | None = None, *, batch_size: int | None = None,
+        noise_level: float | None = None,
     ) -> Tensor:  # fmt: skip
         """``n`` samples of each LR image, ``(n, B, 3, H, W)`` clamped to ``[0, 1]``.
 
         The conditioning is prepared once; latents are drawn sample by sample (so the result
         for a ``generator`` state does not depend on ``batch_size``) and decoded ``batch_size``
         samples at a time (default: all). Diverged values issue a
-        :class:`~srflow.divergence.DivergenceWarning`.
+        :class:`~srflow.divergence.DivergenceWarning`. ``noise_level`` as :meth:`prepare`.
         """
-        return sampling.sample(self.sampling_twin(), lr, temperature, n, generator, batch_size)
+        return sampling.sample(self.sampling_twin(), lr, temperature, n, generator, batch_size,
+                               noise_level)  # fmt: skip
 
     # --- what a checkpoint holds besides the weights -----------------------------------------
 
@@ -277,6 +292,15 @@ class FlowSR(nn.Module, abc.ABC):
         if not getattr(self.capabilities, capability):
             reason = self.capabilities.reasons.get(capability, f"the model has no {capability}")
             raise CapabilityError(f"{what}: {reason}")
+
+    def check_noise_level(self, noise_level: float | None) -> None:
+        """Refuse a noise level (one line) unless the model is conditioned on one; it must be a
+        finite number from 0 to 1 (the image range)."""
+        if noise_level is None:
+            return
+        self.require("noise_level", "a noise level")
+        if not 0.0 <= float(noise_level) <= 1.0:
+            raise ValueError(f"noise level must lie in [0, 1], got {noise_level}")
 
     def receptive_region(self, changed: list[Tensor]) -> Tensor:
         """HR pixels the decoded image may differ in when only the ``changed`` latent

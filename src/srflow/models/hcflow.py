@@ -116,6 +116,7 @@ class HCFlow(FlowSR):
                 "the coarser ones, so a latent change can reach most of the image",
                 "rescaling": "an HCFlow super-resolution model, not trained for rescaling",
                 "encoder_pretraining": "HCFlow has no encoder with an SR output of its own",
+                "noise_level": "HCFlow is not conditioned on a noise level (NCSR models are)",
             },
         )
 
@@ -209,10 +210,13 @@ class HCFlow(FlowSR):
         """Coarsest level first, as the original's sampler draws them."""
         return list(reversed(range(self.config.levels)))
 
-    def prepare(self, lr: Tensor, keep: bool = True) -> Conditioning:
+    def prepare(
+        self, lr: Tensor, keep: bool = True, *, noise_level: float | None = None
+    ) -> Conditioning:
         """What depends on the LR alone: the coarsest level's features (one per image). The
         finer levels are conditioned on each sample's own coarser result, so nothing more is
         shared (``keep`` changes nothing)."""
+        self.check_noise_level(noise_level)
         return Conditioning(lr, [self.levels[-1].features(lr)], keep)
 
     def decode(

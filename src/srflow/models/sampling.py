@@ -127,14 +127,14 @@ def decode_stream(
 
 def sample(
     model: FlowSR, lr: Tensor, temperature: Temperature, n: int,
-    generator: torch.Generator | None, batch_size: int | None,
+    generator: torch.Generator | None, batch_size: int | None, noise_level: float | None = None,
 ) -> Tensor:  # fmt: skip
     """:meth:`FlowSR.sample` (``model`` is the sampling twin): ``(n, B, 3, H, W)``."""
     if n < 1:
         raise ValueError(f"need at least one sample, got n={n}")
     b, s = lr.shape[0], model.config.scale
     batch = max(1, batch_size or n)
-    conditioning = model.prepare(lr, keep=n > batch)
+    conditioning = model.prepare(lr, n > batch, noise_level=noise_level)
     shapes = model.latent_shapes(lr)
     diverged: list[int] = []  # per image, in the order the batches are decoded
 

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 
 import torch
@@ -12,6 +12,7 @@ from torch import Tensor
 from srflow.encoders.rrdb import RRDBEncoder
 from srflow.flows.distributions import gaussian_log_prob
 from srflow.flows.split import SplitPrior
+from srflow.flows.step import NoiseCondition
 from srflow.models.conditional_flow import ConditionalFlow
 from srflow.models.contract import (
     Capabilities,
@@ -93,6 +94,7 @@ class SRFlow(FlowSR):
             "downscale": "SRFlow-family models only super-resolve: they have no flow from HR "
             "to LR (image rescaling needs an HCFlow model)",
             "rescaling": "not an image rescaling model",
+            "noise_level": "this model is not conditioned on a noise level (NCSR models are)",
         },
     )
 
@@ -105,7 +107,9 @@ class SRFlow(FlowSR):
             self.encoder = RRDBEncoder(
                 enc.features, enc.growth, enc.blocks, config.scale, enc.stacked_blocks
             )
-            self.flow = ConditionalFlow(config.flow, enc.cond_channels, 3, generator)
+            self.flow = ConditionalFlow(
+                config.flow, enc.cond_channels, 3, generator, self.noise_part(config)
+            )
         self._factors = [
             config.level_feature_factor(level) for level in range(1, config.flow.levels + 1)
         ]
@@ -131,12 +135,39 @@ class SRFlow(FlowSR):
         features = self.encoder.features_at(lr, sorted(set(self._factors)))
         return [features[f] for f in self._factors]
 
-    def prepare(self, lr: Tensor, keep: bool = True) -> Conditioning:
+    def prepare(
+        self, lr: Tensor, keep: bool = True, *, noise_level: float | None = None
+    ) -> Conditioning:
         """The encoder's features of ``lr`` (one per flow level), for many decodes. The
         sampling twin (:meth:`sampling_twin`) also keeps each conditional layer's
         conditioning-only term in it after first use (``keep=False``: for one decode, each
         term freed after use)."""
-        return Conditioning(lr, self.features(lr), keep)
+        self.check_noise_level(noise_level)
+        return Conditioning(lr, self.features(lr), keep, self.default_noise(noise_level))
+
+    @staticmethod
+    def noise_part(config: ModelConfig) -> tuple[int, Callable[[int, int], bool]] | None:
+        """The noise-conditioned part of the steps (NCSR); none in SRFlow and SRFlow-DA."""
+        return None
+
+    def default_noise(self, noise_level: float | None) -> float | None:
+        """The noise level a conditioning carries (none: this family has no noise part)."""
+        return noise_level
+
+    def level_conditions(
+        self, features: list[Tensor], noise: float | Tensor | None
+    ) -> list[Tensor] | list[NoiseCondition]:
+        """What each flow level is conditioned on: its features (NCSR: with a noise map)."""
+        return features
+
+    def flow_input(self, hr: Tensor, lr: Tensor) -> Tensor:
+        """What the flow encodes of an HR image: the image itself (a residual model: its
+        difference to the LR's upscale)."""
+        return hr
+
+    def flow_output(self, x: Tensor, lr: Tensor) -> Tensor:
+        """The HR image of the flow's output (:meth:`flow_input` undone)."""
+        return x
 
     def _check_lr(self, lr: Tensor) -> None:
         m = self.config.size_multiple_lr
@@ -147,20 +178,30 @@ class SRFlow(FlowSR):
 
     def encode(
         self, hr: Tensor, lr: Tensor, *, dequantize: bool = False,
-        generator: torch.Generator | None = None,
+        generator: torch.Generator | None = None, noise_level: float | None = None,
     ) -> SRFlowEncoding:  # fmt: skip
         """Encode ``hr`` given ``lr``; with ``dequantize`` add the training noise first
-        (:meth:`dequantize`)."""
+        (:meth:`dequantize`); ``noise_level`` as :meth:`prepare` takes it."""
+        self.check_noise_level(noise_level)
+        noise = self.default_noise(noise_level)
+        return self.encode_given(hr, lr, noise, dequantize=dequantize, generator=generator)
+
+    def encode_given(
+        self, hr: Tensor, lr: Tensor, noise: float | Tensor | None, *,
+        dequantize: bool = False, generator: torch.Generator | None = None,
+    ) -> SRFlowEncoding:  # fmt: skip
+        """:meth:`encode` conditioned on any noise source :meth:`level_conditions` takes (a
+        noise-conditioned family's training passes the noise it added to the HR)."""
         if hr.shape[2:] != torch.Size([s * self.config.scale for s in lr.shape[2:]]):
             raise ValueError(
                 f"HR {tuple(hr.shape)} is not {self.config.scale}x LR {tuple(lr.shape)}"
             )
-        conds = self.features(lr)
+        conds = self.level_conditions(self.features(lr), noise)
         pixels = hr.shape[2] * hr.shape[3]
         deq_logdet = 0.0
         if dequantize:
             hr, deq_logdet = self.dequantize(hr, generator)
-        result = self.flow.encode(hr, conds)
+        result = self.flow.encode(self.flow_input(hr, lr), conds)
         latents = result.output
         assert isinstance(latents, list)
         return SRFlowEncoding(
@@ -175,8 +216,10 @@ class SRFlow(FlowSR):
 
         ``uniform`` (SRFlow): ``hr + (U(0, 1) - 0.5) / bins`` and ``-ln(bins) * H * W``;
         ``gaussian`` (SRFlow-DA): ``hr + N(0, 1) * sigma`` with ``sigma = (4/sqrt(3))/255``
-        and no log-det term (as the original).
+        and no log-det term (as the original); ``none``: ``hr`` as it is.
         """
+        if self.config.dequantization == "none":
+            return hr, 0.0
         kwargs = {"generator": generator, "dtype": hr.dtype, "device": hr.device}
         if self.config.dequantization == "gaussian":
             return hr + torch.randn(hr.shape, **kwargs) * GAUSSIAN_DEQUANTIZATION_SIGMA, 0.0
@@ -201,11 +244,13 @@ class SRFlow(FlowSR):
             ``logdet`` (:meth:`sampling_twin` decodes faster, computing no log-det).
         """
         prepared = as_conditioning(self, conditioning, conds)
-        result = self.flow.decode(latents, prepared.features)
+        level_conds = self.level_conditions(prepared.features, prepared.noise_level)
+        result = self.flow.decode(latents, level_conds)
         assert isinstance(result.output, Tensor)
+        hr = self.flow_output(result.output, prepared.lr)
         if not logdet:
-            return result.output, None
-        return result.output, result.logdet - result.split_log_prob
+            return hr, None
+        return hr, result.logdet - result.split_log_prob
 
     def nll_bits_per_dim(
         self, hr: Tensor, lr: Tensor, *, dequantize: bool = True,
@@ -215,7 +260,8 @@ class SRFlow(FlowSR):
 
         With uniform ``dequantize`` the density is corrected by ``-3 H W ln(bins)`` (a proper
         per-dimension discretization); Gaussian dequantization (SRFlow-DA) has no such term:
-        the value is the continuous NLL of the noisy image, as SRFlow-DA trains it.
+        the value is the continuous NLL of the noisy image, as SRFlow-DA trains it; ``none``
+        gives the continuous NLL of the image itself.
         """
         enc = self.encode(hr, lr, dequantize=dequantize, generator=generator)
         uniform = dequantize and self.config.dequantization == "uniform"

@@ -18,8 +18,9 @@ from srflow.config.loading import ConfigValueError
 #: SRFlow-DA's deep convolutional blocks: plain (DA, DA-S), with one long skip (DA-R), or of
 #: residual blocks (DA-D).
 SubnetKind = Literal["actnorm", "plain", "long_skip", "residual"]
-#: Training dequantization: SRFlow's uniform noise or SRFlow-DA's Gaussian noise.
-DequantizationKind = Literal["uniform", "gaussian"]
+#: Training dequantization: SRFlow's uniform noise (its paper), SRFlow-DA's Gaussian noise, or
+#: none (the released SRFlow and NCSR code trains on the 8-bit images as they are).
+DequantizationKind = Literal["uniform", "gaussian", "none"]
 
 
 @dataclass(frozen=True)
@@ -125,9 +126,11 @@ class ModelConfig:
         flow: the conditional flow.
         dequantization_bins: ``quant`` of the original: uniform dequantization noise of width
             ``1 / dequantization_bins`` during training (32 in every published config).
-        dequantization: ``uniform`` (SRFlow: ``U(-0.5, 0.5) / bins`` and a ``-ln(bins)``
-            log-det per pixel) or ``gaussian`` (SRFlow-DA: ``N(0, sigma^2)`` with
-            ``sigma = (4 / sqrt(3)) / 255`` and no log-det term).
+        dequantization: the training noise added to the HR: ``uniform`` (SRFlow's paper:
+            ``U(-0.5, 0.5) / bins`` and a ``-ln(bins)`` log-det per pixel), ``gaussian``
+            (SRFlow-DA: ``N(0, sigma^2)`` with ``sigma = (4 / sqrt(3)) / 255`` and no log-det
+            term) or ``none`` (what SRFlow's released training code does: its
+            ``optimize_parameters`` never passes ``add_gt_noise``; NCSR likewise).
     """
 
     scale: int = 4

@@ -39,10 +39,12 @@ class SRFlowSamplingTwin(SamplingTwin):
     ) -> tuple[Tensor, Tensor | None]:
         if logdet:
             return self.model.decode(conditioning, latents)
-        prepared = as_conditioning(self.model, conditioning, None)
-        flow = self.model.flow
-        hr = decode_stack(
-            flow.layers, flow.layer_levels, latents, prepared.features, prepared.cache,
+        model = self.model
+        prepared = as_conditioning(model, conditioning, None)
+        flow = model.flow
+        x = decode_stack(
+            flow.layers, flow.layer_levels, latents,
+            model.level_conditions(prepared.features, prepared.noise_level), prepared.cache,
             prepared.keep, flow.inverse_bounds,
         )  # fmt: skip
-        return hr, None
+        return model.flow_output(x, prepared.lr), None

@@ -46,9 +46,11 @@ class SamplingTwin:
         return self.model.sample_latents(shapes, temperature, generator, dtype=dtype,
                                          device=device)  # fmt: skip
 
-    def prepare(self, lr: Tensor, keep: bool = True) -> Conditioning:
+    def prepare(
+        self, lr: Tensor, keep: bool = True, *, noise_level: float | None = None
+    ) -> Conditioning:
         """As :meth:`FlowSR.prepare` (the twin fills :attr:`Conditioning.cache`)."""
-        return self.model.prepare(lr, keep)
+        return self.model.prepare(lr, keep, noise_level=noise_level)
 
     def decode(
         self, conditioning: Conditioning | Tensor, latents: list[Tensor], *, logdet: bool = True

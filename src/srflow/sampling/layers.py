@@ -190,11 +190,18 @@ def _step_inverse_conv(step: FlowStep) -> KeptConv:
     return folded(step, "inverse", (conv.weight, norm.logs, norm.bias), compute)
 
 
-def step_inverse(step: FlowStep, y: Tensor, terms: LevelTerms) -> Tensor:
-    """A flow step's inverse: coupling, injector, the overflow bound (in place), then the
-    inverse 1x1 convolution and ActNorm as one convolution."""
+def step_inverse(
+    step: FlowStep, y: Tensor, terms: LevelTerms, noise_terms: LevelTerms | None = None
+) -> Tensor:
+    """A flow step's inverse: coupling, the noise-conditioned part (NCSR; its noise map's
+    part kept per image, like the features'), injector, the overflow bound (in place), then
+    the inverse 1x1 convolution and ActNorm as one convolution."""
     if step.injector is not None and step.coupling is not None:
         y = coupling_inverse(step.coupling, y, terms)
+        noise_map = None if noise_terms is None else noise_terms.tensor
+        if (noise := step.noise_layer(noise_map)) is not None:
+            assert noise_terms is not None
+            y = coupling_inverse(noise, y, noise_terms)
         y = injector_inverse(step.injector, y, terms)
         bound = torch.finfo(y.dtype).max ** 0.5  # as flows.step.bound_overflow, in place
         y = y.clamp_(-bound, bound)

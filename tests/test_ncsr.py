@@ -138,12 +138,14 @@ def test_the_app_and_the_latent_tools_keep_the_noise_level(tmp_path) -> None:  #
     from PIL import Image
 
     from srflow.app import actions
+    from srflow.app.models import model_info
     from srflow.app.session import Session
     from srflow.data.image_io import image_from_pil
     from srflow.inference.pipeline import SuperResolver
     from srflow.latent import decode_code, load_latents, save_latents
 
     resolver = SuperResolver(_tiny().float())
+    assert model_info(resolver, "ncsr.safetensors").family == "NCSR"  # the Model panel
     photo = Image.fromarray((torch.rand(8, 12, 3) * 255).byte().numpy())
     session = Session(image=image_from_pil(photo), name="photo")
     result = actions.draw_samples(session, resolver, 0.4, 2, 3, lambda d, w: None,
@@ -163,7 +165,8 @@ def test_the_app_and_the_latent_tools_keep_the_noise_level(tmp_path) -> None:  #
     torch.testing.assert_close(decode_code(model, back), decode_code(model, code))
 
 
-def test_the_tiny_preset_trains_end_to_end(tmp_path) -> None:  # noqa: ANN001
+@pytest.mark.parametrize("residual", [False, True], ids=["ncsr", "fs_ncsr"])
+def test_the_tiny_preset_trains_end_to_end(tmp_path, residual: bool) -> None:  # noqa: ANN001
     import json
 
     import numpy as np
@@ -181,12 +184,13 @@ def test_the_tiny_preset_trains_end_to_end(tmp_path) -> None:  # noqa: ANN001
         Image.fromarray(getattr(skimage_data, name)()).save(photos / f"{name}.png")
     cfg = load_run_config("train_ncsr_tiny", [
         f"data.train_hr={photos}", "train.steps=60", "train.log_every=10",
-        "train.checkpoint_every=0"])  # fmt: skip
+        "train.checkpoint_every=0", f"model.residual={str(residual).lower()}"])  # fmt: skip
     train(cfg, tmp_path / "run", progress=False)
     lines = (tmp_path / "run" / "metrics.jsonl").read_text().splitlines()
     losses = [r["bits_per_dim"] for r in map(json.loads, lines) if r["kind"] == "train"]
     assert len(losses) == 6 and all(np.isfinite(losses)), losses
-    assert losses[-1] < losses[0] - 0.3, losses
+    # the residual starts lower (the bicubic upscale explains most of the image)
+    assert losses[-1] < losses[0] - (0.1 if residual else 0.3), losses
     model = load_model(export_model(tmp_path / "run", tmp_path / "ncsr.safetensors"))
     assert isinstance(model, NCSR) and model.config == cfg.model
 

@@ -4,6 +4,7 @@ of scikit-image's photographs (astronaut, chelsea, coffee)."""
 from __future__ import annotations
 
 import logging
+import re
 from pathlib import Path
 
 import numpy as np
@@ -250,3 +251,17 @@ def test_outputs_into_the_input_folder_and_notes(tmp_path: Path, capsys) -> None
     err = capsys.readouterr().err
     assert "note: " in err and "readme.txt: skipped, not an image file" in err
     assert "error" not in err
+
+
+def test_tiled_progress_is_a_clean_percentage(model_file: Path, tmp_path: Path, capsys) -> None:
+    import warnings
+
+    big = np.ascontiguousarray(data.astronaut()[0:384:8, 100:452:8])  # 48x44: 3x3 tiles
+    Image.fromarray(big).save(tmp_path / "big.png")
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        sr(model_file, tmp_path / "big.png", "-o", tmp_path / "o", "-T", 16, "-n", 2, "-t", 0.3)
+    assert not [w for w in caught if "tqdm" in type(w.message).__name__.lower()]
+    err = capsys.readouterr().err
+    assert "big.png:" in err and "%|" in err
+    assert not re.search(r"\d\.\d+/2", err) and "-" not in err.split("<")[-1].split("]")[0]

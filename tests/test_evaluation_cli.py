@@ -139,3 +139,19 @@ def test_bad_inputs_give_one_error_line(setup, tmp_path, monkeypatch, capsys):
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and "astronaut.png: no LR image" in err
     assert not (tmp_path / "o").exists()  # nothing written before the inputs are checked
+
+
+def test_diverged_samples_are_one_warning_line_each(setup, tmp_path, capsys):
+    from test_inference_api import tiny_model
+
+    root, _ = setup
+    save_model(tiny_model(), tmp_path / "wild.safetensors")  # diverges above about 0.6
+    args = ["eval", "--model", str(tmp_path / "wild.safetensors"), "--hr", str(root / "hr"),
+            "-t", "1.5", "-n", "2", "-o", str(tmp_path / "out"), "--no-plots",
+            "--skip", "lpips", "niqe", "brisque", "piqe"]  # fmt: skip
+    capsys.readouterr()
+    assert main(args) == 0
+    err = capsys.readouterr().err
+    warned = [line for line in err.splitlines() if "diverged" in line]
+    assert warned and all(line.startswith("warning: ") for line in warned), err
+    assert ".py:" not in err and "gen.send" not in err

@@ -63,6 +63,16 @@ def fail(message: str) -> None:
     tqdm.write(f"error: {message}", file=sys.stderr)
 
 
+def one_line_warning(
+    message: Warning | str, category: type[Warning], filename: str, lineno: int,
+    file: object = None, line: str | None = None,
+) -> None:  # fmt: skip
+    """``warnings.showwarning`` for the commands: ``warning: message`` (its first line) on
+    stderr, above any progress bar, without Python's file, line number and source line."""
+    text = str(message).strip().splitlines()
+    tqdm.write(f"warning: {text[0] if text else category.__name__}", file=sys.stderr)
+
+
 def note(message: str) -> None:
     """Print ``note: message`` on stderr: something left out on purpose, not a failure."""
     tqdm.write(f"note: {message}", file=sys.stderr)

@@ -6,10 +6,18 @@ import argparse
 import logging
 import os
 import sys
+import warnings
 from collections.abc import Sequence
 
 from srflow.cli import app, evaluate, latent, metrics, rescale, sr, tools
-from srflow.cli.common import CliError, Parser, describe_os_error, fail, unexpected
+from srflow.cli.common import (
+    CliError,
+    Parser,
+    describe_os_error,
+    fail,
+    one_line_warning,
+    unexpected,
+)
 from srflow.cli.threads import apply_threads, threads_arg
 from srflow.families import FAMILIES
 from srflow.inference.allocator import keep_freed_memory
@@ -55,6 +63,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         format="%(levelname)s %(name)s: %(message)s",
     )
     keep_freed_memory()  # reuse freed activations: see srflow.inference.allocator
+    with warnings.catch_warnings():  # a warning is one `warning:` line, not Python's two
+        warnings.showwarning = one_line_warning
+        return _run(args)
+
+
+def _run(args: argparse.Namespace) -> int:
     try:
         apply_threads(args.threads)
         return int(args.run(args))

@@ -14,8 +14,6 @@ import logging
 import re
 from pathlib import Path
 
-from tqdm import tqdm
-
 from srflow.checkpoints import CheckpointError
 from srflow.cli.common import (
     CliError,
@@ -34,6 +32,7 @@ from srflow.cli.common import (
     write_output,
 )
 from srflow.cli.divergence import DivergenceLog
+from srflow.cli.progress import sample_progress
 from srflow.data.image_io import IMAGE_SUFFIXES, read_image
 from srflow.inference.memory import available_bytes, memory_problem, parse_bytes, plan_memory
 from srflow.inference.naming import output_name
@@ -158,7 +157,7 @@ def _super_resolve_one(
     batch, tile = _fit_memory(resolver, (h, w), counts, item.path.name, args)
     alpha = resolver.upscale_alpha(loaded)
     fmt = output_format(args.format, item.path)
-    with tqdm(total=sum(counts), desc=item.path.name, unit="sample", leave=False) as bar:
+    with sample_progress(item.path.name, sum(counts), tile is not None) as bar:
         results = resolver.sample_temperatures(
             loaded.rgb, args.temperature, counts, args.seed, tile=tile,
             tile_overlap=args.tile_overlap, batch_size=batch, progress=bar.update,

@@ -76,3 +76,22 @@ def test_list_names_every_metric(capsys: pytest.CaptureFixture) -> None:
     assert len(lines) == len(METRIC_SPECS)
     kind_column = {line.index("full-" if "full-" in line else "no-") for line in lines}
     assert len(kind_column) == 1  # the names padded to one column
+
+
+def test_srflow_outputs_pair_with_their_ground_truth(
+    pairs: tuple[Path, Path], tmp_path: Path, capsys: pytest.CaptureFixture
+) -> None:
+    """``srflow sr`` names outputs ``NAME_sr_t0.80_s00.png``: they pair with ``NAME.*``."""
+    sr, gt = pairs
+    out = tmp_path / "sr_out"
+    out.mkdir()
+    for name, tail in (("I03", "_sr_t0.80_s00"), ("I03", "_sr_t0.80_s01"), ("I04", "_t0.00_s00")):
+        shutil.copy(sr / f"{name}.png", out / f"{name}{tail}.png")
+    assert main(["metrics", str(out), "--ref", str(gt), "--metric", "psnr", "--json"]) == 0
+    lines = [json.loads(x) for x in capsys.readouterr().out.splitlines()]
+    a, b = (np.asarray(Image.open(d / "I03.png")) for d in (sr, gt))
+    assert len(lines) == 3 and lines[0]["psnr"] == pytest.approx(psnr(a, b), abs=1e-12)
+    (out / "I05_sr_t0.80_s00.png").write_bytes((out / "I04_t0.00_s00.png").read_bytes())
+    assert main(["metrics", str(out), "--ref", str(gt), "--metric", "psnr"]) == 1
+    err = capsys.readouterr().err
+    assert "no reference named I05_sr_t0.80_s00, I05_sr, I05 in" in err

@@ -28,6 +28,7 @@ from srflow.cli.common import (
     note,
 )
 from srflow.data.image_io import IMAGE_SUFFIXES, read_image
+from srflow.inference.naming import source_stems
 from srflow.inference.pipeline import pick_device
 from srflow.metrics.registry import METRIC_SPECS, MetricRunner
 from srflow.metrics.weights import MetricUnavailable
@@ -101,11 +102,13 @@ def run(args: argparse.Namespace) -> int:
         image = _as_uint8(item.path)
         ref = None
         if needing:
-            ref_path = references.get(item.out_stem) or (
+            named = (references.get(stem) for stem in source_stems(item.out_stem))
+            ref_path = next((p for p in named if p is not None), None) or (
                 next(iter(references.values())) if len(references) == 1 else None
             )
             if ref_path is None:
-                raise InputError(f"{item.path}: no reference named {item.out_stem} in {args.ref}")
+                tried = ", ".join(str(s) for s in source_stems(item.out_stem))
+                raise InputError(f"{item.path}: no reference named {tried} in {args.ref}")
             ref = _as_uint8(ref_path)
         values: dict[str, float] = {}
         for name in names:

@@ -155,3 +155,25 @@ def test_largest_seed_works(model_file: Path, tmp_path: Path) -> None:
     Image.fromarray(PHOTO).save(tmp_path / "a.png")
     assert main(["sr", str(tmp_path / "a.png"), "-o", str(tmp_path / "out"), "--model",
                  str(model_file), "-t", "0", "--seed", str(2**63 - 1)]) == 0  # fmt: skip
+
+
+def test_convert_names_files_that_need_no_conversion(
+    model_file: Path, tmp_path: Path, capsys
+) -> None:  # noqa: ANN001
+    import torch
+
+    assert main(["convert", str(model_file), str(tmp_path / "again.safetensors")]) == 2
+    (line,) = errors(capsys)
+    assert "already an srflow model file (SRFlow 4x" in line and "srflow info" in line
+    renamed = tmp_path / "model.pth"  # our format under another name
+    renamed.write_bytes(model_file.read_bytes())
+    assert main(["convert", str(renamed), str(tmp_path / "x.safetensors")]) == 2
+    assert "already an srflow model file" in errors(capsys)[0]
+    last = tmp_path / "last.pt"
+    torch.save({"format": "srflow-train/1", "step": 1037, "model": {"w": torch.zeros(1)}}, last)
+    sr_args = ["sr", "in.png", "-o", str(tmp_path / "o"), "--model", str(last)]
+    for command in (["convert", str(last), str(tmp_path / "y.safetensors")], sr_args):
+        assert main(command) == 2
+        (line,) = errors(capsys)
+        assert "training checkpoint (step 1037)" in line and "srflow export RUN_DIR" in line
+    assert not (tmp_path / "x.safetensors").exists() and not (tmp_path / "y.safetensors").exists()

@@ -22,7 +22,13 @@ from safetensors.torch import save_file
 from torch import Tensor
 
 from srflow.checkpoints.errors import CheckpointError
-from srflow.checkpoints.reading import ModelFile, read_metadata, read_model_file, read_state_dict
+from srflow.checkpoints.reading import (
+    ModelFile,
+    is_safetensors,
+    read_metadata,
+    read_model_file,
+    read_state_dict,
+)
 from srflow.config.loading import ConfigError, to_dict
 from srflow.families import (
     FAMILY_KEY,
@@ -183,7 +189,19 @@ def convert_checkpoint(
     source: str | Path, target: str | Path, *, stacked_blocks: tuple[int, ...] | None = None
 ) -> tuple[FlowSR, Path]:
     """Convert an original ``.pth`` of any family into our safetensors format (weights
-    bit-identical); returns the loaded model and the written path."""
+    bit-identical); returns the loaded model and the written path.
+
+    Raises:
+        CheckpointError: one line; a file already in our format, or a training checkpoint
+            of ours, says so (and what to do instead).
+    """
+    source = Path(source)
+    if source.is_file() and is_safetensors(source):
+        metadata = read_metadata(source)
+        if metadata.get("format") == FORMAT:
+            found = describe(read_model_config(source))
+            raise CheckpointError(f"{source}: already an srflow model file ({found}); "
+                                  "nothing to convert (`srflow info` shows it)")  # fmt: skip
     model = load_original(read_state_dict(source), stacked_blocks=stacked_blocks,
                           source_name=str(source))  # fmt: skip
     return model, save_model(model, target)

@@ -35,19 +35,42 @@ def _reason(exc: Exception) -> str:
     return "not a PyTorch file"
 
 
+#: The format tag of srflow's training checkpoints (``RUN_DIR/checkpoints/*.pt``).
+TRAINING_FORMAT = "srflow-train/1"
+
+
+def is_safetensors(path: Path) -> bool:
+    """Whether the file starts as a safetensors file does (a header length, then ``{``),
+    whatever its name."""
+    try:
+        with path.open("rb") as handle:
+            head = handle.read(9)
+    except OSError:
+        return False
+    return len(head) == 9 and head[8:9] == b"{"
+
+
 def read_state_dict(path: str | Path) -> dict[str, Tensor]:
     """Read a ``.pth`` state dict safely. Accepts a bare state dict or ``{"state_dict": ...}``.
 
     Raises:
-        CheckpointError: a missing, unreadable or unsafe file, or one without tensors.
+        CheckpointError: a missing, unreadable or unsafe file, or one without tensors (a
+            training checkpoint of ours says to export it).
     """
     path = Path(path)
+    if path.is_file() and is_safetensors(path):
+        raise CheckpointError(f"{path}: a safetensors file, not a .pth checkpoint")
     try:
         obj = torch.load(path, map_location="cpu", weights_only=True)
     except FileNotFoundError:
         raise CheckpointError(f"{path}: no such file") from None
     except Exception as exc:  # torch raises many types for corrupt or unsafe files
         raise CheckpointError(f"{path}: not a model checkpoint ({_reason(exc)})") from None
+    if isinstance(obj, Mapping) and obj.get("format") == TRAINING_FORMAT:
+        raise CheckpointError(
+            f"{path}: an srflow training checkpoint (step {obj.get('step', '?')}), not a model; "
+            "`srflow export RUN_DIR model.safetensors` makes a model file of a run"
+        )
     if isinstance(obj, Mapping) and "state_dict" in obj and isinstance(obj["state_dict"], Mapping):
         obj = obj["state_dict"]
     if not isinstance(obj, Mapping) or not all(isinstance(v, Tensor) for v in obj.values()):
@@ -89,6 +112,6 @@ def read_model_file(path: str | Path) -> ModelFile:
     path = Path(path)
     if not path.is_file():
         raise CheckpointError(f"{path}: no such model file")
-    if path.suffix.lower() == ".safetensors":
+    if path.suffix.lower() == ".safetensors" or is_safetensors(path):
         return read_safetensors(path)
     return ModelFile(path, read_state_dict(path), {})

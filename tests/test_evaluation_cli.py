@@ -6,6 +6,7 @@ import csv
 import json
 import logging
 import math
+import shutil
 
 import numpy as np
 import pytest
@@ -155,3 +156,23 @@ def test_diverged_samples_are_one_warning_line_each(setup, tmp_path, capsys):
     warned = [line for line in err.splitlines() if "diverged" in line]
     assert warned and all(line.startswith("warning: ") for line in warned), err
     assert ".py:" not in err and "gen.send" not in err
+
+
+def test_the_photos_benchmark_runs_from_any_folder(setup, tmp_path, monkeypatch, capsys):
+    root, _ = setup
+    photos = tmp_path / "photos"
+    (photos / "eval").mkdir(parents=True)
+    shutil.copytree(root / "hr", photos / "eval" / "hr")
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    monkeypatch.chdir(elsewhere)  # not the repository root
+    args = ["eval", "--benchmark", "photos", "--model", str(root / "tiny.safetensors"),
+            "-t", "0.5", "-n", "1", "--no-plots", "--skip", "lpips", "niqe", "brisque", "piqe"]
+    assert main([*args, "-o", "a", "--photos", str(photos)]) == 0
+    monkeypatch.setenv("SRFLOW_PHOTOS", str(photos))
+    assert main([*args, "-o", "b"]) == 0
+    assert (elsewhere / "a" / "summary.csv").is_file() and (elsewhere / "b" / "summary.csv").is_file()
+    monkeypatch.delenv("SRFLOW_PHOTOS")
+    assert main([*args, "-o", "c"]) == 2
+    err = capsys.readouterr().err
+    assert "apt-get install lomiri-wallpapers-16.04" in err and "--photos DIR" in err

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import os
 import shlex
 import shutil
 from dataclasses import replace
@@ -47,7 +48,24 @@ from srflow.metrics.registry import METRICS, format_value
 from srflow.models.contract import FlowSR
 
 logger = logging.getLogger(__name__)
-BENCHMARKS = {"photos": Path("data") / "photos" / "eval"}
+#: Benchmarks by name: the folder (below the photos folder) that holds ``hr/`` and ``lr_x4/``.
+BENCHMARKS = {"photos": Path("eval")}
+#: Where ``scripts/prepare_photos.py`` writes the photos, unless ``--photos`` or
+#: ``$SRFLOW_PHOTOS`` says otherwise.
+PHOTOS_DEFAULT = Path("data") / "photos"
+PREPARE_PHOTOS = (
+    "make it in a clone of the srflow repository with `python scripts/prepare_photos.py --out "
+    "data/photos` (it reads 4 Debian wallpaper packages, about 206 MB: apt-get install "
+    "lomiri-wallpapers-16.04 lxqt-themes mate-backgrounds plasma-workspace-wallpapers), then "
+    "pass --photos DIR (or set SRFLOW_PHOTOS) from any folder"
+)
+
+
+def benchmark_root(args: argparse.Namespace) -> Path:
+    """The folder of ``--benchmark``: ``--photos``, else ``$SRFLOW_PHOTOS``, else
+    ``data/photos`` below the current folder."""
+    photos = args.photos or Path(os.environ.get("SRFLOW_PHOTOS") or PHOTOS_DEFAULT)
+    return photos / BENCHMARKS[args.benchmark]
 DEFAULT_TEMPERATURES = [0.0, 0.5, 0.8, 0.9, 1.0]
 
 
@@ -59,7 +77,11 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     source = p.add_mutually_exclusive_group(required=True)
     source.add_argument("--hr", type=Path, help="folder (or file) of ground-truth HR images")
     source.add_argument("--benchmark", choices=sorted(BENCHMARKS),
-                        help="photos: data/photos/eval (scripts/prepare_photos.py)")  # fmt: skip
+                        help="photos: the held-out photos of scripts/prepare_photos.py, "
+                             "PHOTOS/eval (see --photos)")  # fmt: skip
+    p.add_argument("--photos", type=Path, default=None,
+                   help="the photos folder of --benchmark (default: $SRFLOW_PHOTOS, else "
+                        "data/photos)")  # fmt: skip
     p.add_argument("--task", choices=["sr", "rescale"], default="sr",
                    help="sr (default), or rescale: an HCFlow rescaling model's 8-bit LR and "
                         "its reconstruction vs bicubic down + up (docs/rescaling.md)")  # fmt: skip
@@ -115,12 +137,10 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
 def _images(args: argparse.Namespace, scale: int) -> list[EvalImage]:
     hr_dir, lr_dir = args.hr, args.lr
     if args.benchmark:
-        root = BENCHMARKS[args.benchmark]
+        root = benchmark_root(args)
         if not (root / "hr").is_dir():
-            raise CliError(
-                f"{root / 'hr'}: benchmark {args.benchmark!r} not found; prepare it with "
-                "python scripts/prepare_photos.py --out data/photos"
-            )
+            raise CliError(f"{root / 'hr'}: benchmark {args.benchmark!r} not found; "
+                           f"{PREPARE_PHOTOS}")  # fmt: skip
         hr_dir = root / "hr"
         # a crop of the HR is scored against the bicubic of that crop (LR made from it)
         if lr_dir is None and args.crop is None and (root / f"lr_x{scale}").is_dir():
@@ -225,7 +245,7 @@ def run(args: argparse.Namespace) -> int:
 
         if args.lr is not None:
             raise CliError("--task rescale makes its LR with the model: drop --lr")
-        hr_dir = args.hr if args.hr is not None else BENCHMARKS[args.benchmark] / "hr"
+        hr_dir = args.hr if args.hr is not None else benchmark_root(args) / "hr"
         return run_rescale(args, hr_dir, DEFAULT_TEMPERATURES)
     config = _config(args)
     model, model_name, scale = _load_model(args)

@@ -265,3 +265,23 @@ def test_tiled_progress_is_a_clean_percentage(model_file: Path, tmp_path: Path, 
     err = capsys.readouterr().err
     assert "big.png:" in err and "%|" in err
     assert not re.search(r"\d\.\d+/2", err) and "-" not in err.split("<")[-1].split("]")[0]
+
+
+def test_a_second_run_notes_overwrites_or_skips(model_file: Path, tmp_path: Path, capsys) -> None:
+    Image.fromarray(COFFEE).save(tmp_path / "a.png")
+    out = tmp_path / "out"
+    args = (tmp_path / "a.png", "-o", out, "-t", 0.3, "-n", 2)
+    assert sr(model_file, *args) in (0, 3)
+    first = (out / "a_sr_t0.30_s01.png").stat().st_mtime_ns
+    capsys.readouterr()
+    assert sr(model_file, *args) in (0, 3)
+    assert "a.png: overwriting 2 existing output(s)" in capsys.readouterr().err
+    second = (out / "a_sr_t0.30_s01.png").stat().st_mtime_ns
+    assert sr(model_file, *args, "--skip-existing") == 0
+    captured = capsys.readouterr()
+    assert "its 2 output(s) exist; skipped" in captured.err
+    assert "0 of 1 image(s) super-resolved (1 skipped: outputs exist)" in captured.out
+    assert (out / "a_sr_t0.30_s01.png").stat().st_mtime_ns == second >= first
+    (out / "a_sr_t0.30_s01.png").unlink()  # one missing: computed again
+    assert sr(model_file, *args, "--skip-existing") in (0, 3)
+    assert (out / "a_sr_t0.30_s01.png").is_file()

@@ -79,3 +79,15 @@ def test_the_photos_say_what_they_need(page: str) -> None:
                     "plasma-workspace-wallpapers"):  # fmt: skip
         assert package in text, package
     assert "available offline" not in text
+
+
+def test_the_app_docs_say_why_pillow_may_be_downgraded() -> None:
+    from importlib.metadata import PackageNotFoundError, requires
+
+    try:
+        needs = [r for r in requires("gradio") or [] if r.lower().startswith("pillow")]
+    except PackageNotFoundError:
+        pytest.skip("the app extra is not installed")
+    ceiling = re.search(r"<\s*(\d+)", needs[0])
+    assert ceiling, needs  # gradio caps Pillow: the docs must say so, with its bound
+    assert f"`pillow<{ceiling[1]}`" in _doc("app.md") and "downgrade Pillow" in _doc("app.md")

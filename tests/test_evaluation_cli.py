@@ -171,7 +171,7 @@ def test_the_photos_benchmark_runs_from_any_folder(setup, tmp_path, monkeypatch,
     assert main([*args, "-o", "a", "--photos", str(photos)]) == 0
     monkeypatch.setenv("SRFLOW_PHOTOS", str(photos))
     assert main([*args, "-o", "b"]) == 0
-    assert (elsewhere / "a" / "summary.csv").is_file() and (elsewhere / "b" / "summary.csv").is_file()
+    assert all((elsewhere / run / "summary.csv").is_file() for run in ("a", "b"))
     monkeypatch.delenv("SRFLOW_PHOTOS")
     assert main([*args, "-o", "c"]) == 2
     err = capsys.readouterr().err

@@ -84,6 +84,9 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
                         "starts with a letter or digit, as Real-ESRGAN does)")  # fmt: skip
     p.add_argument("--format", "--ext", dest="format", default="png", choices=FORMATS,
                    help="output format; auto: the input's own (PNG for formats not listed)")
+    p.add_argument("--skip-existing", action="store_true",
+                   help="skip an input whose outputs all exist already (default: they are "
+                        "computed again and overwritten, with a note)")  # fmt: skip
     p.set_defaults(run=run)
 
 
@@ -149,14 +152,27 @@ def _check_options(args: argparse.Namespace) -> None:
 
 def _super_resolve_one(
     resolver: SuperResolver, item: InputFile, out_dir: Path, args: argparse.Namespace,
-    log: DivergenceLog,
+    log: DivergenceLog, skipped: list[InputFile],
 ) -> None:  # fmt: skip
-    loaded = read_image(item.path)
     counts = samples_per_temperature(args.temperature, args.samples)
+    fmt = output_format(args.format, item.path)
+    targets = [
+        item.output(out_dir, output_name("", args.suffix, temperature, index, fmt))
+        for temperature, count in zip(args.temperature, counts, strict=True)
+        for index in range(count)
+    ]
+    existing = sum(target.exists() for target in targets)
+    if existing == len(targets) and args.skip_existing:
+        note(f"{item.path}: its {existing} output(s) exist; skipped (--skip-existing)")
+        skipped.append(item)
+        return
+    if existing:
+        note(f"{item.path}: overwriting {existing} existing output(s) "
+             "(--skip-existing keeps them)")  # fmt: skip
+    loaded = read_image(item.path)
     h, w = loaded.rgb.shape[1:]
     batch, tile = _fit_memory(resolver, (h, w), counts, item.path.name, args)
     alpha = resolver.upscale_alpha(loaded)
-    fmt = output_format(args.format, item.path)
     with sample_progress(item.path.name, sum(counts), tile is not None) as bar:
         results = resolver.sample_temperatures(
             loaded.rgb, args.temperature, counts, args.seed, tile=tile,
@@ -233,8 +249,12 @@ def run(args: argparse.Namespace) -> int:
         note(f"temperature 0 gives the same output for every seed: one sample at t=0 instead "
              f"of {args.samples}")  # fmt: skip
     log = DivergenceLog()
+    skipped_inputs: list[InputFile] = []
     failures = for_each_input(
-        files, lambda item: _super_resolve_one(resolver, item, out_dir, args, log)
+        files,
+        lambda item: _super_resolve_one(resolver, item, out_dir, args, log, skipped_inputs),
     )
-    print(f"{len(files) - failures} of {len(files)} image(s) super-resolved -> {out_dir}")
+    done = len(files) - failures - len(skipped_inputs)
+    kept = f" ({len(skipped_inputs)} skipped: outputs exist)" if skipped_inputs else ""
+    print(f"{done} of {len(files)} image(s) super-resolved{kept} -> {out_dir}")
     return log.status(1 if failures or missing else 0)

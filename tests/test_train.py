@@ -297,3 +297,40 @@ def test_cli_writes_a_complete_run_folder(photos: Path, tmp_path: Path) -> None:
     assert all(torch.equal(final[k], again[k]) for k in final)
     assert srflow_main(["export", str(tmp_path), str(tmp_path / "x.safetensors")]) == 2
     assert not (tmp_path / "x.safetensors").exists()
+
+
+def test_ctrl_c_saves_the_current_step_and_a_second_one_quits_at_once(
+    photos: Path, tmp_path: Path
+) -> None:
+    import os
+    import signal
+
+    from srflow.train.interrupt import TrainingInterrupted
+
+    cfg = tiny(photos, "train.checkpoint_every=4")
+    messages: list[str] = []
+
+    def press(times: int):  # noqa: ANN202
+        def hook(step: int, hr: torch.Tensor, lr: torch.Tensor) -> tuple:
+            if step == 6:
+                for _ in range(times):
+                    os.kill(os.getpid(), signal.SIGINT)
+            return hr, lr
+
+        return hook
+
+    with pytest.raises(TrainingInterrupted) as stopped:
+        train(cfg, tmp_path / "run", batch_hook=press(1), progress=False,
+              notify=messages.append)  # fmt: skip
+    assert stopped.value.step == 7  # the step that was running completed, then it stopped
+    assert "continue with `srflow train --resume --out" in str(stopped.value)
+    assert messages and "Ctrl-C again quits now" in messages[-1]
+    assert load_checkpoint(tmp_path / "run" / "checkpoints" / "last.pt")["step"] == 7
+    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler  # restored
+    assert train(cfg, tmp_path / "run", resume=True, progress=False).step == 10
+
+    with pytest.raises(KeyboardInterrupt) as quit_now:
+        train(cfg, tmp_path / "again", batch_hook=press(2), progress=False)
+    assert not isinstance(quit_now.value, TrainingInterrupted)
+    # nothing is saved on the way out: the last checkpoint is the one before (phase start, 6)
+    assert load_checkpoint(tmp_path / "again" / "checkpoints" / "last.pt")["step"] <= 6

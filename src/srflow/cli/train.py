@@ -25,6 +25,7 @@ from srflow.data.image_io import ImageReadError
 from srflow.families import FAMILIES
 from srflow.train.config import load_run_config
 from srflow.train.guard import TrainingDivergedError
+from srflow.train.interrupt import TrainingInterrupted
 from srflow.train.setup import RunDirError
 
 logger = logging.getLogger(__name__)
@@ -100,6 +101,9 @@ def run_train(args: argparse.Namespace) -> int:
     except (ConfigError, DatasetError, ImageReadError, RunDirError, CheckpointError,
             TrainingDivergedError, FileNotFoundError, ValueError) as exc:  # fmt: skip
         raise CliError(str(exc)) from None
+    except TrainingInterrupted as exc:
+        fail(str(exc))
+        return 130
     if result.model_path is not None:
         print(f"{result.step} steps ({result.skipped_total} skipped, {result.rollbacks} "
               f"rollbacks); model: {result.model_path}")  # fmt: skip

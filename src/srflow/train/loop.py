@@ -33,6 +33,7 @@ from srflow.train import distributed as dist
 from srflow.train.config import RunConfig
 from srflow.train.ema import ModelEMA
 from srflow.train.guard import NonFiniteGuard, optimizer_step
+from srflow.train.interrupt import StopRequest, TrainingInterrupted, stop_on_interrupt
 from srflow.train.logging import MetricsLog, progress_bar
 from srflow.train.recipe import build_model, build_objective, load_init_weights
 from srflow.train.schedule import Phase, learning_rate, phase_at, phase_end
@@ -117,6 +118,7 @@ class _Session:
         self.notify: Callable[[str], None] | None = None
         self.last_metrics: dict[str, Any] = {}
         self.noise_gen = torch.Generator(device=self.device)
+        self.stop = StopRequest()
 
     def close(self) -> None:
         if self.log is not None:
@@ -265,6 +267,11 @@ class _Session:
                     since, tick = step, now
                 if at_ckpt:
                     self._save(stage)
+            if self.stop.should_stop(at_log, self.ctx, self.device):
+                if state.last_saved != step:
+                    self._save(stage)
+                last = ckpt.checkpoint_dir(self.run_dir) / ckpt.LAST
+                raise TrainingInterrupted(self.run_dir, step, last)
             at_val = bool(tc.val_every) and step % tc.val_every == 0
             if stage == "nll" and at_val and step != tc.total_steps:
                 self._validate(step)
@@ -313,9 +320,11 @@ class _Session:
         self._setup(resume, command)
         tc, state = self.tc, self.state
         pbar = progress_bar(state.step, tc.total_steps, progress and self.ctx.is_main)
+        tell = (self.notify or logger.warning) if self.ctx.is_main else None
         try:
-            while state.step < tc.total_steps:
-                self._run_phase(phase_at(state.step, tc), phase_end(state.step, tc), pbar)
+            with stop_on_interrupt(tell) as self.stop:
+                while state.step < tc.total_steps:
+                    self._run_phase(phase_at(state.step, tc), phase_end(state.step, tc), pbar)
         finally:
             pbar.close()
         stage = "l1" if phase_at(max(state.step - 1, 0), tc) == "l1" else "nll"

@@ -34,7 +34,14 @@ from srflow.cli.common import (
 from srflow.cli.divergence import DivergenceLog
 from srflow.cli.progress import sample_progress
 from srflow.data.image_io import IMAGE_SUFFIXES, read_image
-from srflow.inference.memory import available_bytes, memory_problem, parse_bytes, plan_memory
+from srflow.inference.memory import (
+    BudgetTooSmall,
+    available_bytes,
+    in_use_bytes,
+    memory_problem,
+    parse_bytes,
+    plan_within,
+)
 from srflow.inference.naming import output_name
 from srflow.inference.pipeline import MIN_TILE, SuperResolver
 
@@ -208,15 +215,19 @@ def _fit_memory(
             raise InputError(f"{w}x{h} {problem} (or --max-memory auto)")
         return args.batch_size, args.tile
     budget = args.max_memory
-    if budget == "auto":
-        budget = available_bytes(resolver.device)
-        if budget is None:
+    if budget == "auto":  # what is free, plus what this process holds already
+        free = available_bytes(resolver.device)
+        if free is None:
             raise InputError("--max-memory auto: the free memory of this device is unknown")
-    plan = plan_memory(resolver.model, hw, budget, batch=batch, tile=args.tile,
-                       **options)  # type: ignore[arg-type]  # fmt: skip
-    if plan is None:
-        raise InputError(f"{w}x{h} does not fit in {budget / 2**30:.1f} GB even with "
-                         f"--tile 32 --batch-size 1")  # fmt: skip
+        budget = free + in_use_bytes(resolver.device)
+    try:
+        plan = plan_within(resolver.model, resolver.device, hw, budget, batch=batch,
+                           tile=args.tile, **options)  # type: ignore[arg-type]  # fmt: skip
+    except BudgetTooSmall as exc:
+        raise InputError(f"{w}x{h} does not fit in --max-memory {budget // 2**20}M: "
+                         f"{exc}") from None  # fmt: skip
+    if plan is None:  # a model without an estimate: run as asked
+        return args.batch_size, args.tile
     note(f"{name}: {plan.describe()}")
     return plan.batch, plan.tile
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import os
 import re
+import sys
 from dataclasses import dataclass
 from functools import lru_cache
 
@@ -21,8 +22,16 @@ from srflow.models.contract import FlowSR
 #: Peak bytes per conditioning byte: once per call, and per sample decoded together.
 FIXED_FACTOR = 5.5
 PER_SAMPLE_FACTOR = 1.2
-#: Whole-image latents and output of each sample when tiled (float32, 2 x 3 per HR pixel).
-TILED_BYTES_PER_HR_PIXEL = 24
+#: Bytes per HR pixel that every sample of a call holds until the call ends: its float32
+#: output; tiled, also its whole-image latents (drawn before the first tile).
+OUTPUT_BYTES_PER_HR_PIXEL = 12
+TILED_LATENT_BYTES_PER_HR_PIXEL = 12
+#: Bytes per HR pixel of the one image being written: clamping, 8-bit conversion and the
+#: encoder's copies (the whole-image part of a tiled call measured 120-125 bytes per HR pixel
+#: with one sample on the embedded model, docs/performance.md#memory).
+WRITE_BYTES_PER_HR_PIXEL = 100
+#: Allowance for the allocator and threads above the estimate, within a budget.
+SLACK_BYTES = 64 * 2**20
 PROBE = 32
 
 
@@ -43,17 +52,37 @@ def estimate_bytes(
     model: FlowSR, lr_hw: tuple[int, int], batch: int, *, tile: int | None = None,
     tile_overlap: int = 16, samples: int = 1, scale: int = 4,
 ) -> int | None:  # fmt: skip
-    """Estimated peak bytes of decoding ``batch`` samples together (``samples`` in all) of an
-    LR image of ``lr_hw``, untiled or with ``tile``; ``None`` for models it cannot read."""
+    """Estimated peak bytes above what the process holds of decoding ``batch`` samples
+    together (``samples`` in all) of an LR image of ``lr_hw`` and writing them, untiled or with
+    ``tile``; ``None`` for models it cannot read."""
     per_pixel = _conditioning_bytes_per_lr_pixel(model)
     if per_pixel is None:
         return None
     h, w = lr_hw
+    hr_pixels = h * w * scale**2
     if tile is not None and (h > tile or w > tile):
         window = min(h, tile + 2 * tile_overlap) * min(w, tile + 2 * tile_overlap)
-        whole = TILED_BYTES_PER_HR_PIXEL * h * w * scale**2 * samples
+        held = OUTPUT_BYTES_PER_HR_PIXEL + TILED_LATENT_BYTES_PER_HR_PIXEL
+        whole = hr_pixels * (held * samples + WRITE_BYTES_PER_HR_PIXEL)
         return int(per_pixel * window * (FIXED_FACTOR + PER_SAMPLE_FACTOR * batch) + whole)
-    return int(per_pixel * h * w * (FIXED_FACTOR + PER_SAMPLE_FACTOR * batch))
+    outputs = hr_pixels * (OUTPUT_BYTES_PER_HR_PIXEL * samples + WRITE_BYTES_PER_HR_PIXEL)
+    return int(per_pixel * h * w * (FIXED_FACTOR + PER_SAMPLE_FACTOR * batch) + outputs)
+
+
+def in_use_bytes(device: torch.device) -> int:
+    """Memory the process already holds on ``device`` (model, runtime): the GPU's allocated
+    bytes, or the process's resident set on the CPU (its peak so far where that is all the
+    system tells)."""
+    if device.type == "cuda":
+        return int(torch.cuda.memory_allocated(device))
+    try:
+        with open("/proc/self/statm", encoding="ascii") as handle:
+            return int(handle.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
+    except (OSError, ValueError, IndexError):
+        import resource
+
+        peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+        return int(peak) * (1 if sys.platform == "darwin" else 1024)
 
 
 def available_bytes(device: torch.device) -> int | None:
@@ -121,17 +150,24 @@ class MemoryPlan:
     tile: int | None
     estimate: int
     budget: int
+    in_use: int = 0
 
     def describe(self) -> str:
         """``memory budget 4.0 GB: 2 samples at a time, tiles of 128 LR pixels (about
-        3.1 GB)``."""
+        3.1 GB with the 0.3 GB the model and runtime hold)``."""
         gb = 2**30
         tiles = "untiled" if self.tile is None else f"tiles of {self.tile} LR pixels"
         per = "1 sample" if self.batch == 1 else f"{self.batch} samples"
+        total = self.estimate + self.in_use
         return (
-            f"memory budget {self.budget / gb:.1f} GB: {per} at a time, {tiles} "
-            f"(about {self.estimate / gb:.1f} GB)"
+            f"memory budget {self.budget / gb:.2f} GB: {per} at a time, {tiles} "
+            f"(about {total / gb:.2f} GB with the {self.in_use / gb:.2f} GB the model and "
+            "runtime hold)"
         )
+
+
+class BudgetTooSmall(ValueError):
+    """No plan fits a memory budget; the message says the smallest budget that would."""
 
 
 def plan_memory(
@@ -152,3 +188,32 @@ def plan_memory(
             if need <= budget:
                 return MemoryPlan(n, size, need, budget)
     return None
+
+
+def plan_within(
+    model: FlowSR, device: torch.device, lr_hw: tuple[int, int], budget: int, *, batch: int,
+    tile: int | None, tile_overlap: int, samples: int, scale: int,
+) -> MemoryPlan | None:  # fmt: skip
+    """:func:`plan_memory` for a budget of the whole process (or GPU): what the process
+    already holds and :data:`SLACK_BYTES` come off first.
+
+    Raises:
+        BudgetTooSmall: nothing fits; the message gives the smallest budget that does.
+    """
+    in_use = in_use_bytes(device)
+    options = dict(batch=batch, tile=tile, tile_overlap=tile_overlap, samples=samples,
+                   scale=scale)  # fmt: skip
+    plan = plan_memory(model, lr_hw, budget - in_use - SLACK_BYTES, **options)  # type: ignore[arg-type]
+    if plan is not None:
+        return MemoryPlan(plan.batch, plan.tile, plan.estimate, budget, in_use)
+    smallest = estimate_bytes(model, lr_hw, 1, tile=min(TILE_CHOICES), tile_overlap=tile_overlap,
+                              samples=samples, scale=scale)  # fmt: skip
+    if smallest is None:
+        return None
+    mb = 2**20
+    least = -(-(smallest + in_use + SLACK_BYTES) // mb)
+    raise BudgetTooSmall(
+        f"needs at least about {least}M (the model and runtime hold {in_use // mb}M, and "
+        f"--tile {min(TILE_CHOICES)} --batch-size 1 about {-(-smallest // mb)}M more): "
+        f"use --max-memory {least}M or more"
+    )

@@ -246,7 +246,7 @@ def test_outputs_into_the_input_folder_and_notes(tmp_path: Path, capsys) -> None
     (folder / "readme.txt").write_text("not an image")
     for _ in range(2):
         code = main(["sr", str(folder), "-o", str(folder), "--model", str(model)])
-        assert code == 0
+        assert code in (0, 3)  # 3: the random model's outputs are not LR-consistent
         assert sorted(p.name for p in folder.glob("*.png")) == ["a.png", "a_sr_t0.80_s00.png"]
     err = capsys.readouterr().err
     assert "note: " in err and "readme.txt: skipped, not an image file" in err

@@ -129,15 +129,17 @@ def test_tiling_latent_field_is_global(resolver: SuperResolver) -> None:
 
 @pytest.mark.parametrize("tile", [None, 16])
 def test_diverged_outputs_are_counted_and_clamped(tile: int | None) -> None:
-    from srflow.divergence import DivergenceWarning
+    from srflow.divergence import DivergenceWarning, InconsistentOutputWarning
 
     model = overflowing_model()
     lr = torch.rand(3, 32, 32, generator=torch.Generator().manual_seed(0))
     with pytest.warns(DivergenceWarning) as record:
         out = SuperResolver(model).super_resolve(lr, temperature=1.0, samples=2, tile=tile)
     assert torch.isfinite(out).all() and out.min() >= 0 and out.max() <= 1
-    (warning,) = [w.message for w in record if isinstance(w.message, DivergenceWarning)]
+    (warning,) = [w.message for w in record if type(w.message) is DivergenceWarning]
     assert isinstance(warning, DivergenceWarning)
+    (garbage,) = [w.message for w in record if isinstance(w.message, InconsistentOutputWarning)]
+    assert garbage.diverged == (1, 1) and "not consistent" in garbage.describe(1)
     assert len(warning.diverged) == 2 and all(n > 0 for n in warning.diverged)
     assert warning.values_per_image == out[0].numel() and warning.temperature == 1.0
     assert str(warning).endswith("clamped to 0 or 1); a lower temperature avoids it")

@@ -62,7 +62,7 @@ def test_too_big_for_the_free_memory_is_refused_with_a_tile_that_fits(
     assert (out / "small_sr_t0.00_s00.png").is_file()
     assert not (out / "big_sr_t0.00_s00.png").exists()
     assert main(["sr", str(tmp_path / "big.png"), "-o", str(out), "--model", str(model_file),
-                 "-t", "0", "--tile", str(tile)]) == 0  # fmt: skip
+                 "-t", "0", "--tile", str(tile)]) in (0, 3)  # fmt: skip
 
 
 def test_plan_prefers_fewer_samples_at_a_time_then_tiles() -> None:
@@ -102,7 +102,7 @@ def test_max_memory_picks_a_plan_and_says_so(
     out = tmp_path / "out"
     args = ["sr", str(tmp_path / "big.png"), "-o", str(out), "--model", str(model_file), "-n", "2",
             "-t", "0.2"]  # fmt: skip
-    assert main([*args, "--max-memory", str(budget)]) == 0
+    assert main([*args, "--max-memory", str(budget)]) in (0, 3)  # 3: a random model
     notes = [line for line in capsys.readouterr().err.splitlines() if line.startswith("note:")]
     assert len(notes) == 1 and notes[0].startswith("note: big.png: memory budget ")
     assert "2 samples at a time, tiles of 64 LR pixels" in notes[0]  # untiled does not fit

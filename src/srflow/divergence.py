@@ -91,3 +91,26 @@ def warn_diverged(
 ) -> None:
     """Issue the :class:`DivergenceWarning` of counts gathered piecewise (tiled decoding)."""
     warnings.warn(DivergenceWarning(diverged, values_per_image, temperature), stacklevel=3)
+
+
+class InconsistentOutputWarning(DivergenceWarning):
+    """Some outputs do not downscale back to their input (LR-PSNR below the thresholds of
+    :mod:`srflow.metrics.lr_check`): noise where the flow went wrong, although no value ran
+    far out of range (calibrated inverse bounds clamp each layer, so the value check above
+    does not see it). A :class:`DivergenceWarning`, so every caller that handles those (the
+    CLI's exit status 3, the app's notes) handles these.
+
+    Attributes:
+        lines: per image of the batch, what is wrong with it (empty when it passed).
+    """
+
+    def __init__(self, lines: tuple[str, ...], temperature: object | None = None) -> None:
+        self.lines = lines
+        super().__init__(tuple(int(bool(line)) for line in lines), 1, temperature)
+
+    def describe(self, index: int | None = None) -> str:
+        """The line of image ``index`` (or of the first flagged image)."""
+        if index is None:
+            index = next(i for i, line in enumerate(self.lines) if line)
+        at = f" at temperature {self.temperature}" if self.temperature is not None else ""
+        return self.lines[index].replace("with its input:", f"with its input{at}:", 1)

@@ -33,6 +33,7 @@ from srflow.latent import (
 from srflow.latent.code import LatentCode
 from srflow.metrics.consistency import lr_psnr_of_sample
 from srflow.metrics.diversity import pixel_std_diversity, pixel_std_map
+from srflow.metrics.lr_check import lr_consistency
 
 Report = Callable[[float, str], None]
 MAX_SAMPLES = 16
@@ -48,6 +49,7 @@ class Samples:
         std_map: per-pixel std across the samples ``(H, W)`` (0-255 scale).
         diversity: its mean (SRFlow's pixel-std diversity).
         note: divergence warnings, if any.
+        consistent: whether each sample passes the LR check (:mod:`srflow.metrics.lr_check`).
     """
 
     images: Tensor
@@ -55,6 +57,7 @@ class Samples:
     std_map: object
     diversity: float
     note: str
+    consistent: list[bool]
 
 
 def _quiet_divergence(work: Callable[[], Tensor]) -> tuple[Tensor, str]:
@@ -94,8 +97,10 @@ def draw_samples(
     session.explored, session.steps = None, 0
     session.codes = resolver.sample_codes(image.rgb, temps, count, seed, noise_level)
     scores = [lr_psnr_of_sample(sr, image.rgb, resolver.scale) for sr in images]
+    checks = lr_consistency(images, image.rgb[None], resolver.model.consistency_lr)
     hwc = images.permute(0, 2, 3, 1).numpy()
-    return Samples(images, scores, pixel_std_map(hwc), pixel_std_diversity(hwc), note)
+    return Samples(images, scores, pixel_std_map(hwc), pixel_std_diversity(hwc), note,
+                   [c.consistent for c in checks])  # fmt: skip
 
 
 def write_samples(session: Session, folder: Path) -> list[Path]:

@@ -121,15 +121,21 @@ class Handlers:
                                       seed_of(seed), report, parse_noise_level(noise))  # fmt: skip
         names = [f"s{i:02d}" for i in range(len(result.images))]
         gallery = [
-            (to_pil(image), f"{name} · LR-PSNR {score:.2f} dB")
-            for name, image, score in zip(names, result.images, result.lr_psnr, strict=True)
-        ]
+            (to_pil(image), f"{name} · LR-PSNR {score:.2f} dB"
+             + ("" if ok else " · ⚠ not consistent with the input"))
+            for name, image, score, ok in zip(names, result.images, result.lr_psnr,
+                                              result.consistent, strict=True)
+        ]  # fmt: skip
         files = actions.write_samples(session, Path(tempfile.mkdtemp(prefix="srflow-app-")))
         actions.start_exploring(session, resolver, 0)  # shown when its tab is (show_explored)
         h, w = result.images.shape[2:]
         status = (f"{len(names)} samples of {w}x{h}; pixel-std diversity "
                   f"{result.diversity:.2f} (0-255)")  # fmt: skip
-        if result.note:
+        bad = result.consistent.count(False)
+        if bad:
+            status += (f"; **{bad} of {len(names)} not consistent with the input** (noise where "
+                       "the flow failed: lower the temperature)")  # fmt: skip
+        elif result.note:
             status += f"; warning: {result.note}"
         return {
             c["gallery"]: gallery, c["diversity"]: heat_map(result.std_map),

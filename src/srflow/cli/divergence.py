@@ -51,13 +51,16 @@ class DivergenceLog:
         return caught
 
     def report(self, target: Path, found: list[DivergenceWarning], index: int = 0) -> None:
-        """One ``warning:`` line if image ``index`` of any of ``found`` diverged (its output
-        is ``target``)."""
+        """A ``warning:`` line for each kind of problem of image ``index`` in ``found``
+        (diverged values; inconsistent with its input), naming its output ``target``."""
+        kinds = set()
         for warning in found:
             if index < len(warning.diverged) and warning.diverged[index]:
+                if type(warning) in kinds:
+                    continue
+                kinds.add(type(warning))
                 tqdm.write(f"warning: {target}: {warning.describe(index)}", file=sys.stderr)
-                self.outputs += 1
-                return
+        self.outputs += bool(kinds)
 
     def status(self, status: int) -> int:
         """``status``, or :data:`DIVERGED_STATUS` when it is 0 and an output diverged."""

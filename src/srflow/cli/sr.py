@@ -44,6 +44,7 @@ from srflow.inference.memory import (
 )
 from srflow.inference.naming import output_name
 from srflow.inference.pipeline import MIN_TILE, SuperResolver
+from srflow.inference.repair import Repair
 
 logger = logging.getLogger(__name__)
 
@@ -91,6 +92,11 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
                         "starts with a letter or digit, as Real-ESRGAN does)")  # fmt: skip
     p.add_argument("--format", "--ext", dest="format", default="png", choices=FORMATS,
                    help="output format; auto: the input's own (PNG for formats not listed)")
+    p.add_argument("--repair", action="store_true",
+                   help="redraw, at lower temperatures, where an output does not downscale "
+                        "back to its input (the LR check; untiled runs), and say so per "
+                        "file (default: such outputs are written and named in a warning, "
+                        "exit status 3)")  # fmt: skip
     p.add_argument("--skip-existing", action="store_true",
                    help="skip an input whose outputs all exist already (default: they are "
                         "computed again and overwritten, with a note)")  # fmt: skip
@@ -145,6 +151,8 @@ def _check_options(args: argparse.Namespace) -> None:
     if len({f"{t:.2f}" for t in args.temperature}) < len(args.temperature):
         raise CliError("--temperature values must differ in their first two decimals")
     check_tile_option(args.tile)
+    if args.repair and args.tile is not None:
+        raise CliError("--repair redraws untiled runs: drop --tile (or --repair)")
     if args.tile_overlap < 0:
         raise CliError("--tile-overlap must not be negative")
     if args.batch_size is not None and args.batch_size < 1:
@@ -180,13 +188,18 @@ def _super_resolve_one(
     h, w = loaded.rgb.shape[1:]
     batch, tile = _fit_memory(resolver, (h, w), counts, item.path.name, args)
     alpha = resolver.upscale_alpha(loaded)
+    if args.repair and tile is not None:
+        note(f"{item.path.name}: tiled, so outputs are checked but not repaired (--repair "
+             "redraws untiled runs)")  # fmt: skip
+    repairs: dict[tuple[int, int], Repair] = {}
     with sample_progress(item.path.name, sum(counts), tile is not None) as bar:
         results = resolver.sample_temperatures(
             loaded.rgb, args.temperature, counts, args.seed, tile=tile,
             tile_overlap=args.tile_overlap, batch_size=batch, progress=bar.update,
-            noise_level=args.noise_level,
+            noise_level=args.noise_level, repair=args.repair and tile is None,
+            on_repair=lambda t, j, repair: repairs.__setitem__((t, j), repair),
         )  # fmt: skip
-        for temperature in args.temperature:
+        for t_index, temperature in enumerate(args.temperature):
             with log.catch():
                 srs = next(results)
             diverged = log.take()
@@ -196,6 +209,8 @@ def _super_resolve_one(
                 )
                 write_output(target, sr, alpha, bit_depth=loaded.bit_depth,
                              grayscale=loaded.was_grayscale)  # fmt: skip
+                if (t_index, index) in repairs:
+                    note(f"{target}: {repairs[(t_index, index)].describe()}")
                 log.report(target, diverged, index)
 
 

@@ -24,6 +24,7 @@ from srflow.data.image_io import LoadedImage, image_from_pil, image_to_pil, read
 from srflow.data.resize import imresize
 from srflow.data.transforms import pad_to_multiple
 from srflow.divergence import count_diverged, warn_diverged
+from srflow.inference.repair import OutputCheck, RepairFn
 from srflow.inference.tiling import decode_tiled
 from srflow.latent.code import LatentCode, model_fingerprint
 from srflow.models.contract import FlowSR
@@ -165,6 +166,7 @@ class SuperResolver:
         batch_size: int | None = None,
         progress: ProgressFn | None = None,
         noise_level: float | None = None,
+        repair: bool = False,
     ) -> Tensor | list[Image.Image]:
         """Draw ``samples`` super-resolutions of one image.
 
@@ -186,6 +188,10 @@ class SuperResolver:
             noise_level: the noise level to condition on (a model with
                 :attr:`~srflow.models.contract.Capabilities.noise_level`, NCSR: a constant
                 noise map; ``None``: the model's default, NCSR's zero map).
+            repair: redraw, at lower temperatures, where an output fails the LR check
+                (untiled, seeded calls; :mod:`srflow.inference.repair`). Outputs that still
+                fail, or fail without it, issue an
+                :class:`~srflow.divergence.InconsistentOutputWarning`.
 
         Returns:
             For a tensor, ``(samples, 3, scale*h, scale*w)`` float in ``[0, 1]`` on the input's
@@ -196,8 +202,8 @@ class SuperResolver:
             ImageReadError: if a file cannot be read.
         """
         options = dict(tile=tile, tile_overlap=tile_overlap, batch_size=batch_size,
-                       progress=progress, generator=generator,
-                       noise_level=noise_level)  # fmt: skip
+                       progress=progress, generator=generator, noise_level=noise_level,
+                       repair=repair)  # fmt: skip
         if isinstance(image, Tensor):
             rgb = image[0] if image.dim() == 4 and image.shape[0] == 1 else image
             if rgb.dim() != 3 or rgb.shape[0] != 3:
@@ -233,13 +239,18 @@ class SuperResolver:
         batch_size: int | None = None,
         progress: ProgressFn | None = None,
         noise_level: float | None = None,
+        repair: bool = False,
+        on_repair: RepairFn | None = None,
     ) -> Iterator[Tensor]:
         """Yield ``(samples, 3, scale*h, scale*w)`` CPU float tensors, one per temperature
         (``samples`` may give one count per temperature).
 
         Untiled, the conditioning is computed once for all temperatures. Each temperature
         restarts from ``seed`` (so one seed gives the same latent pattern at every
-        temperature), unless a ``generator`` is given. Options as in :meth:`super_resolve`.
+        temperature), unless a ``generator`` is given. Every output is checked against its LR
+        (:mod:`srflow.inference.repair`); with ``repair`` (untiled, seeded runs) the failing
+        ones are redrawn where they fail, and ``on_repair`` hears of each. Other options as
+        in :meth:`super_resolve`.
         """
         h, w = rgb.shape[1:]
         if min(h, w) < self.min_lr_size:
@@ -252,6 +263,11 @@ class SuperResolver:
         check_tile(tile)
         self.model.check_noise_level(noise_level)
         lr = self._pad(rgb.unsqueeze(0).to(self.device, self.dtype))
+        tiled = tile is not None and (lr.shape[2] > tile or lr.shape[3] > tile)
+        if repair and (tiled or generator is not None):
+            raise ValueError("repair redraws the latents of a seeded, untiled run: drop the "
+                             "tile (or the generator), or the repair")  # fmt: skip
+        check = OutputCheck(self, rgb.cpu(), seed, noise_level, repair, on_repair)
         shapes = self.model.latent_shapes(lr)
         gens = [
             generator or torch.Generator().manual_seed(seed if seed is not None else 0)
@@ -261,14 +277,15 @@ class SuperResolver:
             (temperature, n, max(1, batch_size or self.default_batch_size(n)), gen)
             for temperature, n, gen in zip(temperatures, counts, gens, strict=True)
         ]  # fmt: skip
-        if tile is not None and (lr.shape[2] > tile or lr.shape[3] > tile):
+        if tiled:
             # tile by tile, each tile's conditioning prepared once for every temperature
             outs = self._sample_tiled(lr, shapes, plan, (h, w), (tile, tile_overlap), progress,
                                       noise_level)  # fmt: skip
-            for (out, diverged), (temperature, *_) in zip(outs, plan, strict=True):
+            for index, ((out, diverged), (temperature, *_)) in enumerate(zip(outs, plan,
+                                                                               strict=True)):
                 if any(diverged):
                     warn_diverged(tuple(diverged), out[0].numel(), temperature)
-                yield out
+                yield check.finish(index, temperature, out)
             return
         # prepared once: every batch and temperature reuses the conditioning-only terms (kept
         # only when there is more than one batch); the temperatures' samples decode as one
@@ -293,7 +310,7 @@ class SuperResolver:
         for index, out in enumerate(outs):
             if any(diverged[index]):
                 warn_diverged(tuple(diverged[index]), out[0].numel(), plan[index][0])
-            yield out
+            yield check.finish(index, plan[index][0], out)
 
     def sample_codes(
         self, rgb: Tensor, temperature: Temperature = 0.8, samples: int = 1,

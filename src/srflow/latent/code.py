@@ -24,6 +24,7 @@ from srflow.config.loading import to_dict
 from srflow.data.resize import imresize
 from srflow.data.transforms import pad_to_multiple
 from srflow.divergence import check_decoded
+from srflow.metrics.lr_check import check_lr_consistency
 from srflow.models.contract import Conditioning, FlowSR
 
 
@@ -143,4 +144,6 @@ def decode_code(
         conditioning = sampler.prepare(code.lr, keep=False, noise_level=code.noise_level)
     prepared = conditioning
     hr, _ = sampler.decode(prepared, code.latents, logdet=False)
-    return check_decoded(hr[:, :, : code.image_size[0], : code.image_size[1]])
+    out = check_decoded(hr[:, :, : code.image_size[0], : code.image_size[1]])
+    check_lr_consistency(hr, code.lr, model.consistency_lr)
+    return out

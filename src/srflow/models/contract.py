@@ -27,6 +27,8 @@ from typing import TYPE_CHECKING, Any, ClassVar, Protocol
 import torch
 from torch import Tensor, nn
 
+from srflow.data.resize import imresize
+from srflow.data.transforms import pad_to_multiple, quantize_8bit
 from srflow.models import sampling
 from srflow.models.temperature import Temperature, latent_temperatures
 
@@ -313,6 +315,24 @@ class FlowSR(nn.Module, abc.ABC):
         """The flow's own LR of ``hr`` (unquantized). Needs :attr:`Capabilities.downscale`."""
         self.require("downscale", "downscaling")
         raise NotImplementedError
+
+    def consistency_lr(self, hr: Tensor) -> Tensor:
+        """The LR that an output ``hr`` ``(B, 3, H, W)`` of this model must give back (the LR
+        check, :mod:`srflow.metrics.lr_check`): the MATLAB bicubic by ``1 / scale`` of the
+        clamped output; a rescaling model (:attr:`Capabilities.rescaling`) its own HR -> LR
+        flow, rounded to 8 bits as its LR files are."""
+        s = self.config.scale
+        x = hr.detach().float().clamp(0, 1)
+        if not self.capabilities.rescaling:
+            down = imresize(x, scale=1.0 / s)
+            assert isinstance(down, Tensor)
+            return down
+        h, w = hr.shape[2:]
+        weight = next(self.parameters())
+        with torch.no_grad():
+            padded = pad_to_multiple(x, s * self.config.size_multiple_lr).to(weight)
+            y = quantize_8bit(self.downscale(padded).float()).to(hr.device)
+        return y[:, :, : -(-h // s), : -(-w // s)]
 
     # --- deprecated spellings ---------------------------------------------------------------
 

@@ -20,6 +20,7 @@ from torch import Tensor
 
 from srflow.divergence import count_diverged, warn_diverged
 from srflow.flows.distributions import sample_normal
+from srflow.metrics.lr_check import check_lr_consistency
 
 if TYPE_CHECKING:
     from srflow.models.contract import FlowSR
@@ -152,4 +153,5 @@ def sample(
     ))  # fmt: skip
     if any(diverged):
         warn_diverged(tuple(diverged), out[0].numel(), temperature)
+    check_lr_consistency(out, lr.repeat(n, 1, 1, 1), model.consistency_lr, temperature)
     return out.view(n, b, *out.shape[1:])

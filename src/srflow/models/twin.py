@@ -59,6 +59,10 @@ class SamplingTwin:
         the model decodes to float rounding, computed the twin's faster way."""
         return self.model.decode(conditioning, latents, logdet=logdet)
 
+    def consistency_lr(self, hr: Tensor) -> Tensor:
+        """As :meth:`FlowSR.consistency_lr`."""
+        return self.model.consistency_lr(hr)
+
     def sampling_twin(self) -> SamplingTwin:
         """The twin itself."""
         return self

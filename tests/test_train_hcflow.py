@@ -173,9 +173,12 @@ def test_rescaling_round_trip_beats_bicubic(photos: Path, tmp_path: Path, capsys
     model = str(tmp_path / "run" / "model.safetensors")
     down = ["rescale", "down", str(photos), "-o", str(tmp_path / "lr"), "--model", model]
     assert main(down) == 0
+    # the model file records the temperature its recipe reconstructs at: `rescale up` uses it
+    assert load_model(model).trained_temperature == cfg.train.losses.sample_temperature == 0
     up = ["rescale", "up", str(tmp_path / "lr"), "-o", str(tmp_path / "hr"), "--model", model,
-          "-t", str(cfg.train.losses.sample_temperature)]  # fmt: skip
-    assert main(up) == 0
+          "-t", "0"]  # fmt: skip
+    assert main(up[:-2]) == 0
+    assert "decoding at temperature 0, the one this model was trained" in capsys.readouterr().err
     ours, bicubic = [], []
     for name in PHOTOS:
         hr = np.asarray(Image.open(photos / f"{name}.png").convert("RGB"))

@@ -62,6 +62,8 @@ def save_model(model: FlowSR, path: str | Path, *, dtype: torch.dtype | None = N
         "config": json.dumps(to_dict(model.config)),
         **model.checkpoint_metadata(),
     }
+    if model.trained_temperature is not None:
+        metadata["trained_temperature"] = repr(float(model.trained_temperature))
     return write_safetensors(path, tensors, metadata)
 
 
@@ -124,6 +126,8 @@ def _from_ours(file: ModelFile) -> FlowSR:
     load_state_dict_strict(model, state, str(file.path))
     try:
         model.load_checkpoint_metadata(file.metadata)
+        if "trained_temperature" in file.metadata:
+            model.trained_temperature = float(file.metadata["trained_temperature"])
     except ValueError as exc:
         raise CheckpointError(f"{file.path}: {exc}") from None
     return model

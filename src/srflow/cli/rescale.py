@@ -55,9 +55,11 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
         q.add_argument("--device", default="auto", help="cpu, cuda, cuda:N, mps or auto")
         q.add_argument("--half", action="store_true", help="float16 (GPU only)")
     down.add_argument("--suffix", default=None, help="added to each output name (_x4 at 4x)")
-    up.add_argument("-t", "--temperature", type=temperature_arg, default=PUBLISHED_TEMPERATURE,
+    up.add_argument("-t", "--temperature", type=temperature_arg, default=None,
                     help="standard deviation of the high-frequency latents around their "
-                         "predicted means (default 1.0, as the published model is tested)",
+                         "predicted means (default: the temperature the model was trained to "
+                         "reconstruct at when its file records one, e.g. 0 for the tiny "
+                         "recipe; else 1.0, as the published model is tested)",
                     )  # fmt: skip
     up.add_argument("--seed", type=seed_arg, default=0,
                     help="random seed (same seed, same output)")  # fmt: skip
@@ -94,6 +96,14 @@ def _down(rescaler: Rescaler, item: InputFile, out_dir: Path, suffix: str) -> No
         raise OutputError(f"{target}: cannot write ({exc.strerror or exc})") from None
 
 
+def temperature_of(rescaler: Rescaler, args: argparse.Namespace) -> float:
+    """``-t``, else the model's own trained temperature, else the published one."""
+    if args.temperature is not None:
+        return float(args.temperature)
+    trained = rescaler.model.trained_temperature
+    return PUBLISHED_TEMPERATURE if trained is None else trained
+
+
 def _up(
     rescaler: Rescaler, item: InputFile, out_dir: Path, args: argparse.Namespace,
     log: DivergenceLog,
@@ -104,7 +114,8 @@ def _up(
         fail(f"{item.path}: its recorded HR size does not fit its size (resized?); ignored")
         hr_size = None
     with log.catch():
-        hr = rescaler.upscale(loaded.rgb, args.temperature, 1, args.seed, hr_size=hr_size,
+        hr = rescaler.upscale(loaded.rgb, temperature_of(rescaler, args), 1, args.seed,
+                              hr_size=hr_size,
                               tile=args.tile, tile_overlap=args.tile_overlap)[0]  # fmt: skip
     alpha = None if loaded.alpha is None else rescaler.upscale_alpha(loaded.alpha, hr_size)
     target = item.output(out_dir, f"{args.suffix}.png")
@@ -131,6 +142,9 @@ def run(args: argparse.Namespace) -> int:
         failures = for_each_input(files, lambda item: _down(rescaler, item, out_dir, suffix))
         verb = "downscaled"
     else:
+        if args.temperature is None and rescaler.model.trained_temperature is not None:
+            note(f"decoding at temperature {temperature_of(rescaler, args):g}, the one this model "
+                 "was trained to reconstruct at (-t sets another)")  # fmt: skip
         failures = for_each_input(files, lambda item: _up(rescaler, item, out_dir, args, log))
         verb = "upscaled"
     print(f"{len(files) - failures} of {len(files)} image(s) {verb} -> {out_dir}")

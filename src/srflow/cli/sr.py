@@ -64,8 +64,10 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("-o", "--output", type=Path, default=Path("results"), help="output folder")
     p.add_argument("--model", help="model file (.safetensors or original .pth); default: embedded")
     p.add_argument("-t", "--temperature", type=temperature_arg, nargs="+", default=[0.8],
-                   help="latent standard deviation(s) (default 0.8); for HCFlow models the "
-                        "noise around each level's predicted mean (0: the means; HCFlow's "
+                   help="latent standard deviation(s) (default 0.8): 0 the smooth mean-like "
+                        "output, 0.8-0.9 sharp, varied samples; above 1 many outputs break "
+                        "into noise and fail the LR check (docs/robustness.md; --repair). For "
+                        "HCFlow models the noise around each level's predicted mean (its "
                         "authors use 0.9 for general SR, 0.8 for faces)")  # fmt: skip
     p.add_argument("-n", "--samples", type=int, default=1,
                    help="samples per temperature (one at temperature 0)")  # fmt: skip

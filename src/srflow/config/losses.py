@@ -79,3 +79,10 @@ class LossWeights:
     def needs_samples(self) -> bool:
         """A reverse pass at ``sample_temperature`` is part of the loss."""
         return bool(self.feature or self.gan or self.reconstruction)
+
+
+def trained_temperature(losses: LossWeights) -> float | None:
+    """The temperature a run with these losses decoded its samples at (``None`` when no term
+    decodes a sample at ``sample_temperature``)."""
+    decodes = losses.feature or losses.gan or losses.reconstruction
+    return float(losses.sample_temperature) if decodes else None

@@ -37,8 +37,8 @@ def check_temperature(temperature: float) -> float:
         raise ValueError(f"temperature must be a finite number >= 0, got {temperature}")
     if value > MAX_TEMPERATURE:
         raise ValueError(
-            f"temperature {temperature:g} is far outside the useful range (0 to about 1.2; "
-            f"at most {MAX_TEMPERATURE:g}); did you mean --tile?"
+            f"temperature {temperature:g} is far outside the useful range (0 to 1; above it "
+            f"outputs break into noise; at most {MAX_TEMPERATURE:g}); did you mean --tile?"
         )
     return value
 

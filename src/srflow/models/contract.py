@@ -183,6 +183,9 @@ class FlowSR(nn.Module, abc.ABC):
     config: Any
     #: What this family's models can do (a subclass may make it a property of its config).
     capabilities: ClassVar[Capabilities] = Capabilities()
+    #: The temperature its training decoded samples at, when the run had such a loss term
+    #: (kept in the model file): ``srflow rescale up`` decodes at it by default.
+    trained_temperature: float | None = None
 
     # --- structure -------------------------------------------------------------------------
 

@@ -20,7 +20,8 @@ from typing import Any
 import torch
 
 from srflow.checkpoints import CheckpointError, load_state_dict_strict, save_model
-from srflow.config.loading import ConfigError
+from srflow.config.loading import ConfigError, from_dict
+from srflow.config.losses import LossWeights, trained_temperature
 from srflow.families import config_from_dict, family_of
 from srflow.files import atomic_file
 
@@ -122,4 +123,6 @@ def export_model(source: Path, target: Path, *, use_ema: bool = True) -> Path:
     weights = ema["weights"] if use_ema and ema is not None else payload["model"]
     model = family_of(config).build(config)
     load_state_dict_strict(model, weights, str(source))
+    losses = payload["config"].get("train", {}).get("losses", {})
+    model.trained_temperature = trained_temperature(from_dict(LossWeights, losses))
     return save_model(model.eval(), target)

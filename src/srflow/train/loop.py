@@ -25,6 +25,7 @@ import torch
 from torch import Tensor
 
 from srflow.checkpoints import save_model
+from srflow.config.losses import trained_temperature
 from srflow.data.datasets import global_batch
 from srflow.flows import data_dependent_init
 from srflow.models.contract import FlowSR
@@ -334,7 +335,9 @@ class _Session:
             self._validate(state.step)
         model_path = None
         if self.ctx.is_main:
-            model_path = save_model(self._eval_model(), self.run_dir / "model.safetensors")
+            model = self._eval_model()
+            model.trained_temperature = trained_temperature(tc.losses)
+            model_path = save_model(model, self.run_dir / "model.safetensors")
             logger.info("exported %s", model_path)
         dist.barrier(self.ctx)
         skipped = state.guard.skipped_total

@@ -18,7 +18,7 @@ fi
 # spans 6000 steps, so the learning rate restarts at 2.5e-4 and is halved at 75/90/95 %).
 srflow train --resume --out "$run" \
   --set data.channel_shuffle=true --set train.steps=6000 --set train.val_every=1000
-srflow export "$run" src/srflow/weights/default_x4.safetensors
+srflow export "$run" src/srflow/weights/default_x4.safetensors --name "default_x4, srflow's embedded model"
 # Per-layer inverse bounds calibrated on the training photos (docs/robustness.md): stored in
 # the model file's metadata, they stop an exploding inverse and leave photo outputs unchanged.
 python scripts/calibrate_inverse_bounds.py src/srflow/weights/default_x4.safetensors \

@@ -179,3 +179,9 @@ def test_tiled_sampling_prepares_each_tile_once(
         alone = resolver.super_resolve(lr, temperature, samples=n, seed=7, tile=20,
                                        tile_overlap=6, batch_size=2)  # fmt: skip
         assert torch.equal(out, alone)
+
+
+def test_the_embedded_model_has_its_name() -> None:
+    import srflow
+
+    assert srflow.load().description == "SRFlow 4x (default_x4, srflow's embedded model)"

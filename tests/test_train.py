@@ -15,7 +15,7 @@ import torch
 from PIL import Image
 from safetensors.torch import load_file
 
-from srflow.checkpoints import load_model
+from srflow.checkpoints import describe_model, load_model
 from srflow.config.loading import ConfigError
 from srflow.config.training import TrainConfig
 from srflow.families import load_preset
@@ -297,6 +297,10 @@ def test_cli_writes_a_complete_run_folder(photos: Path, tmp_path: Path) -> None:
     assert all(torch.equal(final[k], again[k]) for k in final)
     assert srflow_main(["export", str(tmp_path), str(tmp_path / "x.safetensors")]) == 2
     assert not (tmp_path / "x.safetensors").exists()
+    named = tmp_path / "named.safetensors"
+    assert srflow_main(["export", str(out), str(named), "--name", "my photos 4x"]) == 0
+    assert describe_model(load_model(named)) == "SRFlow 4x (my photos 4x)"
+    assert describe_model(load_model(exported)) == "SRFlow 4x (custom configuration)"
 
 
 def test_ctrl_c_saves_the_current_step_and_a_second_one_quits_at_once(

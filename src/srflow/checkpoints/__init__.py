@@ -64,6 +64,8 @@ def save_model(model: FlowSR, path: str | Path, *, dtype: torch.dtype | None = N
     }
     if model.trained_temperature is not None:
         metadata["trained_temperature"] = repr(float(model.trained_temperature))
+    if model.name:
+        metadata["name"] = model.name
     return write_safetensors(path, tensors, metadata)
 
 
@@ -128,6 +130,7 @@ def _from_ours(file: ModelFile) -> FlowSR:
         model.load_checkpoint_metadata(file.metadata)
         if "trained_temperature" in file.metadata:
             model.trained_temperature = float(file.metadata["trained_temperature"])
+        model.name = file.metadata.get("name") or None
     except ValueError as exc:
         raise CheckpointError(f"{file.path}: {exc}") from None
     return model
@@ -185,8 +188,13 @@ def load_model(path: str | Path, *, device: torch.device | str = "cpu") -> FlowS
 
 
 def describe_model(model: FlowSR) -> str:
-    """One line naming the model's family, variant and scale (and its published name)."""
-    return describe(model.config)
+    """One line naming the model's family, variant and scale, and its published name or the
+    name its file gives it (``SRFlow 4x (default_x4, srflow's embedded model)``)."""
+    text = describe(model.config)
+    custom = "(custom configuration)"
+    if model.name and text.endswith(custom):
+        return f"{text[: -len(custom)]}({model.name})"
+    return text
 
 
 def convert_checkpoint(

@@ -56,6 +56,9 @@ def add_train_parser(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("source", type=Path, help="run folder (newest checkpoint) or checkpoint .pt")
     p.add_argument("target", type=Path, help="output .safetensors file")
     p.add_argument("--raw", action="store_true", help="the raw weights, not the EMA weights")
+    p.add_argument("--name", default=None,
+                   help="a name for the model, shown by every command in place of 'custom "
+                        "configuration'")  # fmt: skip
     p.set_defaults(run=run_export)
 
 
@@ -64,7 +67,7 @@ def run_export(args: argparse.Namespace) -> int:
     from srflow.train.checkpoint import export_model
 
     try:
-        target = export_model(args.source, args.target, use_ema=not args.raw)
+        target = export_model(args.source, args.target, use_ema=not args.raw, name=args.name)
     except CheckpointError as exc:
         raise CliError(str(exc)) from None
     print(f"wrote {target}")

@@ -186,6 +186,9 @@ class FlowSR(nn.Module, abc.ABC):
     #: The temperature its training decoded samples at, when the run had such a loss term
     #: (kept in the model file): ``srflow rescale up`` decodes at it by default.
     trained_temperature: float | None = None
+    #: A name the model file gives it (``srflow export --name``), shown by every command
+    #: in place of "custom configuration".
+    name: str | None = None
 
     # --- structure -------------------------------------------------------------------------
 

@@ -102,9 +102,12 @@ def load_checkpoint(path: Path, device: torch.device | str = "cpu") -> dict[str,
     return state
 
 
-def export_model(source: Path, target: Path, *, use_ema: bool = True) -> Path:
+def export_model(
+    source: Path, target: Path, *, use_ema: bool = True, name: str | None = None
+) -> Path:
     """Write the model of a training checkpoint (or of a run folder's newest checkpoint) in our
-    safetensors format. ``use_ema`` takes the EMA weights when the run kept them.
+    safetensors format. ``use_ema`` takes the EMA weights when the run kept them; ``name`` is
+    the name commands show for it.
 
     Raises:
         CheckpointError: no checkpoint, or one that cannot be read.
@@ -125,4 +128,5 @@ def export_model(source: Path, target: Path, *, use_ema: bool = True) -> Path:
     load_state_dict_strict(model, weights, str(source))
     losses = payload["config"].get("train", {}).get("losses", {})
     model.trained_temperature = trained_temperature(from_dict(LossWeights, losses))
+    model.name = name
     return save_model(model.eval(), target)

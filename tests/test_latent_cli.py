@@ -112,3 +112,51 @@ def test_bad_inputs_give_one_error_line(files: dict[str, Path], tmp_path: Path, 
         err = capsys.readouterr().err.strip().splitlines()
         assert len(err) == 1 and err[0].startswith("error: ") and name in err[0], err
         assert not out.exists()
+
+
+def test_content_transfer_keeps_or_erases_or_blends_as_documented(tmp_path: Path) -> None:
+    """docs/latent-tools.md: own LR keeps the paste and its seam; the original LR erases the
+    paste; the original LR feathered keeps the paste and blends its seam."""
+    import warnings
+
+    from skimage import data
+
+    import srflow
+    from srflow.cli.main import main
+    from srflow.latent import content_transfer, decode_code, downscale
+
+    model = srflow.load().model
+    hr = torch.from_numpy(np.ascontiguousarray(data.astronaut()[100:292, 150:342]))
+    src = torch.from_numpy(np.ascontiguousarray(data.coffee()[100:292, 200:392]))
+    hr, src = (x.permute(2, 0, 1).float() / 255 for x in (hr, src))
+    mask = torch.zeros(192, 192, dtype=torch.bool)
+    mask[64:128, 64:128] = True
+    original_lr = downscale(hr[None], 4)[0]
+
+    def run(**options: object) -> tuple[float, float]:
+        g = torch.Generator().manual_seed(0)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            code = content_transfer(model, hr, src, mask, generator=g, **options)  # type: ignore[arg-type]
+            out = decode_code(model, code)[0].clamp(0, 1)
+        kept = float((out - src)[:, 72:120, 72:120].abs().mean())  # 0: the paste as it was
+        rows = (out[:, 1:] - out[:, :-1]).abs().mean(0)
+        seam = float(torch.cat([rows[63, 64:128], rows[127, 64:128]]).mean())
+        return kept, seam
+
+    own_kept, own_seam = run()
+    erased, _ = run(lr=original_lr)
+    feathered_kept, feathered_seam = run(lr=original_lr, feather=1.0)
+    assert own_kept < 0.02 and own_seam > 0.1  # measured 0.008, 0.130
+    assert erased > 0.1  # the original LR has no such content
+    assert feathered_kept < 0.03 and feathered_seam < 0.6 * own_seam  # measured 0.010, 0.066
+    edited = torch.where(mask, src, hr)
+    for name, image in (("edited", edited), ("lr", original_lr)):
+        pixels = (image.permute(1, 2, 0).numpy() * 255).round().astype(np.uint8)
+        Image.fromarray(pixels).save(tmp_path / f"{name}.png")
+    Image.fromarray(mask.numpy().astype(np.uint8) * 255).save(tmp_path / "mask.png")
+    args = ["normalize", str(tmp_path / "edited.png"), "--mask", str(tmp_path / "mask.png"),
+            "-o", str(tmp_path / "out.png")]  # fmt: skip
+    assert main([*args, "--feather", "1"]) == 2  # needs the original LR
+    assert main([*args, "--feather", "1", "--lr", str(tmp_path / "lr.png")]) in (0, 3)
+    assert (tmp_path / "out.png").is_file()

@@ -39,6 +39,7 @@ from srflow.latent import (
     style_transfer,
 )
 from srflow.latent.code import as_batch, pad_lr
+from srflow.latent.content import feathered_lr
 from srflow.latent.restore import DEFAULT_RESTORE_TEMPERATURE
 from srflow.models.contract import FlowSR
 
@@ -88,6 +89,10 @@ def add_parsers(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--mode", choices=MODES, default="local", help="statistics to redraw")
     p.add_argument("--mask", type=Path, help="mask image (white = normalize)")
     p.add_argument("--lr", type=Path, help="LR to encode an image with (default: its own)")
+    p.add_argument("--feather", type=float, default=0.0, metavar="PIXELS",
+                   help="content transfer with --lr and --mask: keep the pasted content and "
+                        "blend its border over a Gaussian of this many LR pixels (1 is a good "
+                        "start; docs/latent-tools.md)")  # fmt: skip
     io.add_temperatures(p, 0.8)
     io.add_common(p)
     p.set_defaults(run=run_normalize)
@@ -204,11 +209,17 @@ def run_normalize(args: argparse.Namespace) -> int:
         if io.is_latents_file(args.input):
             if args.lr:
                 raise CliError("--lr applies to an image input (a latents file has its LR)")
-            code = io.read_code(args.input, model)
+            code, hr, lr = io.read_code(args.input, model), None, None
         else:
             hr = io.read_rgb(args.input, model)
-            code = encode_image(model, hr, io.read_rgb(args.lr, model) if args.lr else None)
+            lr = io.read_rgb(args.lr, model) if args.lr else None
+            code = encode_image(model, hr, lr)
         mask = io.read_mask_for(args.mask, code.image_size, code.lr.device)
+        if args.feather:
+            if args.feather < 0 or hr is None or lr is None or mask is None:
+                raise CliError("--feather takes a positive width, with --lr and --mask")
+            feathered, mask = feathered_lr(model, hr, lr, mask, args.feather)
+            code = encode_image(model, hr, feathered)
         code = normalize_code(model, code, args.mode, io.temperatures(args),
                               io.generator(args.seed), mask)  # fmt: skip
     except ValueError as exc:

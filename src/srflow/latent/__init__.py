@@ -12,7 +12,7 @@ Example:
 """
 
 from srflow.latent.code import LatentCode, decode_code, downscale, encode_image, model_fingerprint
-from srflow.latent.content import content_transfer, normalize_code
+from srflow.latent.content import content_transfer, feathered_lr, normalize_code
 from srflow.latent.io import LatentFileError, check_compatible, load_latents, save_latents
 from srflow.latent.masks import fit_mask, latent_masks, read_mask
 from srflow.latent.normalize import MODES, draw_moments, normalize_latent, normalize_latents
@@ -28,6 +28,7 @@ __all__ = [
     "affected_region",
     "check_compatible",
     "content_transfer",
+    "feathered_lr",
     "decode_code",
     "downscale",
     "draw_moments",

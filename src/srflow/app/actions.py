@@ -193,12 +193,18 @@ def transfer_style(
     return _decode(session, resolver, code)[0]
 
 
+#: LR pixels over which the app blends pasted content into the sample's LR.
+CONTENT_FEATHER = 1.0
+
+
 def transfer_content(
     session: Session, resolver: SuperResolver, edited: Tensor, mask: Tensor, temperature: float,
     seed: int,
 ) -> Tensor:  # fmt: skip
     """Blend content pasted (painted) into the explored sample: encode the edited image with
-    the sample's LR and normalize its latents locally inside ``mask``."""
+    the sample's LR feathered into the edit's own across the region's border
+    (:func:`~srflow.latent.content.feathered_lr`, one LR pixel: with the sample's LR alone the
+    paste would be erased) and normalize its latents locally there."""
     explored = session.explored
     if explored is None:
         raise AppError("choose a sample (Explore a region) to paste into first")
@@ -206,7 +212,7 @@ def transfer_content(
     code = content_transfer(
         resolver.model, explored.current.to(device, dtype), edited.to(device, dtype),
         mask.to(device), lr=session.need_image().rgb.to(device, dtype), temperature=temperature,
-        generator=torch.Generator().manual_seed(seed),
+        generator=torch.Generator().manual_seed(seed), feather=CONTENT_FEATHER,
     )  # fmt: skip
     return _decode(session, resolver, code)[0]
 

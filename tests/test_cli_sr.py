@@ -285,3 +285,18 @@ def test_a_second_run_notes_overwrites_or_skips(model_file: Path, tmp_path: Path
     (out / "a_sr_t0.30_s01.png").unlink()  # one missing: computed again
     assert sr(model_file, *args, "--skip-existing") in (0, 3)
     assert (out / "a_sr_t0.30_s01.png").is_file()
+
+
+def test_same_named_inputs_never_overwrite_each_other(model_file: Path, tmp_path: Path) -> None:
+    for folder in ("a", "b", "d1", "d2", "d1/sub"):
+        (tmp_path / folder).mkdir(parents=True, exist_ok=True)
+    for path in ("a/photo.png", "b/photo.png", "d1/x.png", "d2/x.png", "a/photo.jpg"):
+        Image.fromarray(COFFEE).save(tmp_path / path)
+    out = tmp_path / "out"
+    inputs = [tmp_path / p for p in ("a/photo.png", "b/photo.png", "a/photo.jpg", "d1", "d2")]
+    assert sr(model_file, *inputs, "-o", out, "-t", 0) in (0, 3)
+    written = sorted(str(p.relative_to(out)) for p in out.rglob("*.png"))
+    assert written == [
+        "a/photo_jpg_sr_t0.00_s00.png", "a/photo_png_sr_t0.00_s00.png",
+        "b/photo_sr_t0.00_s00.png", "d1/x_sr_t0.00_s00.png", "d2/x_sr_t0.00_s00.png",
+    ]  # fmt: skip

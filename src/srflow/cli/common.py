@@ -216,19 +216,19 @@ def collect_inputs(
             return is_output is not None and is_output(path)
         return True
 
-    found: list[tuple[Path, Path]] = []  # (file, stem relative to the output folder)
+    found: list[tuple[Path, Path, Path]] = []  # (file, its output stem, the stem's anchor)
     skipped: list[str] = []
     missing: list[str] = []
     for item in inputs:
         if item.is_file():
-            found.append((item, Path(item.stem)))
+            found.append((item, Path(item.stem), item.parent))
         elif item.is_dir():
             before = len(found)
             for path in sorted(p for p in item.rglob("*") if p.is_file()):
                 if path.name.startswith(".") or ours(path, item):
                     continue
                 if path.suffix.lower() in suffixes:
-                    found.append((path, path.relative_to(item).with_suffix("")))
+                    found.append((path, path.relative_to(item).with_suffix(""), item))
                 else:
                     skipped.append(f"{path}: skipped, not an image file")
             if len(found) == before:
@@ -237,17 +237,48 @@ def collect_inputs(
             missing.append(f"{item}: no such file or folder")
     seen: set[Path] = set()
     unique = []
-    for path, stem in found:
+    for path, stem, anchor in found:
         if path.resolve() not in seen:
             seen.add(path.resolve())
-            unique.append((path, stem))
-    counts = Counter(stem for _, stem in unique)
-    files = [
-        InputFile(path, stem if counts[stem] == 1 else stem.with_name(
-            f"{stem.name}_{path.suffix.lstrip('.').lower()}"))
-        for path, stem in unique
-    ]  # fmt: skip
-    return files, skipped, missing
+            unique.append((path, stem, anchor))
+    return [InputFile(p, s) for p, s in _unique_stems(unique)], skipped, missing
+
+
+def _unique_stems(found: list[tuple[Path, Path, Path]]) -> list[tuple[Path, Path]]:
+    """Output stems that never collide: inputs that would share one keep as many of their
+    anchor folder's names as tell them apart (``a/photo``, ``b/photo``); inputs that differ
+    only in their suffix get it added (``photo_png``, ``photo_jpg``)."""
+    levels = [0] * len(found)
+
+    def stem(index: int) -> Path:
+        path, own, anchor = found[index]
+        parts = anchor.resolve().parts[1:]  # without the root
+        kept = parts[len(parts) - levels[index] :] if levels[index] else ()
+        return Path(*kept, own)
+
+    while True:
+        groups: dict[Path, list[int]] = {}
+        for index in range(len(found)):
+            groups.setdefault(stem(index), []).append(index)
+        clashes = [members for members in groups.values() if len(members) > 1]
+        grown = False
+        for members in clashes:
+            anchors = {found[i][2].resolve() for i in members}
+            if len(anchors) > 1:  # different folders: one more folder name each
+                for i in members:
+                    if levels[i] < len(found[i][2].resolve().parts) - 1:
+                        levels[i] += 1
+                        grown = True
+        if not grown:
+            break
+    counts = Counter(stem(i) for i in range(len(found)))
+    out = []
+    for index, (path, _, _) in enumerate(found):
+        name = stem(index)
+        if counts[name] > 1:
+            name = name.with_name(f"{name.name}_{path.suffix.lstrip('.').lower()}")
+        out.append((path, name))
+    return out
 
 
 def write_output(

@@ -300,3 +300,22 @@ def test_same_named_inputs_never_overwrite_each_other(model_file: Path, tmp_path
         "a/photo_jpg_sr_t0.00_s00.png", "a/photo_png_sr_t0.00_s00.png",
         "b/photo_sr_t0.00_s00.png", "d1/x_sr_t0.00_s00.png", "d2/x_sr_t0.00_s00.png",
     ]  # fmt: skip
+
+
+def test_leftovers_of_a_killed_run_are_removed_and_long_names_work(
+    model_file: Path, tmp_path: Path, capsys
+) -> None:
+    import os
+
+    out = tmp_path / "out"
+    (out / "sub").mkdir(parents=True)
+    dead = out / "sub" / f".a_sr_t0.00_s00.png.{2**22 + 12345}.abcd1234.tmp"
+    running = out / f".b.png.{os.getpid()}.abcd1234.tmp"
+    for path in (dead, running):
+        path.write_bytes(b"partial")
+    name = "n" * 238  # the output name is 255 bytes, the longest a file name may be
+    Image.fromarray(COFFEE).save(tmp_path / f"{name}.png")
+    assert sr(model_file, tmp_path / f"{name}.png", "-o", out, "-t", 0) in (0, 3)
+    assert (out / f"{name}_sr_t0.00_s00.png").is_file()
+    assert not dead.exists() and running.exists()
+    assert "removed 1 unfinished file(s)" in capsys.readouterr().err

@@ -16,6 +16,7 @@ import torch
 from tqdm import tqdm
 
 from srflow.data.image_io import ImageReadError, write_image
+from srflow.files import remove_stale_temporaries
 from srflow.inference.api import default_model_path, missing_default_model_message
 from srflow.inference.pipeline import InputTooSmallError
 
@@ -174,6 +175,9 @@ def prepare_output_dir(path: Path) -> Path:
         raise CliError(f"{path}: cannot create output folder ({exc.strerror})") from None
     if not path.is_dir() or not os.access(path, os.W_OK):
         raise CliError(f"{path}: output folder is not writable")
+    stale = remove_stale_temporaries(path, recursive=True)
+    if stale:
+        note(f"{path}: removed {len(stale)} unfinished file(s) an interrupted run left")
     return path
 
 
@@ -181,9 +185,9 @@ def prepare_output_dir(path: Path) -> Path:
 class InputFile:
     """An input image and the stem of its outputs relative to the output folder.
 
-    Images found inside a named folder keep their sub-folder (``sub/photo``); when two inputs
-    would share an output stem (``photo.png`` and ``photo.jpg``), both get their suffix added
-    (``photo_png``, ``photo_jpg``).
+    Images found inside a named folder keep their sub-folder (``sub/photo``); inputs that would
+    share an output stem keep their folders' names (``a/photo``, ``b/photo``) or, in one folder,
+    get their suffix added (``photo_png``, ``photo_jpg``).
     """
 
     path: Path

@@ -89,6 +89,9 @@ def run_train(args: argparse.Namespace) -> int:
     run_dir = _run_dir(args)
     source = args.config
     if source is None:
+        if args.resume and args.out is not None and not (run_dir / "config.yaml").is_file():
+            raise CliError(f"{run_dir}: no run to resume there (no config.yaml); start one "
+                           f"with `srflow train CONFIG --out {run_dir}`")  # fmt: skip
         if not (args.resume and (run_dir / "config.yaml").is_file()):
             raise CliError("give a CONFIG (file or preset name), or --resume --out RUN_DIR")
         source = str(run_dir / "config.yaml")

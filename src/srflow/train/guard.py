@@ -30,10 +30,13 @@ class GuardReport:
     Attributes:
         skipped: non-finite (skipped) steps since the previous check.
         tripped: the budget (``max_nonfinite`` within ``window`` steps) was reached.
+        in_window: the most skipped steps within one window since the previous check (what
+            tripped it).
     """
 
     skipped: int
     tripped: bool
+    in_window: int = 0
 
 
 class NonFiniteGuard:
@@ -73,7 +76,7 @@ class NonFiniteGuard:
         self._pending.zero_()
         self._peak.copy_(self._in_window)
         self.skipped_total += pending
-        return GuardReport(skipped=pending, tripped=peak >= self.max_nonfinite)
+        return GuardReport(skipped=pending, tripped=peak >= self.max_nonfinite, in_window=peak)
 
     def reset_window(self) -> None:
         """Forget the recent flags (after a rollback); the total is kept."""

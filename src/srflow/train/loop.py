@@ -131,6 +131,17 @@ class _Session:
         existing = ckpt.last_checkpoint(self.run_dir)
         if existing is not None and not resume:
             raise RunDirError(f"{self.run_dir}: already holds a run; pass --resume or a new --out")
+        if resume and existing is None and (self.run_dir / "metrics.jsonl").is_file():
+            raise RunDirError(f"{self.run_dir}: holds a run but no checkpoint to resume from; "
+                              "start it again in a new --out")  # fmt: skip
+        payload = None
+        if existing is not None:
+            if main:
+                for stale in ckpt.remove_stale_files(self.run_dir):
+                    logger.info("removed %s (left by an interrupted run)", stale)
+            existing, payload, passed = ckpt.newest_intact(self.run_dir, self.device)
+            for problem in passed:
+                self._tell(f"skipping {problem}")
         self.dataset, self.val = build_data(cfg, with_validation=main)
         self.model = build_model(cfg, self.device)
         self.objective = build_objective(self.model, cfg, self.device)  # may fail: no run dir yet
@@ -145,8 +156,7 @@ class _Session:
         if self.tc.init_from and existing is None:
             load_init_weights(self.model, self.tc.init_from)
             self.state.actnorm_ready = True  # trained ActNorms are not re-initialised
-        if existing is not None:
-            payload = ckpt.load_checkpoint(existing, self.device)
+        if existing is not None and payload is not None:
             check_resumed_config(cfg, payload["config"], existing)
             self.state.restore(payload)
             ckpt.restore_rng_states(payload["rng"])
@@ -166,6 +176,11 @@ class _Session:
             len(self.dataset.images), self.device, self.ctx.rank, self.ctx.world_size,
             self.run_dir,
         )  # fmt: skip
+
+    def _tell(self, message: str) -> None:
+        """A one-line message for the user (rank 0): through ``notify``, else the log."""
+        if self.ctx.is_main:
+            (self.notify or logger.warning)(message)
 
     def _to_device(self, batch: dict[str, Tensor]) -> tuple[Tensor, Tensor, list[int]]:
         hr = batch["hr"].to(self.device, non_blocking=True).float().div_(255.0)
@@ -257,7 +272,7 @@ class _Session:
                     logger.warning("%d non-finite step(s) skipped up to step %d (total %d)",
                                    report.skipped, step, state.guard.skipped_total)  # fmt: skip
                 if report.tripped:
-                    state.rollback(self.run_dir, report.skipped, self.log)
+                    state.rollback(self.run_dir, report.in_window, self.log)
                     pbar.n = state.step
                     pbar.refresh()
                     return

@@ -109,7 +109,10 @@ class TrainingState:
         """
         tc = self.cfg.train
         path = ckpt.last_checkpoint(run_dir)
-        if self.rollbacks >= tc.max_rollbacks or path is None:
+        payload = None
+        if self.rollbacks < tc.max_rollbacks and path is not None:
+            path, payload, _ = ckpt.newest_intact(run_dir, self.device)
+        if payload is None:
             raise TrainingDivergedError(
                 f"{skipped} non-finite steps before step {self.step} after {self.rollbacks} "
                 f"rollback(s) (train.max_rollbacks={tc.max_rollbacks}); giving up. Last "
@@ -117,7 +120,7 @@ class TrainingState:
             )
         rollbacks, lr_scale = self.rollbacks + 1, self.lr_scale * tc.rollback_lr_factor
         bad_step, skipped_total = self.step, self.guard.skipped_total
-        self.restore(ckpt.load_checkpoint(path, self.device))
+        self.restore(payload)
         self.rollbacks, self.lr_scale = rollbacks, lr_scale
         self.guard.skipped_total = skipped_total
         self.guard.reset_window()

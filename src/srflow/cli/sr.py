@@ -33,7 +33,7 @@ from srflow.cli.common import (
 )
 from srflow.cli.divergence import DivergenceLog
 from srflow.cli.progress import sample_progress
-from srflow.data.image_io import IMAGE_SUFFIXES, read_image
+from srflow.data.image_io import IMAGE_SUFFIXES, image_size, read_image
 from srflow.inference.memory import (
     BudgetTooSmall,
     available_bytes,
@@ -186,9 +186,12 @@ def _super_resolve_one(
     if existing:
         note(f"{item.path}: overwriting {existing} existing output(s) "
              "(--skip-existing keeps them)")  # fmt: skip
-    loaded = read_image(item.path)
-    h, w = loaded.rgb.shape[1:]
+    w, h = image_size(item.path)  # the header: the memory is checked before decoding
+    if min(w, h) < resolver.min_lr_size:
+        raise InputError(f"{item.path}: image is {w}x{h}; the model needs at least "
+                         f"{resolver.min_lr_size}x{resolver.min_lr_size}")  # fmt: skip
     batch, tile = _fit_memory(resolver, (h, w), counts, item.path.name, args)
+    loaded = read_image(item.path)
     alpha = resolver.upscale_alpha(loaded)
     if args.repair and tile is not None:
         note(f"{item.path.name}: tiled, so outputs are checked but not repaired (--repair "

@@ -18,9 +18,10 @@ from __future__ import annotations
 import logging
 import os
 import struct
+import warnings
 import zlib
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import IO
 
@@ -63,6 +64,8 @@ class LoadedImage:
         had_alpha: The source had an alpha channel or palette transparency.
         mode: The source's Pillow mode (``"RGB"``, ``"I;16"``, ``"P"``, ...).
         path: The file it was read from (None for an in-memory Pillow image).
+        frames: frames in the file (an animated GIF, APNG or WebP has several; the first is
+            read).
     """
 
     rgb: torch.Tensor
@@ -72,6 +75,7 @@ class LoadedImage:
     had_alpha: bool
     mode: str
     path: Path | None
+    frames: int = 1
 
 
 def _pillow_array(img: Image.Image) -> tuple[np.ndarray, float]:
@@ -107,17 +111,48 @@ def _tiff16_colour(img: Image.Image, path: Path) -> np.ndarray | None:
     return data
 
 
-def _decode(path: Path) -> tuple[np.ndarray, float, str, int]:
-    """Array, full-scale value, Pillow mode and EXIF orientation of ``path``."""
-    with Image.open(path) as img:
-        img.load()  # full decode: truncated files fail here
-        mode, orientation = img.mode, int(img.getexif().get(0x0112, 1) or 1)
-        if img.format == "PNG" and is_16bit_colour_png(path):
-            return decode_png(path.read_bytes()), 65535.0, mode, orientation
-        if img.format == "TIFF" and (data := _tiff16_colour(img, path)) is not None:
-            return data, 65535.0, mode, orientation
-        array, full = _pillow_array(img)
-        return array, full, mode, orientation
+#: Largest image (pixels) read unless a caller allows more: decoding one takes about 24 bytes
+#: per pixel at the peak (file, 8- or 16-bit array, float tensor), 1.2 GB here. The size is read
+#: from the header, so a larger image is refused before anything is decoded.
+DEFAULT_MAX_PIXELS = 50_000_000
+
+
+class ImageTooLarge(ValueError):
+    """An image's header gives more pixels than allowed."""
+
+
+def _open(path: str | os.PathLike[str]) -> Image.Image:
+    """``Image.open`` without Pillow's own pixel-count warning: sizes are checked here."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+        return Image.open(path)
+
+
+def _decode(path: Path, max_pixels: int | None) -> tuple[np.ndarray, float, str, int, int]:
+    """Array, full-scale value, Pillow mode, EXIF orientation and frame count of ``path``."""
+    with _open(path) as img:
+        frames = int(getattr(img, "n_frames", 1) or 1)
+        array, full, mode, orientation = _decode_first(img, path, max_pixels)
+        return array, full, mode, orientation, frames
+
+
+def _decode_first(
+    img: Image.Image, path: Path, max_pixels: int | None
+) -> tuple[np.ndarray, float, str, int]:
+    """The first frame of an opened image: array, full-scale value, mode, orientation."""
+    width, height = img.size  # from the header: nothing decoded yet
+    if max_pixels is not None and width * height > max_pixels:
+        raise ImageTooLarge(
+            f"{width}x{height} pixels, more than the {max_pixels:,} allowed; not decoded"
+        )
+    mode, orientation = img.mode, int(img.getexif().get(0x0112, 1) or 1)
+    if img.format == "PNG" and is_16bit_colour_png(path):
+        return decode_png(path.read_bytes()), 65535.0, mode, orientation
+    img.load()  # full decode: truncated files fail here
+    if img.format == "TIFF" and (data := _tiff16_colour(img, path)) is not None:
+        return data, 65535.0, mode, orientation
+    array, full = _pillow_array(img)
+    return array, full, mode, orientation
 
 
 def _loaded(
@@ -142,11 +177,33 @@ def _loaded(
     )
 
 
-def read_image(path: str | os.PathLike[str]) -> LoadedImage:
+def image_size(path: str | os.PathLike[str]) -> tuple[int, int]:
+    """``(width, height)`` from an image file's header, without decoding it (before EXIF
+    rotation).
+
+    Raises:
+        ImageReadError: If the file is missing or not an image.
+    """
+    try:
+        with _open(path) as img:
+            return img.size
+    except FileNotFoundError:
+        raise ImageReadError(f"{path}: no such file") from None
+    except (OSError, SyntaxError, ValueError, EOFError, struct.error,
+            Image.DecompressionBombError) as exc:  # fmt: skip
+        reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        raise ImageReadError(f"{path}: cannot read image ({reason})") from None
+
+
+def read_image(
+    path: str | os.PathLike[str], max_pixels: int | None = DEFAULT_MAX_PIXELS
+) -> LoadedImage:
     """Read an image file into a float32 RGB tensor in [0, 1] (and the alpha, if any).
 
     Args:
         path: The image file (any format Pillow reads; 16-bit colour PNG/TIFF at full depth).
+        max_pixels: refuse (before decoding) an image whose header says it has more pixels;
+            ``None``: any size.
 
     Returns:
         The decoded :class:`LoadedImage`, upright according to its EXIF orientation.
@@ -158,14 +215,16 @@ def read_image(path: str | os.PathLike[str]) -> LoadedImage:
     try:
         if path.is_file() and path.stat().st_size == 0:
             raise ImageReadError(f"{path}: empty file")
-        array, full, mode, orientation = _decode(path)
+        array, full, mode, orientation, frames = _decode(path, max_pixels)
     except FileNotFoundError:
         raise ImageReadError(f"{path}: no such file") from None
+    except ImageTooLarge as exc:
+        raise ImageReadError(f"{path}: {exc}") from None
     except (OSError, SyntaxError, ValueError, EOFError, struct.error, zlib.error,
             Image.DecompressionBombError) as exc:  # fmt: skip
         reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
         raise ImageReadError(f"{path}: cannot read image ({reason})") from None
-    return _loaded(array, full, mode, orientation, path)
+    return replace(_loaded(array, full, mode, orientation, path), frames=frames)
 
 
 def image_from_pil(img: Image.Image) -> LoadedImage:

@@ -85,8 +85,11 @@ def decode_png(data: bytes) -> np.ndarray:
         raise ValueError(f"unsupported PNG layout (depth {depth}, colour type {colour})")
     channels = _PNG_CHANNELS[colour]
     stride = width * channels * depth // 8
-    raw = zlib.decompress(b"".join(idat))
-    if len(raw) < height * (stride + 1):
+    needed = height * (stride + 1)
+    # inflate only the bytes the rows need: a stream with more (a "zip bomb" of gigabytes
+    # of zeros behind a small image) costs no more memory than the image
+    raw = zlib.decompressobj().decompress(b"".join(idat), needed)
+    if len(raw) < needed:
         raise ValueError("image file is truncated")
     rows = np.frombuffer(raw, np.uint8, count=height * (stride + 1)).reshape(height, -1)
     if rows[:, 0].max(initial=0) > 4:

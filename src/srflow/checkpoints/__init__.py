@@ -29,6 +29,7 @@ from srflow.checkpoints.reading import (
     read_model_file,
     read_state_dict,
 )
+from srflow.checkpoints.structure import check_structure, mismatches
 from srflow.config.loading import ConfigError, to_dict
 from srflow.families import (
     FAMILY_KEY,
@@ -79,17 +80,26 @@ def write_safetensors(
     return path
 
 
+#: Longest ``config`` metadata read (the published configurations take under 1 kB).
+MAX_CONFIG_BYTES = 64 * 1024
+
+
 def _config_of(path: Path, metadata: Mapping[str, str]) -> Any:
     if metadata.get("format") != FORMAT or "config" not in metadata:
         raise CheckpointError(f"{path}: safetensors file without an srflow model config")
+    if (size := len(metadata["config"])) > MAX_CONFIG_BYTES:
+        raise CheckpointError(f"{path}: invalid model config ({size:,} characters, more "
+                              f"than the {MAX_CONFIG_BYTES:,} allowed)")  # fmt: skip
     try:
         options = json.loads(metadata["config"])
         if not isinstance(options, dict):
             raise ConfigError("not a mapping")
         family = metadata.get("family", UNTAGGED_FAMILY)
         return config_from_dict({FAMILY_KEY: family, **options}, path="config")
-    except (ConfigError, json.JSONDecodeError, RecursionError) as exc:
+    except (ConfigError, json.JSONDecodeError) as exc:
         raise CheckpointError(f"{path}: invalid model config ({exc})") from None
+    except RecursionError:
+        raise CheckpointError(f"{path}: invalid model config (nested too deeply)") from None
 
 
 def read_model_config(path: str | Path) -> Any:
@@ -102,29 +112,18 @@ def load_state_dict_strict(model: torch.nn.Module, state_dict: Mapping[str, Tens
                            ) -> None:  # fmt: skip
     """``load_state_dict(strict=True)`` with a one-line error naming missing, unexpected and
     misshapen keys."""
-    expected = model.state_dict()
-    missing = [k for k in expected if k not in state_dict]
-    unexpected = [k for k in state_dict if k not in expected]
-    wrong = [
-        f"{k} {tuple(v.shape)} != {tuple(expected[k].shape)}"
-        for k, v in state_dict.items()
-        if k in expected and v.shape != expected[k].shape
-    ]
-    problems = []
-    for label, keys in (("missing keys", missing), ("unexpected keys", unexpected),
-                        ("shape mismatches", wrong)):  # fmt: skip
-        if keys:
-            shown = ", ".join(keys[:3]) + (f" and {len(keys) - 3} more" if len(keys) > 3 else "")
-            problems.append(f"{len(keys)} {label} ({shown})")
-    if problems:
-        raise CheckpointError(f"{source}: does not match the model: " + "; ".join(problems))
+    problem = mismatches({k: v.shape for k, v in model.state_dict().items()}, state_dict)
+    if problem:
+        raise CheckpointError(f"{source}: does not match the model: {problem}")
     model.load_state_dict(dict(state_dict), strict=True)
 
 
 def _from_ours(file: ModelFile) -> FlowSR:
     config = _config_of(file.path, file.metadata)
-    model = family_of(config).build(config)
+    family = family_of(config)
     state = {k: v.float() for k, v in file.tensors.items()}
+    check_structure(lambda: family.build(config), state, str(file.path))
+    model = family.build(config)
     load_state_dict_strict(model, state, str(file.path))
     try:
         model.load_checkpoint_metadata(file.metadata)

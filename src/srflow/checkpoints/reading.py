@@ -78,6 +78,19 @@ def read_state_dict(path: str | Path) -> dict[str, Tensor]:
     return dict(obj)
 
 
+#: Most characters of metadata read from a file (ours take a few kB: the configuration and
+#: one bound per flow layer).
+MAX_METADATA_CHARS = 2**20
+
+
+def _checked(path: Path, metadata: dict[str, str]) -> dict[str, str]:
+    size = sum(len(k) + len(v) for k, v in metadata.items())
+    if size > MAX_METADATA_CHARS:
+        raise CheckpointError(f"{path}: {size:,} characters of metadata, more than the "
+                              f"{MAX_METADATA_CHARS:,} allowed")  # fmt: skip
+    return metadata
+
+
 def read_safetensors(path: str | Path) -> ModelFile:
     """A safetensors file's tensors and metadata, read in one pass.
 
@@ -87,7 +100,7 @@ def read_safetensors(path: str | Path) -> ModelFile:
     path = Path(path)
     try:
         with safe_open(str(path), framework="pt") as f:
-            metadata = dict(f.metadata() or {})
+            metadata = _checked(path, dict(f.metadata() or {}))
             tensors = {key: f.get_tensor(key) for key in f.keys()}  # noqa: SIM118
     except (SafetensorError, OSError) as exc:
         raise CheckpointError(f"{path}: not a readable safetensors file ({exc})") from None
@@ -98,7 +111,7 @@ def read_metadata(path: str | Path) -> dict[str, str]:
     """Only a safetensors file's metadata (its header; no tensor is read)."""
     try:
         with safe_open(str(path), framework="pt") as f:
-            return dict(f.metadata() or {})
+            return _checked(Path(path), dict(f.metadata() or {}))
     except (SafetensorError, OSError) as exc:
         raise CheckpointError(f"{path}: not a readable safetensors file ({exc})") from None
 

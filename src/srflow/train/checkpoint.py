@@ -23,6 +23,7 @@ from typing import Any
 import torch
 
 from srflow.checkpoints import CheckpointError, load_state_dict_strict, save_model
+from srflow.checkpoints.structure import check_structure
 from srflow.config.loading import ConfigError, from_dict
 from srflow.config.losses import LossWeights, trained_temperature
 from srflow.families import config_from_dict, family_of
@@ -198,7 +199,9 @@ def export_model(
         raise CheckpointError(f"{source}: invalid model config ({exc})") from None
     ema = payload.get("ema")
     weights = ema["weights"] if use_ema and ema is not None else payload["model"]
-    model = family_of(config).build(config)
+    family = family_of(config)
+    check_structure(lambda: family.build(config), weights, str(source))
+    model = family.build(config)
     load_state_dict_strict(model, weights, str(source))
     losses = payload["config"].get("train", {}).get("losses", {})
     model.trained_temperature = trained_temperature(from_dict(LossWeights, losses))

@@ -248,6 +248,12 @@ def test_outputs_into_the_input_folder_and_notes(tmp_path: Path, capsys) -> None
         code = main(["sr", str(folder), "-o", str(folder), "--model", str(model)])
         assert code in (0, 3)  # 3: the random model's outputs are not LR-consistent
         assert sorted(p.name for p in folder.glob("*.png")) == ["a.png", "a_sr_t0.80_s00.png"]
+    for _ in range(2):  # another suffix: neither its own nor the earlier outputs are inputs
+        code = main(["sr", str(folder), "-o", str(folder), "--model", str(model), "--suffix",
+                     "up"])  # fmt: skip
+        assert code in (0, 3)
+        names = sorted(p.name for p in folder.glob("*.png"))
+        assert names == ["a.png", "a_sr_t0.80_s00.png", "a_up_t0.80_s00.png"], names
     err = capsys.readouterr().err
     assert "note: " in err and "readme.txt: skipped, not an image file" in err
     assert "error" not in err

@@ -6,6 +6,8 @@ or a plain container.
 
 from __future__ import annotations
 
+import re
+import warnings
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -26,12 +28,26 @@ class ModelFile:
     metadata: dict[str, str]
 
 
-def _reason(exc: Exception) -> str:
+def _starts_as_pickle(path: Path) -> bool:
+    """Whether a file starts as a pickle of protocol 2 or later does."""
+    try:
+        with path.open("rb") as handle:
+            head = handle.read(2)
+    except OSError:
+        return False
+    return len(head) == 2 and head[0] == 0x80 and 2 <= head[1] <= 5
+
+
+def _reason(exc: Exception, path: Path) -> str:
     """Why torch could not load a file, in our words: never torch's advice to turn the safe
     loader off."""
     text = str(exc)
-    if "Unsupported global" in text:
-        return "it holds Python objects other than tensors; srflow never unpickles those"
+    blocked = re.search(r"unsupported global:? (?:GLOBAL )?([\w.]+)", text, re.IGNORECASE)
+    if blocked:
+        return (f"it holds Python objects other than tensors ({blocked[1]}); srflow never "
+                "unpickles those")  # fmt: skip
+    if "Unsupported operand" in text and _starts_as_pickle(path):
+        return "a pickle the safe loader cannot read; srflow never unpickles anything else"
     return "not a PyTorch file"
 
 
@@ -61,11 +77,13 @@ def read_state_dict(path: str | Path) -> dict[str, Tensor]:
     if path.is_file() and is_safetensors(path):
         raise CheckpointError(f"{path}: a safetensors file, not a .pth checkpoint")
     try:
-        obj = torch.load(path, map_location="cpu", weights_only=True)
+        with warnings.catch_warnings():  # torch's advice on pickle protocols is not ours
+            warnings.simplefilter("ignore")
+            obj = torch.load(path, map_location="cpu", weights_only=True)
     except FileNotFoundError:
         raise CheckpointError(f"{path}: no such file") from None
     except Exception as exc:  # torch raises many types for corrupt or unsafe files
-        raise CheckpointError(f"{path}: not a model checkpoint ({_reason(exc)})") from None
+        raise CheckpointError(f"{path}: not a model checkpoint ({_reason(exc, path)})") from None
     if isinstance(obj, Mapping) and obj.get("format") == TRAINING_FORMAT:
         raise CheckpointError(
             f"{path}: an srflow training checkpoint (step {obj.get('step', '?')}), not a model; "

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import errno
 import logging
 import os
 import sys
@@ -228,8 +229,14 @@ def collect_inputs(
             found.append((item, Path(item.stem), item.parent))
         elif item.is_dir():
             before = len(found)
-            for path in sorted(p for p in item.rglob("*") if p.is_file()):
-                if path.name.startswith(".") or ours(path, item):
+            for path in sorted(item.rglob("*")):
+                if path.name.startswith("."):
+                    continue
+                if not path.is_file():
+                    if path.is_symlink() and not path.is_dir():
+                        skipped.append(f"{path}: skipped, {_broken_link(path)}")
+                    continue
+                if ours(path, item):
                     continue
                 if path.suffix.lower() in suffixes:
                     found.append((path, path.relative_to(item).with_suffix(""), item))
@@ -246,6 +253,16 @@ def collect_inputs(
             seen.add(path.resolve())
             unique.append((path, stem, anchor))
     return [InputFile(p, s) for p, s in _unique_stems(unique)], skipped, missing
+
+
+def _broken_link(path: Path) -> str:
+    """Why a symbolic link leads to no file: a loop, or a target that does not exist."""
+    try:
+        path.resolve(strict=True)
+    except (RuntimeError, OSError) as exc:
+        if isinstance(exc, RuntimeError) or getattr(exc, "errno", None) == errno.ELOOP:
+            return "a symbolic link loop"
+    return "a symbolic link to nothing"
 
 
 def _unique_stems(found: list[tuple[Path, Path, Path]]) -> list[tuple[Path, Path]]:

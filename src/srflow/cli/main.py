@@ -68,10 +68,25 @@ def main(argv: Sequence[str] | None = None) -> int:
         return _run(args)
 
 
+def _flush_stdout() -> None:
+    """Flush what the command showed: a full disk behind ``> FILE`` is an error, not lost."""
+    try:
+        sys.stdout.flush()
+    except BrokenPipeError:
+        raise
+    except OSError as exc:
+        raise CliError(f"standard output: {exc.strerror or exc}") from None
+
+
 def _run(args: argparse.Namespace) -> int:
+    if sys.stdout is None:  # started with `>&-`: what the command shows would be lost
+        fail("standard output is closed; send it to a file or to /dev/null")
+        return 2
     try:
         apply_threads(args.threads)
-        return int(args.run(args))
+        status = int(args.run(args))
+        _flush_stdout()
+        return status
     except CliError as exc:
         fail(str(exc))
         return 2

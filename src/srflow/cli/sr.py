@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import argparse
 import logging
-import re
 from pathlib import Path
 
 from srflow.checkpoints import CheckpointError
@@ -42,7 +41,7 @@ from srflow.inference.memory import (
     parse_bytes,
     plan_within,
 )
-from srflow.inference.naming import output_name
+from srflow.inference.naming import is_output_name, output_name
 from srflow.inference.pipeline import MIN_TILE, SuperResolver
 from srflow.inference.repair import Repair
 
@@ -267,10 +266,9 @@ def run(args: argparse.Namespace) -> int:
     out_dir = prepare_output_dir(args.output)
     announce_model(model_path, resolver.model)
     logger.info("model %s on %s", model_path, resolver.device)
-    pattern = re.compile(rf"{re.escape(args.suffix)}_t\d+\.\d\d_s\d\d$")
     files, skipped, missing = collect_inputs(
         args.inputs, frozenset(IMAGE_SUFFIXES), exclude=out_dir,
-        is_output=lambda path: bool(pattern.search(path.stem)),
+        is_output=lambda path: is_output_name(path.stem),  # any suffix's: earlier runs' too
     )  # fmt: skip
     for problem in skipped:
         note(problem)

@@ -40,3 +40,14 @@ def source_stems(stem: Path) -> list[Path]:
         if suffix:
             found.append(stem.with_name(suffix["base"]))
     return found
+
+
+def is_output_name(stem: str) -> bool:
+    """Whether a file stem ends as :func:`output_name`'s do (``_t0.80_s00``), whatever the
+    suffix: ``srflow sr DIR -o DIR`` leaves such files out of its inputs.
+
+    Example:
+        >>> is_output_name("photo_up_t0.80_s00"), is_output_name("photo")
+        (True, False)
+    """
+    return _OUTPUT_TAIL.match(stem) is not None

@@ -40,16 +40,19 @@ def free_port() -> int:
 
 @contextmanager
 def running_app(
-    args: list[str], env: dict[str, str] | None = None, timeout: float = 90.0
-) -> Iterator[str]:
+    args: list[str], env: dict[str, str] | None = None, timeout: float = 90.0,
+    pids: list[int] | None = None,
+) -> Iterator[str]:  # fmt: skip
     """Run ``python -m srflow app ARGS --port N`` (with ``env`` added to the environment)
-    until the page answers; yields its URL. The server is stopped (by its process id) when
-    the block ends.
+    until the page answers; yields its URL (and appends the server's process id to
+    ``pids``). The server is stopped (by its process id) when the block ends.
     """
     port = free_port()
     command = [sys.executable, "-m", "srflow", "app", *args, "--port", str(port)]
     proc = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
                             text=True, env={**os.environ, **(env or {})})  # fmt: skip
+    if pids is not None:
+        pids.append(proc.pid)
     url = f"http://127.0.0.1:{port}/"
     try:
         deadline = time.monotonic() + timeout

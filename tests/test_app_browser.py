@@ -172,9 +172,14 @@ def test_the_app_in_a_browser(files: dict[str, Path], browser, tmp_path: Path) -
         assert "parameters" in page.locator("#model-info").inner_text()
         settle(page)
         save_small_png(page.screenshot(full_page=True), shots / "model.png")
-        page.fill("#model-path textarea, #model-path input", str(root / "missing.safetensors"))
+        # no server path can be typed: a bad uploaded model is one line naming the upload only
+        (root / "notes.safetensors").write_text("not a model")
+        page.locator("#model-upload input[type=file]").set_input_files(
+            str(root / "notes.safetensors"))
         page.click("#load")
-        wait_text(page, "#model-status", "no such model file")
+        wait_text(page, "#model-status", "notes.safetensors: not a readable safetensors file")
+        assert str(root) not in page.locator("#model-status").inner_text()
+        assert "/tmp" not in page.locator("#model-status").inner_text()
 
         # a second tab has its own session: it sees none of the first tab's samples
         other = browser.new_page()

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import functools
 import logging
-import tempfile
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -29,15 +28,19 @@ from srflow.app.images import (
     region_picture,
     to_pil,
 )
-from srflow.app.models import ModelStore, model_info
+from srflow.app.models import DEFAULT_LABEL, ModelStore, model_info
+from srflow.app.retention import Keeper
 from srflow.app.session import AppError, Cancelled, Session
+from srflow.flows.distributions import check_seed, check_temperature
+from srflow.inference.allocator import give_back_freed_memory
 
 logger = logging.getLogger(__name__)
 Updates = dict[Any, Any]
 
 
 def guarded(status: Any) -> Callable[[Callable[..., Updates]], Callable[..., Updates]]:
-    """Wrap a callback: an error becomes ``{status: "error: ..."}`` and a warning toast."""
+    """Wrap a callback: an error becomes ``{status: "error: ..."}`` and a warning toast; the
+    memory the callback freed goes back to the system (a server's memory stays flat)."""
 
     def wrap(callback: Callable[..., Updates]) -> Callable[..., Updates]:
         @functools.wraps(callback)
@@ -52,6 +55,8 @@ def guarded(status: Any) -> Callable[[Callable[..., Updates]], Callable[..., Upd
                 logger.warning("unexpected error in %s", callback.__name__, exc_info=exc)
                 text = str(exc).strip().splitlines()
                 message = f"unexpected {type(exc).__name__}" + (f": {text[0]}" if text else "")
+            finally:
+                give_back_freed_memory()
             gr.Warning(message)
             return {status: f"**error:** {message}"}
 
@@ -68,12 +73,37 @@ def editor_value(image: torch.Tensor) -> dict[str, Any]:
 
 
 
-def seed_of(value: float | None) -> int:
-    """A seed from a number field (empty: 0)."""
-    seed = int(value or 0)
-    if seed < 0:
-        raise AppError("seed: must not be negative")
-    return seed
+def seed_of(value: float | str | None) -> int:
+    """A seed from a number field (empty: 0), checked as the CLI checks ``--seed``."""
+    try:
+        return check_seed(0 if value is None or value == "" else value)
+    except ValueError as exc:
+        raise AppError(str(exc)) from None
+
+
+def temperature_of(value: float | str | None) -> float:
+    """A temperature from a slider, checked as the CLI checks ``-t`` (the page's limits are
+    not trusted: any client can send any value)."""
+    try:
+        number = float(value)  # type: ignore[arg-type]
+    except (TypeError, ValueError):
+        raise AppError(f"temperature: not a number: {value!r}") from None
+    try:
+        return check_temperature(number)
+    except ValueError as exc:
+        raise AppError(str(exc).split("; did you mean")[0]) from None
+
+
+def count_of(value: float | str | None) -> int:
+    """A number of samples from the slider: a whole number from 1 to the app's limit."""
+    try:
+        count = float(value)  # type: ignore[arg-type]
+    except (TypeError, ValueError):
+        count = float("nan")
+    if not (count.is_integer() and 1 <= count <= actions.MAX_SAMPLES):
+        raise AppError(f"number of samples: a whole number from 1 to {actions.MAX_SAMPLES}, "
+                       f"got {value!r}")  # fmt: skip
+    return int(count)
 
 
 class Handlers:
@@ -83,10 +113,12 @@ class Handlers:
         store: the loaded models.
         max_pixels: the largest image (LR pixels) the app takes.
         c: the page's components by name (filled in by the layout).
+        keeper: what the server keeps of each tab, and for how long.
     """
 
-    def __init__(self, store: ModelStore, max_pixels: int, c: dict[str, Any]) -> None:
-        self.store, self.max_pixels, self.c = store, max_pixels, c
+    def __init__(self, store: ModelStore, max_pixels: int, c: dict[str, Any],
+                 keeper: Keeper) -> None:  # fmt: skip
+        self.store, self.max_pixels, self.c, self.keeper = store, max_pixels, c, keeper
 
     def resolver(self, session: Session) -> Any:
         """The model of ``session``'s tab."""
@@ -100,7 +132,7 @@ class Handlers:
         if not path:
             return {c["preview"]: None, c["sample_status"]: "", c["state"]: session}
         try:
-            loaded = read_upload(path, self.max_pixels)
+            loaded = read_upload(path, self.max_pixels, self.resolver(session).min_lr_size)
         except AppError as exc:  # the field is emptied for the next try
             gr.Warning(str(exc))
             return {c["upload"]: None, c["preview"]: None, c["state"]: session,
@@ -108,17 +140,24 @@ class Handlers:
         session.image, session.name = loaded, Path(path).stem
         h, w = loaded.rgb.shape[1:]
         note = f"input: {w}x{h}" + (" (its alpha is ignored)" if loaded.alpha is not None else "")
+        if loaded.frames > 1:
+            note += f" (the first of its {loaded.frames} frames)"
         return {c["upload"]: None, c["preview"]: to_pil(loaded.rgb), c["sample_status"]: note,
                 c["state"]: session}  # fmt: skip
 
     def sample(self, text: str, count: float, seed: float | None, noise: str,
-               session: Session, progress: gr.Progress = gr.Progress()) -> Updates:  # fmt: skip  # noqa: B008
+               session: Session, progress: gr.Progress = gr.Progress(),  # noqa: B008
+               request: gr.Request | None = None) -> Updates:  # fmt: skip
         """Draw the gallery; show LR-PSNRs, the diversity map and the downloads."""
         c = self.c
         resolver = self.resolver(session)
+        options = (parse_temperature(text), count_of(count), seed_of(seed))
+        noise_level = parse_noise_level(noise)
+        session.need_image()
+        session.clear_results()  # before the new ones are made: never both in memory
+        self.keeper.keep(session, request.session_hash if request else None)
         report = lambda done, what: progress(done, desc=what)  # noqa: E731
-        result = actions.draw_samples(session, resolver, parse_temperature(text), int(count),
-                                      seed_of(seed), report, parse_noise_level(noise))  # fmt: skip
+        result = actions.draw_samples(session, resolver, *options, report, noise_level)
         names = [f"s{i:02d}" for i in range(len(result.images))]
         gallery = [
             (to_pil(image), f"{name} · LR-PSNR {score:.2f} dB"
@@ -126,7 +165,7 @@ class Handlers:
             for name, image, score, ok in zip(names, result.images, result.lr_psnr,
                                               result.consistent, strict=True)
         ]  # fmt: skip
-        files = actions.write_samples(session, Path(tempfile.mkdtemp(prefix="srflow-app-")))
+        files = actions.write_samples(session, self.keeper.downloads_folder(session))
         actions.start_exploring(session, resolver, 0)  # shown when its tab is (show_explored)
         h, w = result.images.shape[2:]
         status = (f"{len(names)} samples of {w}x{h}; pixel-std diversity "
@@ -176,6 +215,7 @@ class Handlers:
         """Start exploring the chosen sample."""
         if not name:
             return {}
+        self.keeper.keep(session)
         image = actions.start_exploring(session, self.resolver(session), int(name[1:]))
         updates = self._shown(image, session, f"exploring {name}: paint a region, then redraw")
         return {**updates, self.c["editor"]: editor_value(image)}
@@ -183,12 +223,11 @@ class Handlers:
     def redraw(self, editor: dict[str, Any] | None, temperature: float, seed: float | None,
                session: Session) -> Updates:  # fmt: skip
         """Redraw the painted region's latents."""
-        explored = session.explored
-        if explored is None:
-            raise AppError("draw samples in the Sample panel first")
+        explored = session.need_explored("draw samples in the Sample panel first")
+        self.keeper.keep(session)
         mask = painted_mask(editor, tuple(explored.current.shape[1:]))
         image, region, note = actions.redraw_region(
-            session, self.resolver(session), mask, float(temperature), seed_of(seed)
+            session, self.resolver(session), mask, temperature_of(temperature), seed_of(seed)
         )
         changed = pixels_changed(explored.images[-2], image)
         if region is None:  # no local receptive field: a change can reach the whole image
@@ -213,19 +252,19 @@ class Handlers:
             raise AppError("upload the style source (an HR image, scale x the input's size)")
         source = read_upload(path, self.max_pixels * self.resolver(session).scale ** 2)
         out = actions.transfer_style(session, self.resolver(session), source,
-                                     float(temperature), seed_of(seed))  # fmt: skip
+                                     temperature_of(temperature), seed_of(seed))  # fmt: skip
         return {self.c["transfer_out"]: to_pil(out),
                 self.c["transfer_status"]: "style transferred"}  # fmt: skip
 
     def content(self, editor: dict[str, Any] | None, temperature: float, seed: float | None,
                 session: Session) -> Updates:  # fmt: skip
         """Content transfer: blend what was painted into the explored sample."""
-        explored = session.explored
-        if explored is None:
-            raise AppError("choose a sample (Explore a region) and paint content on it first")
+        explored = session.need_explored(
+            "choose a sample (Explore a region) and paint content on it first")
+        self.keeper.keep(session)
         edited, mask = paint_over(explored.current, editor)
         out = actions.transfer_content(session, self.resolver(session), edited, mask,
-                                       float(temperature), seed_of(seed))  # fmt: skip
+                                       temperature_of(temperature), seed_of(seed))  # fmt: skip
         return {self.c["transfer_out"]: to_pil(out),
                 self.c["transfer_status"]: "pasted content normalized (local)"}  # fmt: skip
 
@@ -235,17 +274,23 @@ class Handlers:
         if not path:
             raise AppError("upload the noisy or JPEG-compressed image to restore")
         degraded = read_upload(path, self.max_pixels)
-        out = actions.restore_image(self.resolver(session), degraded, float(temperature),
+        out = actions.restore_image(self.resolver(session), degraded, temperature_of(temperature),
                                     seed_of(seed))  # fmt: skip
         return {self.c["transfer_out"]: to_pil(out), self.c["transfer_status"]: "restored"}
 
-    def model(self, path: str | None, session: Session) -> Updates:
-        """Show (and switch to) a model; the tab's results are cleared on a switch."""
+    def model(self, choice: str | None, upload: str | None, session: Session) -> Updates:
+        """Show (and switch to) a model: one of the server's, or a file uploaded here; the
+        tab's results are cleared on a switch."""
         c = self.c
-        key = self.store.resolve(path or session.model_path)
+        key = session.model_path
+        if upload:
+            key = self.store.add_upload(upload, Path(upload).name)
+        elif choice:
+            key = None if choice == DEFAULT_LABEL else choice
         resolver = self.store.get(key)
-        if key != self.store.resolve(session.model_path):
+        if key != session.model_path:
             session.model_path = key
             session.clear_results()
-        return {c["model_info"]: model_info(resolver, key).markdown(), c["model_status"]: "",
+        info = model_info(resolver, self.store.label(key)).markdown()
+        return {c["model_info"]: info, c["model_status"]: "", c["model_upload"]: None,
                 c["state"]: session}  # fmt: skip

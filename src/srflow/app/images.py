@@ -14,7 +14,13 @@ from PIL import Image
 from torch import Tensor
 
 from srflow.app.session import AppError
-from srflow.data.image_io import LoadedImage, image_to_pil, read_image
+from srflow.data.image_io import (
+    ImageReadError,
+    LoadedImage,
+    image_size,
+    image_to_pil,
+    read_image,
+)
 from srflow.flows.distributions import check_temperature
 from srflow.inference.naming import output_name
 
@@ -24,23 +30,32 @@ DEFAULT_MAX_PIXELS = 512 * 512
 MAX_FILE_SIZE = "20mb"
 
 
-def read_upload(path: str | os.PathLike[str], max_pixels: int = DEFAULT_MAX_PIXELS) -> LoadedImage:
-    """Read an uploaded image; :class:`AppError` (one line) for a file that is not an image,
-    is truncated, or has more than ``max_pixels`` pixels."""
-    name = Path(path).name
+def read_upload(
+    path: str | os.PathLike[str], max_pixels: int = DEFAULT_MAX_PIXELS, min_side: int = 1
+) -> LoadedImage:
+    """Read an uploaded image; :class:`AppError` (one line, naming the file as uploaded,
+    never the server's path) for a file that is not an image, is truncated, or has more than
+    ``max_pixels`` pixels (refused from its header, before decoding) or a side under
+    ``min_side``."""
+    path = Path(path)
+    name = path.name
     try:
-        loaded = read_image(path)
-    except ValueError as exc:  # ImageReadError: the message starts with the (temporary) path
-        reason = str(exc).split(": ", 1)[-1]
-        raise AppError(f"{name}: {reason}") from None
-    h, w = loaded.rgb.shape[1:]
-    if h * w > max_pixels:
-        side = int(max_pixels**0.5)
-        raise AppError(
-            f"{name} is {w}x{h} pixels; this app takes at most {max_pixels} pixels "
-            f"(about {side}x{side}): crop or downscale it, or run `srflow sr --tile 256` "
-            "on it (any size)"
-        )
+        width, height = image_size(path)
+        if width * height > max_pixels:
+            side = int(max_pixels**0.5)
+            raise AppError(
+                f"{name} is {width}x{height} pixels; this app takes at most {max_pixels} pixels "
+                f"(about {side}x{side}): crop or downscale it, or run `srflow sr --tile 256` "
+                "on it (any size)"
+            )
+        loaded = read_image(path, max_pixels=max_pixels)
+    except ImageReadError as exc:  # the message names the (temporary) path: not shown
+        reason = str(exc).replace(str(path), name).replace(str(path.parent), "")
+        raise AppError(f"{name}: {reason.split(': ', 1)[-1]}") from None
+    height, width = loaded.rgb.shape[1:]
+    if min(width, height) < min_side:
+        raise AppError(f"{name} is {width}x{height} pixels; this model needs at least "
+                       f"{min_side}x{min_side}")  # fmt: skip
     return loaded
 
 

@@ -62,6 +62,9 @@ class Session:
         busy: long work is running (only then does Cancel set ``cancel``).
         prepared: the last decoded LR and its prepared conditioning
             (:meth:`conditioning_for`).
+        key: the page's session id (set by the server when the tab first does work).
+        released: why the server let go of the results (idle, room for other tabs, closed),
+            or ``None``.
     """
 
     model_path: str | None = None
@@ -75,6 +78,8 @@ class Session:
     cancel: bool = False
     busy: bool = False
     prepared: tuple[Tensor, Conditioning] | None = None
+    key: str | None = None
+    released: str | None = None
 
     def clear_results(self) -> None:
         """Forget the samples and the exploration (a new image or model)."""
@@ -99,8 +104,26 @@ class Session:
     def need_samples(self) -> Tensor:
         """The gallery, or :class:`AppError` saying to sample first."""
         if self.samples is None or not self.codes:
+            if self.released:
+                raise AppError(f"this tab's samples were released ({self.released}): draw "
+                               "them again in the Sample panel")  # fmt: skip
             raise AppError("draw samples in the Sample panel first")
         return self.samples
+
+    def need_explored(self, what_first: str) -> Explored:
+        """The sample being explored, or :class:`AppError` saying ``what_first`` (or that
+        the results were released)."""
+        if self.explored is None:
+            self.need_samples()  # says so when they were released
+            raise AppError(what_first)
+        return self.explored
+
+    def release(self, why: str) -> None:
+        """Let go of the results (running work stops at its next progress report); the
+        input image stays."""
+        self.cancel = self.busy
+        self.clear_results()
+        self.released = why
 
     def request_cancel(self) -> bool:
         """Ask the running work to stop; ``False`` when nothing is running."""

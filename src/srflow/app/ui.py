@@ -10,6 +10,7 @@ import gradio as gr
 
 from srflow.app.handlers import Handlers, guarded
 from srflow.app.models import ModelStore
+from srflow.app.retention import Keeper
 from srflow.app.session import Session
 
 BRUSH = gr.Brush(colors=["#ff00ff"], color_mode="fixed", default_size=12)
@@ -104,14 +105,20 @@ def _transfer_panel(c: dict[str, Any]) -> None:
             c["transfer_status"] = gr.Markdown(elem_id="transfer-status")
 
 
-def _model_panel(c: dict[str, Any]) -> None:
+def _model_panel(c: dict[str, Any], choices: list[str]) -> None:
     c["model_info"] = gr.Markdown(elem_id="model-info")
-    c["model_path"] = gr.Textbox(label="another checkpoint file (.safetensors or a published "
-                                       ".pth)", elem_id="model-path")  # fmt: skip
+    c["model_path"] = gr.Dropdown(choices=choices, value=choices[0], elem_id="model-path",
+                                  label="the server's models (srflow app --models-dir DIR "
+                                        "offers more)")  # fmt: skip
+    c["model_upload"] = gr.File(label="or upload a model file (.safetensors or a published "
+                                      ".pth)", file_types=[".safetensors", ".pth"],
+                                elem_id="model-upload")  # fmt: skip
     c["load"] = gr.Button("Load", elem_id="load")
     c["model_status"] = gr.Markdown(elem_id="model-status")
 
 
+#: The queue every piece of work joins (see ``_wire``).
+WORK = "work"
 #: The components each callback may update (besides its status line and the state).
 SAMPLE_OUT = ["gallery", "diversity", "downloads", "choose"]
 SHOWN_OUT = ["current", "changed"]
@@ -129,8 +136,11 @@ def _wire(h: Handlers, c: dict[str, Any], examples: list[Path]) -> None:
 
     def on(trigger: Any, handler: Any, status: str, inputs: list[Any], out: list[str]) -> Any:
         outputs = [c[name] for name in dict.fromkeys([*out, status])] + [state]
+        # one queue for all work: several panels (or tabs) never run at once, so the
+        # server's memory is that of one job whatever the clients do
         return trigger(guarded(c[status])(handler), inputs=[*inputs, state], outputs=outputs,
-                       show_progress_on=_progress_shown_on(outputs))  # fmt: skip
+                       show_progress_on=_progress_shown_on(outputs), concurrency_id=WORK,
+                       concurrency_limit=1)  # fmt: skip
 
     upload_out = ["upload", "preview"]
     on(c["upload"].upload, h.upload, "sample_status", [c["upload"]], upload_out)
@@ -156,18 +166,24 @@ def _wire(h: Handlers, c: dict[str, Any], examples: list[Path]) -> None:
                                     ("content", h.content, "paste"),
                                     ("restore", h.restore, "degraded")):  # fmt: skip
         on(c[button].click, handler, "transfer_status", [c[source], *knobs], ["transfer_out"])
-    on(c["load"].click, h.model, "model_status", [c["model_path"]], ["model_info"])
+    on(c["load"].click, h.model, "model_status", [c["model_path"], c["model_upload"]],
+       ["model_info", "model_upload"])  # fmt: skip
 
 
 def _new_session() -> Session:
     return Session()
 
 
-def build(store: ModelStore, max_pixels: int, examples: list[Path]) -> gr.Blocks:
+def build(store: ModelStore, max_pixels: int, examples: list[Path], keeper: Keeper) -> gr.Blocks:
     """The app's page (not launched)."""
     c: dict[str, Any] = {}
-    with gr.Blocks(title="srflow explorer", analytics_enabled=False) as page:
-        c["state"] = gr.State(_new_session)  # called once per tab: tabs never share results
+    idle = keeper.limits.idle_seconds
+    # the framework's own copies of shown images are deleted once as old as an idle tab
+    with gr.Blocks(title="srflow explorer", analytics_enabled=False,
+                   delete_cache=(max(60, int(idle // 4)), int(idle))) as page:  # fmt: skip
+        # called once per tab: tabs never share results; dropped (and released) when the
+        # tab is idle for the keeper's time
+        c["state"] = gr.State(_new_session, time_to_live=idle, delete_callback=keeper.forget)
         gr.Markdown("## srflow explorer: the space of super-resolutions of a photo")
         with gr.Tab("Sample", elem_id="tab-sample"):
             _sample_panel(c, examples)
@@ -176,9 +192,15 @@ def build(store: ModelStore, max_pixels: int, examples: list[Path]) -> gr.Blocks
         with gr.Tab("Transfer / normalize / restore", elem_id="tab-transfer") as c["transfer_tab"]:
             _transfer_panel(c)
         with gr.Tab("Model", elem_id="tab-model"):
-            _model_panel(c)
-        handlers = Handlers(store, max_pixels, c)
+            _model_panel(c, store.choices())
+        handlers = Handlers(store, max_pixels, c, keeper)
         _wire(handlers, c, examples)
-        page.load(guarded(c["model_status"])(lambda s: handlers.model(None, s)),
-                  inputs=[c["state"]], outputs=[c["model_info"], c["model_status"], c["state"]])
+        page.load(guarded(c["model_status"])(lambda s: handlers.model(None, None, s)),
+                  inputs=[c["state"]], outputs=[c["model_info"], c["model_status"],
+                                                c["model_upload"], c["state"]])  # fmt: skip
+
+        def closed(request: gr.Request) -> None:  # the tab closed, or its client went away
+            keeper.close(request.session_hash)
+
+        page.unload(closed)
     return page

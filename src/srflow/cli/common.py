@@ -18,6 +18,7 @@ from tqdm import tqdm
 
 from srflow.data.image_io import ImageReadError, write_image
 from srflow.files import remove_stale_temporaries
+from srflow.flows.distributions import check_seed
 from srflow.inference.api import default_model_path, missing_default_model_message
 from srflow.inference.pipeline import InputTooSmallError
 
@@ -92,19 +93,14 @@ def temperature_arg(text: str) -> float:
         raise argparse.ArgumentTypeError(message) from None
 
 
-#: Seeds run from 0 to 2**63 - 1 (what a torch.Generator takes on every platform).
-MAX_SEED = 2**63 - 1
-
-
 def seed_arg(text: str) -> int:
-    """argparse type of every ``--seed``: an integer from 0 to :data:`MAX_SEED`."""
+    """argparse type of every ``--seed``: an integer from 0 to 2**63 - 1."""
+    if not text.strip().lstrip("+-").isdigit():
+        raise argparse.ArgumentTypeError(f"not an integer: {text!r}")
     try:
-        seed = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"not an integer: {text!r}") from None
-    if not 0 <= seed <= MAX_SEED:
-        raise argparse.ArgumentTypeError(f"seed {text} is outside 0 .. 2**63 - 1")
-    return seed
+        return check_seed(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
 
 
 def check_tile_option(tile: int | None) -> None:

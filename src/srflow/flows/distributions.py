@@ -43,6 +43,27 @@ def check_temperature(temperature: float) -> float:
     return value
 
 
+#: Largest seed: the one range every command and the app accept (a signed 64-bit integer).
+MAX_SEED = 2**63 - 1
+
+
+def check_seed(seed: object) -> int:
+    """``seed`` as an int if it is a whole number in ``[0, MAX_SEED]``.
+
+    Raises:
+        ValueError: one line saying what is wrong.
+    """
+    try:
+        value = float(seed) if isinstance(seed, float) else int(str(seed).strip())
+    except ValueError:
+        raise ValueError(f"seed must be a whole number, got {seed!r}") from None
+    if isinstance(value, float) and (not math.isfinite(value) or not value.is_integer()):
+        raise ValueError(f"seed must be a whole number, got {seed!r}")
+    if not 0 <= value <= MAX_SEED:
+        raise ValueError(f"seed {seed} is outside 0 .. 2**63 - 1")
+    return int(value)
+
+
 def sample_normal(
     shape: tuple[int, ...],
     temperature: float,

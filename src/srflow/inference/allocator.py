@@ -10,8 +10,13 @@ its top, freed blocks are reused. Measured (``benchmarks/RESULTS.md``, 2-core CP
 freed after the peak is kept for reuse instead of going back to the system).
 
 The ``srflow`` command calls :func:`keep_freed_memory` on start; library users may call it
-themselves. It changes nothing where the platform is not glibc, when any ``MALLOC_*``
-variable is set (the user's own tuning wins) or when ``SRFLOW_MALLOC=default``.
+themselves. A long-running server (``srflow app``) needs more: its work runs on many
+threads, glibc gives each its own heap ("arena"), and each heap kept its peak for good, so
+the server's memory grew with every thread that ever ran a job (measured: docs/app.md,
+"Under load"). There the heaps are limited (:func:`serve_memory`) and the freed memory goes
+back after each job (:func:`give_back_freed_memory`). None of these changes anything where
+the platform is not glibc, when any ``MALLOC_*`` variable is set (the user's own tuning wins)
+or when ``SRFLOW_MALLOC=default``.
 """
 
 from __future__ import annotations
@@ -21,7 +26,7 @@ import os
 import sys
 
 #: ``mallopt`` parameters (glibc's ``malloc.h``).
-M_TRIM_THRESHOLD, M_MMAP_MAX = -1, -4
+M_TRIM_THRESHOLD, M_MMAP_MAX, M_ARENA_MAX = -1, -4, -8
 #: Largest ``M_TRIM_THRESHOLD`` (a C ``int``): free memory above it at the heap's top goes back.
 KEEP_AT_MOST = 2**31 - 1
 
@@ -46,3 +51,30 @@ def keep_freed_memory() -> bool:
         return False
     mallopt.argtypes, mallopt.restype = [ctypes.c_int, ctypes.c_int], ctypes.c_int
     return bool(mallopt(M_MMAP_MAX, 0)) and bool(mallopt(M_TRIM_THRESHOLD, KEEP_AT_MOST))
+
+
+def _libc() -> ctypes.CDLL | None:
+    if not _tuning_wanted():
+        return None
+    try:
+        return ctypes.CDLL("libc.so.6")
+    except OSError:
+        return None
+
+
+def serve_memory(arenas: int = 2) -> bool:
+    """For a long-running server: at most ``arenas`` malloc heaps whatever the number of
+    threads (call before the threads start). Returns whether it applied (glibc only)."""
+    libc = _libc()
+    if libc is None or not hasattr(libc, "mallopt"):
+        return False
+    libc.mallopt.argtypes, libc.mallopt.restype = [ctypes.c_int, ctypes.c_int], ctypes.c_int
+    return bool(libc.mallopt(M_ARENA_MAX, arenas))
+
+
+def give_back_freed_memory() -> None:
+    """Return the freed memory at the top of every heap to the system (glibc's
+    ``malloc_trim``; nothing elsewhere)."""
+    libc = _libc()
+    if libc is not None and hasattr(libc, "malloc_trim"):
+        libc.malloc_trim(0)

@@ -91,3 +91,24 @@ def test_the_app_docs_say_why_pillow_may_be_downgraded() -> None:
     ceiling = re.search(r"<\s*(\d+)", needs[0])
     assert ceiling, needs  # gradio caps Pillow: the docs must say so, with its bound
     assert f"`pillow<{ceiling[1]}`" in _doc("app.md") and "downgrade Pillow" in _doc("app.md")
+
+
+def test_every_test_the_robustness_page_names_exists() -> None:
+    """docs/robustness.md names the test that holds each guarantee: each must exist (a
+    ``::test_x`` after ``test_file.py::test_y`` is in the same file)."""
+    import ast
+
+    root = ROOT / "tests"
+    text = _doc("robustness.md")
+    missing, named, current = [], 0, None
+    for match in re.finditer(r"`(?:tests/)?(test_\w+\.py)?(?:::(test_\w+))?`", text):
+        module, name = match.groups()
+        current = module or current
+        if name is None or current is None:
+            continue
+        tree = ast.parse((root / current).read_text())
+        names = {n.name for n in ast.walk(tree) if isinstance(n, ast.FunctionDef)}
+        named += 1
+        if name not in names:
+            missing.append(f"{current}::{name}")
+    assert named > 40 and not missing, missing

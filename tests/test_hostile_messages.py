@@ -76,3 +76,15 @@ def test_links_to_nothing_and_link_loops_are_noted(tmp_path: Path, capsys) -> No
     assert f"note: {folder / 'loop.png'}: skipped, a symbolic link loop" in err
     assert f"note: {folder / 'gone.png'}: skipped, a symbolic link to nothing" in err
     assert [p.name for p in (tmp_path / "out").iterdir()] == ["a.png"]
+
+
+def test_an_animation_is_noted_and_its_first_frame_used(tmp_path: Path, capsys) -> None:  # noqa: ANN001
+    rng = np.random.default_rng(1)
+    frames = [Image.fromarray(rng.integers(0, 256, (16, 16, 3), dtype=np.uint8))
+              for _ in range(3)]  # fmt: skip
+    frames[0].save(tmp_path / "moving.gif", save_all=True, append_images=frames[1:])
+    code = main(["sr", str(tmp_path / "moving.gif"), "-o", str(tmp_path / "out"), "-t", "0"])
+    err = capsys.readouterr().err
+    assert code in (0, 3), err
+    assert f"note: {tmp_path / 'moving.gif'}: 3 frames (an animation): the first is" in err
+    assert (tmp_path / "out" / "moving_sr_t0.00_s00.png").is_file()

@@ -36,7 +36,9 @@ class RetentionLimits:
     Attributes:
         tabs: tabs whose results are kept (the most recently active ones).
         idle_seconds: results of a tab idle this long are released.
-        disk_bytes: downloads on disk, all tabs together; the oldest go first.
+        disk_bytes: downloads on disk, all tabs together: before a tab writes a gallery,
+            the oldest other tabs' downloads are deleted until they take at most half of it
+            (the other half is for the new gallery).
     """
 
     tabs: int = 4

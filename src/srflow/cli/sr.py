@@ -191,6 +191,8 @@ def _super_resolve_one(
                          f"{resolver.min_lr_size}x{resolver.min_lr_size}")  # fmt: skip
     batch, tile = _fit_memory(resolver, (h, w), counts, item.path.name, args)
     loaded = read_image(item.path)
+    if loaded.frames > 1:
+        note(f"{item.path}: {loaded.frames} frames (an animation): the first is super-resolved")
     alpha = resolver.upscale_alpha(loaded)
     if args.repair and tile is not None:
         note(f"{item.path.name}: tiled, so outputs are checked but not repaired (--repair "

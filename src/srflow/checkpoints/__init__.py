@@ -29,7 +29,7 @@ from srflow.checkpoints.reading import (
     read_model_file,
     read_state_dict,
 )
-from srflow.checkpoints.structure import check_structure, mismatches
+from srflow.checkpoints.structure import build_within, mismatches
 from srflow.config.loading import ConfigError, to_dict
 from srflow.families import (
     FAMILY_KEY,
@@ -122,8 +122,7 @@ def _from_ours(file: ModelFile) -> FlowSR:
     config = _config_of(file.path, file.metadata)
     family = family_of(config)
     state = {k: v.float() for k, v in file.tensors.items()}
-    check_structure(lambda: family.build(config), state, str(file.path))
-    model = family.build(config)
+    model = build_within(lambda: family.build(config), state, str(file.path))
     load_state_dict_strict(model, state, str(file.path))
     try:
         model.load_checkpoint_metadata(file.metadata)

@@ -23,7 +23,7 @@ from typing import Any
 import torch
 
 from srflow.checkpoints import CheckpointError, load_state_dict_strict, save_model
-from srflow.checkpoints.structure import check_structure
+from srflow.checkpoints.structure import build_within
 from srflow.config.loading import ConfigError, from_dict
 from srflow.config.losses import LossWeights, trained_temperature
 from srflow.families import config_from_dict, family_of
@@ -200,8 +200,7 @@ def export_model(
     ema = payload.get("ema")
     weights = ema["weights"] if use_ema and ema is not None else payload["model"]
     family = family_of(config)
-    check_structure(lambda: family.build(config), weights, str(source))
-    model = family.build(config)
+    model = build_within(lambda: family.build(config), weights, str(source))
     load_state_dict_strict(model, weights, str(source))
     losses = payload["config"].get("train", {}).get("losses", {})
     model.trained_temperature = trained_temperature(from_dict(LossWeights, losses))

@@ -16,7 +16,7 @@ DOCS = Path(__file__).resolve().parents[1] / "docs" / "architecture.md"
 
 #: Layers, lowest first (docs/architecture.md, "Layers"): a package imports only lower ones.
 LAYERS: list[set[str]] = [
-    {"version", "files", "divergence"},
+    {"version", "files", "divergence", "workers"},
     {"config", "data", "flows"},
     {"metrics", "encoders", "sampling"},
     {"models"},

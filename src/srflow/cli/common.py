@@ -61,9 +61,25 @@ class OutputError(Exception):
     """An output file could not be written; the message names it."""
 
 
+#: Inside a torchrun job: ``worker R/N: `` before each message, and whether this worker
+#: draws progress bars (:func:`as_worker`).
+_WORKER = {"label": "", "progress": True}
+
+
+def as_worker(label: str, progress: bool) -> None:
+    """Messages of this process start with ``label: `` (``worker 1/4``); ``progress``: it
+    draws progress bars (one worker per node does)."""
+    _WORKER.update(label=f"{label}: " if label else "", progress=progress)
+
+
+def progress_shown() -> bool:
+    """Whether this process draws progress bars."""
+    return bool(_WORKER["progress"])
+
+
 def fail(message: str) -> None:
     """Print ``error: message`` on its own line of stderr (above any progress bar)."""
-    tqdm.write(f"error: {message}", file=sys.stderr)
+    tqdm.write(f"{_WORKER['label']}error: {message}", file=sys.stderr)
 
 
 def one_line_warning(
@@ -73,12 +89,13 @@ def one_line_warning(
     """``warnings.showwarning`` for the commands: ``warning: message`` (its first line) on
     stderr, above any progress bar, without Python's file, line number and source line."""
     text = str(message).strip().splitlines()
-    tqdm.write(f"warning: {text[0] if text else category.__name__}", file=sys.stderr)
+    first = text[0] if text else category.__name__
+    tqdm.write(f"{_WORKER['label']}warning: {first}", file=sys.stderr)
 
 
 def note(message: str) -> None:
     """Print ``note: message`` on stderr: something left out on purpose, not a failure."""
-    tqdm.write(f"note: {message}", file=sys.stderr)
+    tqdm.write(f"{_WORKER['label']}note: {message}", file=sys.stderr)
 
 
 def temperature_arg(text: str) -> float:
@@ -164,15 +181,16 @@ def load_flow_model(path: Path, device: str) -> FlowSR:
     return model
 
 
-def prepare_output_dir(path: Path) -> Path:
-    """Create ``path`` and check that it is writable."""
+def prepare_output_dir(path: Path, clean: bool = True) -> Path:
+    """Create ``path`` and check that it is writable; ``clean``: remove the unfinished files
+    of writers that no longer run (a process id only says so on its own machine)."""
     try:
         path.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
         raise CliError(f"{path}: cannot create output folder ({exc.strerror})") from None
     if not path.is_dir() or not os.access(path, os.W_OK):
         raise CliError(f"{path}: output folder is not writable")
-    stale = remove_stale_temporaries(path, recursive=True)
+    stale = remove_stale_temporaries(path, recursive=True) if clean else []
     if stale:
         note(f"{path}: removed {len(stale)} unfinished file(s) an interrupted run left")
     return path
@@ -316,7 +334,8 @@ def for_each_input(files: list[InputFile], work: Callable[[InputFile], None]) ->
     """Run ``work`` on every input with a progress bar; report each failure on one line and
     go on. Returns the number of inputs that failed."""
     failures = 0
-    for item in tqdm(files, desc="images", unit="img", disable=len(files) < 2):
+    for item in tqdm(files, desc="images", unit="img",
+                     disable=len(files) < 2 or not progress_shown()):  # fmt: skip
         try:
             work(item)
         except OutputError as exc:

@@ -7,8 +7,11 @@ import logging
 import os
 import shlex
 import shutil
+import time
+from collections.abc import Callable
 from dataclasses import replace
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
@@ -16,13 +19,17 @@ from tqdm import tqdm
 
 from srflow.cli.common import (
     CliError,
+    as_worker,
     load_flow_model,
+    note,
     prepare_output_dir,
+    progress_shown,
     resolve_model,
     seed_arg,
     temperature_arg,
 )
-from srflow.data.image_io import write_image
+from srflow.cli.distributed import device_for, my_share
+from srflow.data.image_io import image_size, write_image
 from srflow.evaluation import (
     EvalConfig,
     EvalImage,
@@ -41,11 +48,13 @@ from srflow.evaluation.config import (
     hcflow_conventions,
 )
 from srflow.evaluation.external import ExternalMethod, load_external_method
+from srflow.evaluation.parts import ROWS, load_rows, merge, result_entry, save_rows
 from srflow.evaluation.plots import write_plots
 from srflow.evaluation.report import write_csv, write_json, write_markdown
 from srflow.evaluation.runner import SampleSink
 from srflow.metrics.registry import METRICS, format_value
 from srflow.models.contract import FlowSR
+from srflow.workers import Worker
 
 logger = logging.getLogger(__name__)
 #: Benchmarks by name: the folder (below the photos folder) that holds ``hr/`` and ``lr_x4/``.
@@ -131,10 +140,16 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     out.add_argument("--report", type=Path, help="also write the Markdown report here")
     out.add_argument("--save-images", action="store_true", help="write every output image")
     out.add_argument("--no-plots", action="store_true", help="do not draw the PNG plots")
+    out.add_argument("--fresh", action="store_true",
+                     help="score every image again (by default the images this same command "
+                          "already scored, in OUT/rows, are kept: a rerun or a restarted "
+                          "worker finishes the rest)")  # fmt: skip
     p.set_defaults(run=run)
 
 
-def _images(args: argparse.Namespace, scale: int) -> list[EvalImage]:
+def _images(
+    args: argparse.Namespace, scale: int, select: Callable[[list[Path]], list[int]] | None = None
+) -> list[EvalImage]:
     hr_dir, lr_dir = args.hr, args.lr
     if args.benchmark:
         root = benchmark_root(args)
@@ -148,7 +163,7 @@ def _images(args: argparse.Namespace, scale: int) -> list[EvalImage]:
     elif lr_dir is not None and args.crop:
         logger.warning("--crop with --lr: the LR is cropped to match, see docs/metrics.md")
     try:
-        return load_eval_images(hr_dir, scale, lr_dir, args.crop, args.max_images)
+        return load_eval_images(hr_dir, scale, lr_dir, args.crop, args.max_images, select)
     except EvalInputError as exc:
         raise CliError(str(exc)) from None
 
@@ -247,38 +262,95 @@ def run(args: argparse.Namespace) -> int:
             raise CliError("--task rescale makes its LR with the model: drop --lr")
         hr_dir = args.hr if args.hr is not None else benchmark_root(args) / "hr"
         return run_rescale(args, hr_dir, DEFAULT_TEMPERATURES)
+    worker = Worker.from_env()
+    as_worker(worker.label, progress=worker.local_rank == 0)
+    return _evaluate(args, worker)
+
+
+#: How often rank 0 looks for the other workers' rows, in seconds.
+WAIT_SECONDS = 0.5
+
+
+def _evaluate(args: argparse.Namespace, worker: Worker) -> int:
+    """The evaluation, or this worker's share of it: every worker saves each image's rows as
+    it finishes; rank 0 (which takes the first image, the one the gallery shows) then reads
+    the others' and writes the tables."""
     config = _config(args)
-    model, model_name, scale = _load_model(args)
+    model, model_name, scale = _load_model(args, device_for(worker, args.device))
     if args.conventions == "hcflow":
         config = replace(config, conventions=replace(
             hcflow_conventions(scale), y_channel=args.psnr_y, ssim_matlab=args.ssim_matlab
         ))  # fmt: skip
-    images = _images(args, scale)
+    order: list[str] = []
+
+    def share(paths: list[Path]) -> list[int]:
+        order.extend(p.stem for p in paths)
+        return my_share(worker, [p.stem for p in paths], [_pixels(p) for p in paths], pinned=0)
+
+    images = _images(args, scale, share)
     external = _external_methods(args, images)
-    out_dir = prepare_output_dir(args.output)
+    out_dir = prepare_output_dir(args.output, clean=worker.world_size == worker.local_world_size)
     sink = None
     if args.save_images:
         sink = _image_saver(prepare_output_dir(out_dir / "images"))
+    run_key = command_line(args)
+    done = {} if args.fresh else load_rows(out_dir, [i.name for i in images], run_key)
+    done.pop(order[0], None)  # the first image is scored again: the gallery shows it
+    if done:
+        note(f"{len(done)} image(s) already scored by this command in {out_dir / ROWS}: "
+             "kept (--fresh scores them again)")  # fmt: skip
     methods = 1 + (len(config.all_temperatures) if model is not None else 0) + len(external)
-    with tqdm(total=len(images) * methods, desc="eval", unit="set") as bar:
-        result = evaluate(model, images, config, model_name=model_name,
-                          progress=lambda _: bar.update(), sample_sink=sink,
-                          external=external, scale=scale)  # fmt: skip
-    result.command = command_line(args)
+    shown = progress_shown()
+    with tqdm(total=(len(images) - len(done)) * methods, desc="eval", unit="set",
+              disable=not shown) as bar:  # fmt: skip
+        result = evaluate(
+            model, images, config, model_name=model_name, progress=lambda _: bar.update(),
+            sample_sink=sink, external=external, scale=scale,
+            finished={name: rows for name, (_, rows) in done.items()},
+            gallery=worker.is_main,
+            on_image=lambda image, rows: save_rows(out_dir, result_entry(image), rows, run_key),
+        )  # fmt: skip
+    if not worker.is_main:
+        print(f"{worker.label}: {len(images)} image(s) scored -> {out_dir / ROWS}")
+        return 0
+    mine = {image.name for image in images}
+    others = _wait_for_rows(out_dir, [name for name in order if name not in mine], run_key)
+    result = merge(result, others, order)
+    result.command = run_key
     written = _write_outputs(result, out_dir, args)
     _print_summary(result)
-    print(f"{len(images)} image(s) in {result.seconds / 60:.1f} min -> {written[0].parent}")
+    by = f" by {worker.world_size} workers" if worker.enabled else ""
+    print(f"{len(order)} image(s) in {result.seconds / 60:.1f} min{by} -> {written[0].parent}")
     return 0
 
 
-def _load_model(args: argparse.Namespace) -> tuple[FlowSR | None, str, int]:
+def _wait_for_rows(out_dir: Path, names: list[str], run_key: str) -> dict[str, Any]:
+    """The other workers' rows, once every one of ``names`` has them (a worker that fails
+    ends the job: torchrun stops or restarts every worker)."""
+    found: dict[str, Any] = {}
+    while len(found) < len(names):
+        found.update(load_rows(out_dir, [n for n in names if n not in found], run_key))
+        if len(found) < len(names):
+            time.sleep(WAIT_SECONDS)
+    return found
+
+
+def _pixels(path: Path) -> int:
+    try:
+        width, height = image_size(path)
+    except ValueError:
+        return 0
+    return width * height
+
+
+def _load_model(args: argparse.Namespace, device: str) -> tuple[FlowSR | None, str, int]:
     """``(model, its name, scale)``; no model for ``--sr`` without ``--model``."""
     if args.sr and not args.model:
         if args.scale is None:
             raise CliError("--sr without --model needs --scale (the factor of the outputs)")
         return None, ", ".join(Path(d).name for d in args.sr), args.scale
     model_path = resolve_model(args.model)
-    model = load_flow_model(model_path, args.device)
+    model = load_flow_model(model_path, device)
     scale = model.config.scale
     if args.scale is not None and args.scale != scale:
         raise CliError(f"{model_path}: the model is {scale}x, not {args.scale}x (--scale)")

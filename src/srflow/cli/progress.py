@@ -13,6 +13,8 @@ from contextlib import contextmanager
 
 from tqdm import tqdm
 
+from srflow.cli.common import progress_shown
+
 #: A tiled run's bar: percent done, elapsed and remaining time (no fractional counts).
 FRACTION_FORMAT = "{desc}: {percentage:3.0f}%|{bar}| [{elapsed}<{remaining}]"
 
@@ -34,6 +36,7 @@ class SampleProgress:
 def sample_progress(desc: str, total: int, tiled: bool) -> Iterator[SampleProgress]:
     """A bar for ``total`` samples (a percentage when ``tiled``), closed afterwards."""
     options = {"bar_format": FRACTION_FORMAT} if tiled else {"unit": "sample"}
-    with tqdm(total=total, desc=desc, leave=False, **options) as bar:  # type: ignore[arg-type]
+    with tqdm(total=total, desc=desc, leave=False, disable=not progress_shown(),
+              **options) as bar:  # type: ignore[arg-type]
         progress = SampleProgress(bar)
         yield progress

@@ -19,6 +19,7 @@ from srflow.cli.common import (
     InputError,
     InputFile,
     announce_model,
+    as_worker,
     check_tile_option,
     collect_inputs,
     fail,
@@ -30,6 +31,7 @@ from srflow.cli.common import (
     temperature_arg,
     write_output,
 )
+from srflow.cli.distributed import device_for, my_share
 from srflow.cli.divergence import DivergenceLog
 from srflow.cli.progress import sample_progress
 from srflow.data.image_io import IMAGE_SUFFIXES, image_size, read_image
@@ -44,6 +46,7 @@ from srflow.inference.memory import (
 from srflow.inference.naming import is_output_name, output_name
 from srflow.inference.pipeline import MIN_TILE, SuperResolver
 from srflow.inference.repair import Repair
+from srflow.workers import Worker
 
 logger = logging.getLogger(__name__)
 
@@ -254,38 +257,63 @@ def _fit_memory(
 
 
 def run(args: argparse.Namespace) -> int:
-    """Run ``srflow sr``; returns the exit status (see the module docstring)."""
+    """Run ``srflow sr``; returns the exit status (see the module docstring). Under
+    ``torchrun`` each worker does its share of the inputs (:mod:`srflow.cli.distributed`)."""
     _check_options(args)
+    worker = Worker.from_env()
+    as_worker(worker.label, progress=worker.local_rank == 0)
     model_path = resolve_model(args.model)
     try:
-        resolver = SuperResolver.from_path(model_path, args.device, args.half)
+        resolver = SuperResolver.from_path(model_path, device_for(worker, args.device),
+                                           args.half)  # fmt: skip
     except (CheckpointError, ValueError) as exc:
         raise CliError(str(exc)) from None
     try:
         resolver.model.check_noise_level(args.noise_level)
     except ValueError as exc:
         raise CliError(f"--noise-level: {exc}") from None
-    out_dir = prepare_output_dir(args.output)
-    announce_model(model_path, resolver.model)
+    # leftovers are removed only when their writer's process is gone, which a process id
+    # tells on its own machine only: a job across machines leaves them
+    out_dir = prepare_output_dir(args.output, clean=worker.world_size == worker.local_world_size)
+    if worker.is_main:
+        announce_model(model_path, resolver.model)
     logger.info("model %s on %s", model_path, resolver.device)
     files, skipped, missing = collect_inputs(
         args.inputs, frozenset(IMAGE_SUFFIXES), exclude=out_dir,
         is_output=lambda path: is_output_name(path.stem),  # any suffix's: earlier runs' too
     )  # fmt: skip
-    for problem in skipped:
+    for problem in skipped if worker.is_main else ():
         note(problem)
-    for problem in missing:
+    for problem in missing if worker.is_main else ():
         fail(problem)
-    if 0 in args.temperature and args.samples > 1:
+    if 0 in args.temperature and args.samples > 1 and worker.is_main:
         note(f"temperature 0 gives the same output for every seed: one sample at t=0 instead "
              f"of {args.samples}")  # fmt: skip
+    if worker.restart:  # torchrun restarted the job: what was written is complete
+        args.skip_existing = True
+    mine = [files[i] for i in my_share(worker, [str(f.out_stem) for f in files],
+                                         [_pixels(f.path) for f in files])]  # fmt: skip
     log = DivergenceLog()
     skipped_inputs: list[InputFile] = []
     failures = for_each_input(
-        files,
+        mine,
         lambda item: _super_resolve_one(resolver, item, out_dir, args, log, skipped_inputs),
     )
-    done = len(files) - failures - len(skipped_inputs)
+    done = len(mine) - failures - len(skipped_inputs)
     kept = f" ({len(skipped_inputs)} skipped: outputs exist)" if skipped_inputs else ""
-    print(f"{done} of {len(files)} image(s) super-resolved{kept} -> {out_dir}")
-    return log.status(1 if failures or missing else 0)
+    share = f"{worker.label}: " if worker.enabled else ""
+    print(f"{share}{done} of {len(mine)} image(s) super-resolved{kept} -> {out_dir}")
+    status = log.status(1 if failures or missing else 0)
+    # torchrun takes any other status for a crash and restarts the job: outputs written but
+    # flagged (status 3) were named in warnings already
+    return 0 if worker.enabled and status == 3 else status
+
+
+def _pixels(path: Path) -> int:
+    """An input's size for sharing the work (0 when its header cannot be read: reading it
+    reports why)."""
+    try:
+        width, height = image_size(path)
+    except ValueError:
+        return 0
+    return width * height

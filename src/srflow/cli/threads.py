@@ -14,6 +14,8 @@ import os
 
 import torch
 
+from srflow.workers import Worker
+
 
 def threads_arg(text: str) -> str | int:
     """argparse type of ``--threads``: ``auto`` or a positive integer."""
@@ -31,7 +33,11 @@ def threads_arg(text: str) -> str | int:
 
 def auto_threads() -> int | None:
     """The cores not busy with other work (``None``: leave torch's setting, as
-    ``OMP_NUM_THREADS`` chose it)."""
+    ``OMP_NUM_THREADS`` chose it); one of a torchrun job's workers takes its share of the
+    node's cores (torchrun's default ``OMP_NUM_THREADS=1`` would leave the rest idle)."""
+    worker = Worker.from_env()
+    if worker.local_world_size > 1:
+        return max(1, (os.cpu_count() or 1) // worker.local_world_size)
     if "OMP_NUM_THREADS" in os.environ:
         return None
     available = torch.get_num_threads()

@@ -27,6 +27,7 @@ from srflow.train.config import load_run_config
 from srflow.train.guard import TrainingDivergedError
 from srflow.train.interrupt import TrainingInterrupted
 from srflow.train.setup import RunDirError
+from srflow.workers import Worker
 
 logger = logging.getLogger(__name__)
 
@@ -82,6 +83,14 @@ def _run_dir(args: argparse.Namespace) -> Path:
     return Path("runs") / Path(args.config).stem
 
 
+def _restarted_with_checkpoint(run_dir: Path) -> bool:
+    """Whether torchrun restarted this job (``--max-restarts``) after it wrote a checkpoint:
+    the restarted workers then resume, as ``--resume`` would."""
+    from srflow.train.checkpoint import last_checkpoint
+
+    return Worker.from_env().restart > 0 and last_checkpoint(run_dir) is not None
+
+
 def run_train(args: argparse.Namespace) -> int:
     """Run ``srflow train``; returns the exit status."""
     from srflow.train.loop import train  # heavy imports only when training
@@ -100,7 +109,8 @@ def run_train(args: argparse.Namespace) -> int:
         if not cfg.data.train_hr:
             raise CliError("data.train_hr is not set (use --set data.train_hr=FOLDER)")
         result = train(
-            cfg, run_dir, resume=args.resume, device=args.device,
+            cfg, run_dir, resume=args.resume or _restarted_with_checkpoint(run_dir),
+            device=args.device,
             command=shlex.join(sys.argv), progress=not args.no_progress,
             notify=lambda message: print(message, file=sys.stderr, flush=True),
         )  # fmt: skip

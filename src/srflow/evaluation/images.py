@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import logging
 import math
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -83,6 +84,7 @@ def load_eval_images(
     lr_dir: Path | None = None,
     crop: int | None = None,
     max_images: int | None = None,
+    select: Callable[[list[Path]], Sequence[int]] | None = None,
 ) -> list[EvalImage]:
     """Read, crop and pair the evaluation images (sorted by file name).
 
@@ -92,6 +94,8 @@ def load_eval_images(
         lr_dir: Folder of LR images paired by stem; None: make the LR with our bicubic.
         crop: Centre-crop the HR to at most this many pixels a side (None: whole image).
         max_images: Use only the first K images.
+        select: Picks which of the (sorted, first K) HR files to load, by index: a worker's
+            share of a distributed evaluation.
 
     Returns:
         The images, each with ``hr`` and ``lr`` as uint8 HWC arrays.
@@ -110,6 +114,9 @@ def load_eval_images(
     hr_paths = hr_paths[:max_images] if max_images else hr_paths
     lr_files = {p.stem: p for p in list_images([lr_dir])} if lr_dir is not None else {}
     lr_paths = [_paired_lr(p, lr_files) if lr_dir is not None else None for p in hr_paths]
+    if select is not None:
+        chosen = select(hr_paths)
+        hr_paths, lr_paths = [hr_paths[i] for i in chosen], [lr_paths[i] for i in chosen]
     images = []
     for hr_path, lr_path in zip(hr_paths, lr_paths, strict=True):
         raw = _read(hr_path)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 
 import numpy as np
 import torch
@@ -13,6 +13,7 @@ from srflow.data.resize import imresize
 from srflow.evaluation.config import EvalConfig
 from srflow.evaluation.external import ExternalMethod
 from srflow.evaluation.images import EvalImage
+from srflow.evaluation.parts import result_entry
 from srflow.evaluation.results import EvalResult, MethodResult
 from srflow.evaluation.sampling import ModelSampler, bicubic_upscale
 from srflow.evaluation.scoring import MetricSuite, outputs_as_uint8
@@ -37,6 +38,9 @@ def evaluate(
     sample_sink: SampleSink | None = None,
     external: Sequence[ExternalMethod] = (),
     scale: int | None = None,
+    gallery: bool = True,
+    finished: Mapping[str, list[MethodResult]] | None = None,
+    on_image: Callable[[EvalImage, list[MethodResult]], None] | None = None,
 ) -> EvalResult:
     """Score bicubic and the model's samples on every image.
 
@@ -59,6 +63,12 @@ def evaluate(
         sample_sink: Called with every output set as uint8 (e.g. to save the images).
         external: Other methods' samples for the same images.
         scale: The super-resolution factor when there is no model.
+        gallery: Keep the first image's outputs for the sample grid (a worker of a
+            distributed run that does not hold the job's first image keeps none).
+        finished: Rows of images already scored (by name): taken as they are, not redone
+            (a resumed run; the gallery then lacks their outputs).
+        on_image: Called with each image's rows once they are all scored (e.g. to save
+            them, so that a resumed run can skip the image).
 
     Returns:
         The per-image rows, the list of unavailable metrics and a gallery of the first image.
@@ -83,8 +93,12 @@ def evaluate(
     )
     mode = config.conventions.uint8
     for index, image in enumerate(images):
-        height, width = image.hr.shape[:2]
-        result.images.append((image.name, f"{width}x{height}", image.lr_source))
+        result.images.append(result_entry(image))
+        if finished is not None and image.name in finished:
+            result.rows += finished[image.name]
+            continue
+        first = index == 0 and gallery
+        image_rows: list[MethodResult] = []
         if config.conventions.lr_psnr_reference == "gt":
             lr_reference = np.asarray(imresize(image.hr, 1.0 / scale))
         elif config.conventions.lr_psnr_reference == "gt_float":
@@ -98,7 +112,7 @@ def evaluate(
             draws = sampler.sample(image.lr, config.all_temperatures, config.samples, config.seed)
             outputs += [("srflow", t, samples) for t, samples in draws.items()]
         outputs += [(method.name, None, method.samples[image.name]) for method in external]
-        if index == 0:
+        if first:
             result.gallery["ground truth"] = [image.hr]
         for method, temperature, samples in outputs:
             scores = suite.score(image.hr, lr_reference, scale, samples)
@@ -106,15 +120,18 @@ def evaluate(
                 image.name, method, temperature, len(samples), scores.metrics, scores.per_sample,
                 family,
             )  # fmt: skip
-            result.rows.append(row)
-            if index == 0 or sample_sink is not None:
+            image_rows.append(row)
+            if first or sample_sink is not None:
                 as_uint8 = outputs_as_uint8(samples, mode)
-                if index == 0:
+                if first:
                     result.gallery[row.label] = list(as_uint8[:GALLERY_SAMPLES])
                 if sample_sink is not None:
                     sample_sink(image, row, as_uint8)
             if progress is not None:
                 progress(f"{image.name}: {row.label}")
+        result.rows += image_rows
+        if on_image is not None:
+            on_image(image, image_rows)
     result.seconds = time.perf_counter() - start
     logger.info("evaluated %d image(s) in %.1f s", len(images), result.seconds)
     return result

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass
+from datetime import timedelta
 
 import torch
 import torch.distributed as dist
@@ -50,8 +51,28 @@ def init_from_env(device_type: str) -> DistContext:
     ctx = DistContext(int(os.environ["RANK"]), world, int(os.environ.get("LOCAL_RANK", "0")))
     if not dist.is_initialized():
         backend = "nccl" if device_type == "cuda" else "gloo"
-        dist.init_process_group(backend=backend, rank=ctx.rank, world_size=world)
+        store = _attempt_store(world)
+        if store is None:
+            dist.init_process_group(backend=backend, rank=ctx.rank, world_size=world)
+        else:
+            dist.init_process_group(backend=backend, store=store, rank=ctx.rank,
+                                    world_size=world)  # fmt: skip
     return ctx
+
+
+def _attempt_store(world: int) -> dist.Store | None:
+    """torchrun's store with keys of this attempt only (``None`` outside torchrun).
+
+    After ``--max-restarts`` restarted the workers, the agent's store still held the
+    previous attempt's addresses: a restarted rank connected to the killed worker's old port
+    ("Connection refused") about half of the time. Keys under ``attempt_N`` cannot be stale.
+    """
+    if os.environ.get("TORCHELASTIC_USE_AGENT_STORE") != "True":
+        return None
+    store = dist.TCPStore(os.environ["MASTER_ADDR"], int(os.environ["MASTER_PORT"]), world,
+                          is_master=False, timeout=timedelta(minutes=30))  # fmt: skip
+    attempt = os.environ.get("TORCHELASTIC_RESTART_COUNT", "0")
+    return dist.PrefixStore(f"srflow/attempt_{attempt}", store)
 
 
 def shutdown(ctx: DistContext) -> None:

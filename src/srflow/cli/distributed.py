@@ -1,0 +1,37 @@
+"""``srflow sr`` and ``srflow eval`` as ``torchrun`` jobs: each worker does its share of the
+inputs (:func:`srflow.workers.shard`, balanced by pixels) on its own device.
+
+The workers never talk to each other: each derives its share from the same list of inputs,
+writes its outputs (and, for ``eval``, each image's rows) atomically, and ``eval``'s rank 0
+reads the others' rows from the output folder to write the tables. A worker that fails ends
+the job as torchrun decides (``--max-restarts``: every worker starts again and skips what
+was written).
+
+Outputs do not depend on which worker made them: every image's samples come from the seed
+and the image alone (each image starts from ``--seed``), so a job writes the same files as
+one process with the same ``--threads`` and ``--batch-size``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import torch
+
+from srflow.workers import Worker, shard
+
+
+def device_for(worker: Worker, requested: str) -> str:
+    """The device a worker uses: its own GPU (``cuda:LOCAL_RANK``) for ``auto`` or ``cuda``
+    when there are GPUs, otherwise what was asked for."""
+    if worker.enabled and requested in ("auto", "cuda") and torch.cuda.is_available():
+        return f"cuda:{worker.local_rank % torch.cuda.device_count()}"
+    return requested
+
+
+def my_share(
+    worker: Worker, keys: Sequence[str], pixels: Sequence[int], pinned: int | None = None
+) -> list[int]:
+    """Indices of the inputs this worker does (all of them for a single process);
+    ``pinned`` goes to rank 0."""
+    return shard(keys, pixels, worker, pinned) if worker.enabled else list(range(len(keys)))

@@ -258,6 +258,9 @@ def run(args: argparse.Namespace) -> int:
     if args.task == "rescale":
         from srflow.cli.evaluate_rescale import run_rescale
 
+        if Worker.from_env().enabled:
+            raise CliError("--task rescale runs in one process: start it without torchrun")
+
         if args.lr is not None:
             raise CliError("--task rescale makes its LR with the model: drop --lr")
         hr_dir = args.hr if args.hr is not None else benchmark_root(args) / "hr"

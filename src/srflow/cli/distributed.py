@@ -15,9 +15,11 @@ one process with the same ``--threads`` and ``--batch-size``.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from pathlib import Path
 
 import torch
 
+from srflow.data.image_io import image_size
 from srflow.workers import Worker, shard
 
 
@@ -35,3 +37,13 @@ def my_share(
     """Indices of the inputs this worker does (all of them for a single process);
     ``pinned`` goes to rank 0."""
     return shard(keys, pixels, worker, pinned) if worker.enabled else list(range(len(keys)))
+
+
+def pixels_of(path: Path) -> int:
+    """An input's size for sharing the work (0 when its header cannot be read: reading it
+    reports why)."""
+    try:
+        width, height = image_size(path)
+    except ValueError:
+        return 0
+    return width * height

@@ -28,8 +28,8 @@ from srflow.cli.common import (
     seed_arg,
     temperature_arg,
 )
-from srflow.cli.distributed import device_for, my_share
-from srflow.data.image_io import image_size, write_image
+from srflow.cli.distributed import device_for, my_share, pixels_of
+from srflow.data.image_io import write_image
 from srflow.evaluation import (
     EvalConfig,
     EvalImage,
@@ -288,7 +288,7 @@ def _evaluate(args: argparse.Namespace, worker: Worker) -> int:
 
     def share(paths: list[Path]) -> list[int]:
         order.extend(p.stem for p in paths)
-        return my_share(worker, [p.stem for p in paths], [_pixels(p) for p in paths], pinned=0)
+        return my_share(worker, [p.stem for p in paths], [pixels_of(p) for p in paths], pinned=0)
 
     images = _images(args, scale, share)
     external = _external_methods(args, images)
@@ -336,14 +336,6 @@ def _wait_for_rows(out_dir: Path, names: list[str], run_key: str) -> dict[str, A
         if len(found) < len(names):
             time.sleep(WAIT_SECONDS)
     return found
-
-
-def _pixels(path: Path) -> int:
-    try:
-        width, height = image_size(path)
-    except ValueError:
-        return 0
-    return width * height
 
 
 def _load_model(args: argparse.Namespace, device: str) -> tuple[FlowSR | None, str, int]:

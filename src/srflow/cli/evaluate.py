@@ -296,7 +296,7 @@ def _evaluate(args: argparse.Namespace, worker: Worker) -> int:
     sink = None
     if args.save_images:
         sink = _image_saver(prepare_output_dir(out_dir / "images"))
-    run_key = command_line(args)
+    run_key = command_line(args) + _model_stamp(args)  # a changed model file: new rows
     done = {} if args.fresh else load_rows(out_dir, [i.name for i in images], run_key)
     done.pop(order[0], None)  # the first image is scored again: the gallery shows it
     if done:
@@ -319,12 +319,21 @@ def _evaluate(args: argparse.Namespace, worker: Worker) -> int:
     mine = {image.name for image in images}
     others = _wait_for_rows(out_dir, [name for name in order if name not in mine], run_key)
     result = merge(result, others, order)
-    result.command = run_key
+    result.command = command_line(args)
     written = _write_outputs(result, out_dir, args)
     _print_summary(result)
     by = f" by {worker.world_size} workers" if worker.enabled else ""
     print(f"{len(order)} image(s) in {result.seconds / 60:.1f} min{by} -> {written[0].parent}")
     return 0
+
+
+def _model_stamp(args: argparse.Namespace) -> str:
+    """`` (model SIZE bytes, modified NS)``: saved rows of another version of the model file
+    are not kept."""
+    if args.sr and not args.model:
+        return ""
+    stat = resolve_model(args.model).stat()
+    return f" (model {stat.st_size} bytes, modified {stat.st_mtime_ns})"
 
 
 def _wait_for_rows(out_dir: Path, names: list[str], run_key: str) -> dict[str, Any]:

@@ -1,7 +1,7 @@
 """What the server keeps for its tabs, and for how long: bounded whatever the load.
 
 A tab's results (samples, latent codes, the prepared conditioning that makes redraws quick)
-take tens of MB for a small photo and GBs at the 512x512 limit. The page's framework keeps a
+take about 180 MB for a 64x64 photo and GBs at the 512x512 limit. The page's framework keeps a
 tab's state for an hour after the tab closes, and forever for a client that never closes, so
 a server that kept every tab's results grew by the results of every visit (measured:
 docs/app.md, "Under load"). Here the results of the most recently active tabs only are kept;

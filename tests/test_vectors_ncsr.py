@@ -1,4 +1,5 @@
-"""NCSR against the original implementation's vectors (``../shared/vectors/full_NCSR_*X``).
+"""NCSR against the original implementation's vectors (``../shared/vectors/full_NCSR_*X``:
+``full_NCSR_4X`` here; the 8x configuration is built from the spec, its vectors kept back).
 
 The weights are rebuilt from the recipe (``synth_weights_ncsr.py``), saved as a ``.pth`` and
 loaded by path alone: the family and configuration are *detected* from the keys and the

@@ -15,7 +15,6 @@ traversal of ``find_unused_parameters=True``; the wrapper is rebuilt at each pha
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass
 from datetime import timedelta
 
 import torch
@@ -23,32 +22,19 @@ import torch.distributed as dist
 from torch import nn
 from torch.nn.parallel import DistributedDataParallel
 
+from srflow.workers import Worker
 
-@dataclass(frozen=True)
-class DistContext:
-    """This process's place in the job (``world_size == 1``: not distributed)."""
-
-    rank: int = 0
-    world_size: int = 1
-    local_rank: int = 0
-
-    @property
-    def enabled(self) -> bool:
-        """Whether a process group is in use."""
-        return self.world_size > 1
-
-    @property
-    def is_main(self) -> bool:
-        """Rank 0 writes logs, checkpoints and exports."""
-        return self.rank == 0
+#: This process's place in the job (``world_size == 1``: not distributed; rank 0 writes logs,
+#: checkpoints and exports): the same record ``srflow sr`` and ``srflow eval`` use.
+DistContext = Worker
 
 
 def init_from_env(device_type: str) -> DistContext:
     """Join the process group described by torchrun's environment variables, if any."""
-    world = int(os.environ.get("WORLD_SIZE", "1"))
-    if world <= 1:
-        return DistContext()
-    ctx = DistContext(int(os.environ["RANK"]), world, int(os.environ.get("LOCAL_RANK", "0")))
+    ctx = Worker.from_env()
+    if not ctx.enabled:
+        return ctx
+    world = ctx.world_size
     if not dist.is_initialized():
         backend = "nccl" if device_type == "cuda" else "gloo"
         store = _attempt_store(world)

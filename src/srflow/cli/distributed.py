@@ -32,11 +32,14 @@ def device_for(worker: Worker, requested: str) -> str:
 
 
 def my_share(
-    worker: Worker, keys: Sequence[str], pixels: Sequence[int], pinned: int | None = None
+    worker: Worker, keys: Sequence[str], paths: Sequence[Path], pinned: int | None = None
 ) -> list[int]:
-    """Indices of the inputs this worker does (all of them for a single process);
-    ``pinned`` goes to rank 0."""
-    return shard(keys, pixels, worker, pinned) if worker.enabled else list(range(len(keys)))
+    """Indices of the inputs this worker does: all of them for a single process (no file is
+    opened); in a job, its share by pixels (read from each file's header). ``pinned`` goes
+    to rank 0."""
+    if not worker.enabled:
+        return list(range(len(keys)))
+    return shard(keys, [pixels_of(path) for path in paths], worker, pinned)
 
 
 def pixels_of(path: Path) -> int:

@@ -28,7 +28,7 @@ from srflow.cli.common import (
     seed_arg,
     temperature_arg,
 )
-from srflow.cli.distributed import device_for, my_share, pixels_of
+from srflow.cli.distributed import device_for, my_share
 from srflow.data.image_io import write_image
 from srflow.evaluation import (
     EvalConfig,
@@ -288,7 +288,7 @@ def _evaluate(args: argparse.Namespace, worker: Worker) -> int:
 
     def share(paths: list[Path]) -> list[int]:
         order.extend(p.stem for p in paths)
-        return my_share(worker, [p.stem for p in paths], [pixels_of(p) for p in paths], pinned=0)
+        return my_share(worker, [p.stem for p in paths], paths, pinned=0)
 
     images = _images(args, scale, share)
     external = _external_methods(args, images)

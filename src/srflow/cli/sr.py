@@ -31,7 +31,7 @@ from srflow.cli.common import (
     temperature_arg,
     write_output,
 )
-from srflow.cli.distributed import device_for, my_share, pixels_of
+from srflow.cli.distributed import device_for, my_share
 from srflow.cli.divergence import DivergenceLog
 from srflow.cli.progress import sample_progress
 from srflow.data.image_io import IMAGE_SUFFIXES, image_size, read_image
@@ -292,7 +292,7 @@ def run(args: argparse.Namespace) -> int:
     if worker.restart:  # torchrun restarted the job: what was written is complete
         args.skip_existing = True
     mine = [files[i] for i in my_share(worker, [str(f.out_stem) for f in files],
-                                         [pixels_of(f.path) for f in files])]  # fmt: skip
+                                         [f.path for f in files])]  # fmt: skip
     log = DivergenceLog()
     skipped_inputs: list[InputFile] = []
     failures = for_each_input(

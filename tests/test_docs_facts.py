@@ -112,3 +112,20 @@ def test_every_test_the_robustness_page_names_exists() -> None:
         if name not in names:
             missing.append(f"{current}::{name}")
     assert named > 40 and not missing, missing
+
+
+def test_every_test_the_metric_steps_name_exists() -> None:
+    """docs/metrics.md's step-by-step tables name a test per step: each must exist (a bare
+    name is in tests/test_metric_steps.py)."""
+    import ast
+
+    text = _doc("metrics.md")
+    section = text[text.index("## NIQE, BRISQUE and MS-SSIM step by step") :]
+    section = section[: section.index("\n## ", 5)]
+    missing, named = [], 0
+    for module, name in re.findall(r"`(?:(test_\w+\.py)::)?(test_\w+)(?:\[\w+\])?`", section):
+        tree = ast.parse((ROOT / "tests" / (module or "test_metric_steps.py")).read_text())
+        named += 1
+        if name not in {n.name for n in ast.walk(tree) if isinstance(n, ast.FunctionDef)}:
+            missing.append(f"{module or 'test_metric_steps.py'}::{name}")
+    assert named > 20 and not missing, missing

@@ -28,10 +28,16 @@ import numpy as np
 
 from srflow.data.resize import imresize
 from srflow.metrics.brisque import BRISQUEModel, read_libsvm_text
-from srflow.metrics.niqe import to_gray_255
+from srflow.metrics.niqe import _alpha_grid, to_gray_255
 from srflow.metrics.weights import MetricUnavailable, brisque_release_text
 
-__all__ = ["RELEASE_RANGES", "brisque_release", "load_brisque_release", "release_features"]
+__all__ = [
+    "RELEASE_RANGES",
+    "brisque_release",
+    "load_brisque_release",
+    "release_features",
+    "release_score",
+]
 
 #: The release's ``allrange``: the scaled range, then (min, max) of each of the 36 features.
 RELEASE_RANGES = np.array([
@@ -53,14 +59,6 @@ def _window() -> np.ndarray:
     x = np.arange(-3, 4)
     g = np.exp(-(x[:, None] ** 2 + x[None, :] ** 2) / (2 * (7 / 6) ** 2))
     return g / g.sum()
-
-
-@functools.lru_cache(maxsize=1)
-def _grid() -> tuple[np.ndarray, np.ndarray]:
-    """Shapes ``0.2:0.001:10`` and ``Gamma(1/a) Gamma(3/a) / Gamma(2/a)^2`` on them."""
-    alphas = 0.2 + 0.001 * np.arange(9801)
-    gamma = np.vectorize(math.gamma)
-    return alphas, gamma(1 / alphas) * gamma(3 / alphas) / gamma(2 / alphas) ** 2
 
 
 def _filter_zero(image: np.ndarray) -> np.ndarray:
@@ -95,19 +93,28 @@ def _mscn(gray: np.ndarray) -> np.ndarray:
     return centred / (sigma + 1)
 
 
+@functools.lru_cache(maxsize=1)
+def _ggd_ratios() -> np.ndarray:
+    """``gamma(1./a).*gamma(3./a) ./ gamma(2./a).^2`` on the grid, as ``estimateggdparam``."""
+    gamma = np.vectorize(math.gamma)
+    alphas = _alpha_grid()[0]
+    return gamma(1 / alphas) * gamma(3 / alphas) / gamma(2 / alphas) ** 2
+
+
 def _ggd(values: np.ndarray) -> tuple[float, float]:
-    """``(alpha, sigma^2)`` of a generalised Gaussian (``estimateggdparam``; NaN alpha for a
-    constant input, as MATLAB's 0/0)."""
-    alphas, ratio = _grid()
+    """``(alpha, sigma^2)`` of a generalised Gaussian (``estimateggdparam``: the shape whose
+    ``gamma(1/a) gamma(3/a) / gamma(2/a)^2`` is nearest ``E[x^2] / E[|x|]^2``; NaN alpha for a
+    constant input, as MATLAB's 0/0 is)."""
+    alphas, r_gam = _alpha_grid()[0], _ggd_ratios()
     mean_sq, mean_abs = float(np.mean(values * values)), float(np.mean(np.abs(values)))
     if mean_abs == 0.0:
         return math.nan, mean_sq
-    return float(alphas[np.argmin(np.abs(mean_sq / mean_abs**2 - ratio))]), mean_sq
+    return float(alphas[np.argmin(np.abs(mean_sq / mean_abs**2 - r_gam))]), mean_sq
 
 
 def _aggd(values: np.ndarray) -> list[float]:
     """``(alpha, mean, sigma_l^2, sigma_r^2)`` of an asymmetric one (``estimateaggdparam``)."""
-    alphas, ratio = _grid()
+    alphas, r_gam = _alpha_grid()
     left, right = values[values < 0], values[values > 0]
     if not (left.size and right.size):  # MATLAB: the mean of nothing, NaN
         return [math.nan] * 4
@@ -115,7 +122,7 @@ def _aggd(values: np.ndarray) -> list[float]:
     g = left / right
     r_hat = float(np.mean(np.abs(values))) ** 2 / float(np.mean(values * values))
     r_norm = r_hat * (g**3 + 1) * (g + 1) / (g**2 + 1) ** 2
-    a = float(alphas[np.argmin((1 / ratio - r_norm) ** 2)])
+    a = float(alphas[np.argmin((r_gam - r_norm) ** 2)])
     mean = (right - left) * math.gamma(2 / a) / math.gamma(1 / a) * math.sqrt(
         math.gamma(1 / a) / math.gamma(3 / a))  # fmt: skip
     return [a, mean, left * left, right * right]
@@ -156,11 +163,19 @@ def load_brisque_release(path: str | os.PathLike[str] | None = None) -> BRISQUEM
 
 def brisque_release(image: np.ndarray, model: BRISQUEModel | None = None) -> float:
     """BRISQUE of the authors' release (lower is better), its text roundings included."""
-    model = model or load_brisque_release()
-    features = np.array([float(f"{v:f}") for v in release_features(image)])
+    return release_score(release_features(image), model or load_brisque_release())
+
+
+def release_score(features: np.ndarray, model: BRISQUEModel) -> float:
+    """What ``brisquescore.m`` does with the 36 features: write them with ``%f``, ``svm-scale
+    -r allrange`` (a value equal to a bound maps to exactly -1 or 1, the rest linearly; written
+    with ``%g``), ``svm-predict`` (RBF epsilon-SVR: ``sum_i c_i exp(-gamma |s_i - x|^2) - rho``,
+    printed with ``%g``)."""
+    features = np.array([float(f"{v:f}") for v in features])
     lower, upper = RELEASE_RANGES[0]
-    span = model.feature_max - model.feature_min
-    scaled = lower + (upper - lower) * (features - model.feature_min) / span
+    low, high = model.feature_min, model.feature_max
+    scaled = lower + (upper - lower) * (features - low) / (high - low)
+    scaled = np.where(features == low, lower, np.where(features == high, upper, scaled))
     scaled = np.array([float(f"{v:g}") for v in scaled])
     sq_dist = np.sum((model.support_vectors - scaled) ** 2, axis=1)
     return float(f"{model.coefficients @ np.exp(-model.gamma * sq_dist) - model.rho:g}")

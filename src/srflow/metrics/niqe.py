@@ -1,21 +1,25 @@
-"""NIQE, the Natural Image Quality Evaluator (Mittal, Soundararajan, Bovik 2013), MATLAB style.
+"""NIQE, the Natural Image Quality Evaluator (Mittal, Soundararajan, Bovik 2013), as the
+authors' MATLAB release computes it (``computequality.m``, ``computefeature.m``,
+``estimateaggdparam.m``). Own implementation; each step and its test: docs/metrics.md#niqe.
 
-Own implementation following the published algorithm and MATLAB's ``niqe`` conventions:
-
-* RGB -> gray with MATLAB ``rgb2gray`` weights (uint8 result, rounded); float input in [0, 1]
-  is scaled to [0, 255]. The image is cropped to whole 96x96 blocks (no overlap).
-* Two scales; the second is MATLAB bicubic ``imresize(im, 0.5)`` (antialiased, float).
+* RGB -> gray with MATLAB ``rgb2gray`` (uint8 result, rounded); float input in [0, 1] is
+  scaled to [0, 255]. The image is cropped to whole 96x96 blocks (``blkproc``, no overlap):
+  the partial blocks at the bottom and right are dropped.
+* Two scales; the second is MATLAB bicubic ``imresize(im, 0.5)`` (antialiased, unrounded)
+  of the cropped image, cut in 48x48 blocks.
 * MSCN: ``(I - mu) / (sigma + 1)``, mu/sigma from the 7x7 Gaussian window (sigma 7/6, stored
-  in the parameter file) with replicate borders (MATLAB ``imfilter(..., 'replicate')``).
+  in the parameter file) with replicate borders (``imfilter(..., 'replicate')``).
 * Per block and scale, 18 features: AGGD fit of the MSCN block ``(alpha, (beta_l+beta_r)/2)``
-  and, for the 4 circularly shifted pairwise products (H, V, two diagonals), AGGD
-  ``(alpha, mean, beta_l, beta_r)``; alpha by grid search over 0.2:0.001:10.
-* All blocks are used at test time (the sharpness selection applies only when fitting the
-  pristine model). Score: ``sqrt((mu_p - mu_d)^T pinv((C_p + C_d) / 2) (mu_p - mu_d))`` with
-  NaN-free rows for the covariance.
+  and, for the 4 products with the block ``circshift``-ed by ``[0 1]``, ``[1 0]``, ``[1 1]``,
+  ``[1 -1]`` (wrapped inside the block), ``(alpha, mean, beta_l, beta_r)``; alpha by grid
+  search over 0.2:0.001:10, 0.2 where a side is empty (:func:`aggd_fit`).
+* Every block counts at test time: the release computes a sharpness per block but uses it
+  only when fitting the pristine model. Score: ``sqrt((mu_p - mu_d)^T pinv((C_p + C_d) / 2)
+  (mu_p - mu_d))`` with ``nanmean`` and ``nancov`` (:func:`mvg_distance`).
 
 Parameters: ``niqe_pris_params.npz`` (keys ``mu_pris_param``, ``cov_pris_param``,
-``gaussian_window``; from BasicSR 1.4.2, Apache-2.0, see ``data/NOTICE``).
+``gaussian_window``; the release's ``modelparameters.mat`` as BasicSR 1.4.2 stores it,
+Apache-2.0, see ``data/NOTICE``).
 """
 
 from __future__ import annotations
@@ -37,10 +41,11 @@ __all__ = [
     "to_gray_255",
     "mscn",
     "aggd_fit",
+    "mvg_distance",
 ]
 
 _RGB2GRAY = np.array([0.298936021293775, 0.587043074451121, 0.114020904255103])
-_SHIFTS = ((0, 1), (1, 0), (1, 1), (-1, 1))
+_SHIFTS = ((0, 1), (1, 0), (1, 1), (1, -1))
 
 
 @dataclass(frozen=True)
@@ -119,27 +124,32 @@ def mscn(image: np.ndarray, window: np.ndarray, c: float = 1.0) -> tuple[np.ndar
 
 @functools.lru_cache(maxsize=1)
 def _alpha_grid() -> tuple[np.ndarray, np.ndarray]:
-    """MATLAB's grid 0.2:0.001:10 and ``Gamma(2/a)^2 / (Gamma(1/a) Gamma(3/a))`` on it."""
+    """MATLAB's grid ``0.2:0.001:10`` and ``gamma(2./a).^2 ./ (gamma(1./a).*gamma(3./a))`` on it,
+    evaluated as the release writes it (no overflow on this grid)."""
     alphas = 0.2 + 0.001 * np.arange(9801)
-    lgam = np.vectorize(math.lgamma)
-    ratio = np.exp(2 * lgam(2 / alphas) - lgam(1 / alphas) - lgam(3 / alphas))
-    return alphas, ratio
+    gamma = np.vectorize(math.gamma)
+    return alphas, gamma(2 / alphas) ** 2 / (gamma(1 / alphas) * gamma(3 / alphas))
 
 
 def aggd_fit(values: np.ndarray) -> tuple[float, float, float]:
-    """Asymmetric generalised Gaussian fit ``(alpha, beta_l, beta_r)`` (NaN when undefined)."""
+    """Asymmetric generalised Gaussian fit ``(alpha, beta_l, beta_r)``, as ``estimateaggdparam``.
+
+    A side with no values has a NaN deviation (MATLAB's mean of nothing); the shape is then
+    NaN in every grid entry and MATLAB's ``min`` returns the first one, ``alpha = 0.2``, while
+    the other side's ``beta`` stays finite. A block of zeros gives ``(0.2, NaN, NaN)``.
+    """
     values = values.reshape(-1)
     left, right = values[values < 0], values[values > 0]
     left_std = math.sqrt(np.mean(left * left)) if left.size else math.nan
     right_std = math.sqrt(np.mean(right * right)) if right.size else math.nan
     mean_sq = float(np.mean(values * values))
-    if not (left.size and right.size) or mean_sq == 0.0:
-        return math.nan, math.nan, math.nan
-    gamma_hat = left_std / right_std
-    r_hat = float(np.mean(np.abs(values))) ** 2 / mean_sq
-    r_norm = r_hat * (gamma_hat**3 + 1) * (gamma_hat + 1) / (gamma_hat**2 + 1) ** 2
     alphas, ratio = _alpha_grid()
-    alpha = float(alphas[np.argmin((ratio - r_norm) ** 2)])
+    r_norm = math.nan
+    if left.size and right.size:  # else some term is NaN, so r_norm is NaN (as 0/0 is)
+        gamma_hat = left_std / right_std
+        r_hat = float(np.mean(np.abs(values))) ** 2 / mean_sq
+        r_norm = r_hat * (gamma_hat**3 + 1) * (gamma_hat + 1) / (gamma_hat**2 + 1) ** 2
+    alpha = float(alphas[0 if math.isnan(r_norm) else np.argmin((ratio - r_norm) ** 2)])
     factor = math.exp(0.5 * (math.lgamma(1 / alpha) - math.lgamma(3 / alpha)))
     return alpha, left_std * factor, right_std * factor
 
@@ -151,7 +161,7 @@ def _block_features(block: np.ndarray) -> list[float]:
     for shift in _SHIFTS:
         product = block * np.roll(block, shift, axis=(0, 1))
         alpha, beta_l, beta_r = aggd_fit(product)
-        ratio = math.exp(math.lgamma(2 / alpha) - math.lgamma(1 / alpha)) if alpha > 0 else 0
+        ratio = math.exp(math.lgamma(2 / alpha) - math.lgamma(1 / alpha))
         features += [alpha, (beta_r - beta_l) * ratio, beta_l, beta_r]
     return features
 
@@ -205,11 +215,28 @@ def niqe(
     """
     params = params if params is not None else load_niqe_params(params_path)
     features = niqe_features(to_gray_255(image), params.window)
+    return mvg_distance(params, features)
+
+
+def mvg_distance(params: NIQEParams, features: np.ndarray) -> float:
+    """``computequality``'s last step: the distance of the blocks' Gaussian to the pristine one.
+
+    ``nanmean`` per feature; ``nancov`` over the blocks without a NaN (normalised by
+    ``n - 1``, by ``n`` for one block); MATLAB ``pinv`` (singular values above
+    ``max(size) * eps(largest)`` kept). NaN when a feature is NaN in every block.
+    """
     if np.isnan(features).all(axis=0).any():
         return math.nan
     mu_dist = np.nanmean(features, axis=0)
     valid = features[~np.isnan(features).any(axis=1)]
     cov_dist = np.cov(valid, rowvar=False) if len(valid) > 1 else np.zeros((36, 36))
     diff = params.mu - mu_dist
-    inv = np.linalg.pinv((params.cov + cov_dist) / 2)
+    inv = _pinv_matlab((params.cov + cov_dist) / 2)
     return float(np.sqrt(diff @ inv @ diff))
+
+
+def _pinv_matlab(matrix: np.ndarray) -> np.ndarray:
+    """MATLAB ``pinv``: drop singular values at or below ``max(size) * eps(s_max)``."""
+    u, s, vt = np.linalg.svd(matrix)
+    keep = s > max(matrix.shape) * np.spacing(s[0])
+    return (vt[keep].T / s[keep]) @ u[:, keep].T

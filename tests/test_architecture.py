@@ -33,6 +33,7 @@ RANK = {name: rank for rank, names in enumerate(LAYERS) for name in names}
 #: What code above the models may import from ``models`` and ``families``.
 CONTRACT_MODULES = {
     "srflow.models.contract", "srflow.models.sampling", "srflow.models.temperature",
+    "srflow.models.onnx_model",  # the contract on an ONNX export of any family; names none
 }  # fmt: skip
 REGISTRY_MODULES = {"srflow.families", "srflow.families.objective"}
 #: The public API re-exports the default family's model and config by name (unchanged API).

@@ -43,6 +43,7 @@ from srflow.families import (
 )
 from srflow.files import atomic_path
 from srflow.models.contract import FlowSR
+from srflow.models.onnx_model import MANIFEST, OnnxFlowSR, providers_for, read_manifest
 
 logger = logging.getLogger(__name__)
 FORMAT = "srflow-model/1"
@@ -169,7 +170,8 @@ def load_original(
 
 
 def load_model(path: str | Path, *, device: torch.device | str = "cpu") -> FlowSR:
-    """Load one of our ``.safetensors`` files or an original ``.pth`` of any family.
+    """Load one of our ``.safetensors`` files, an original ``.pth`` of any family or a folder
+    that ``srflow export-onnx`` wrote (run by onnxruntime on ``device``'s providers).
 
     Returns:
         The model in eval mode (float32, on ``device``).
@@ -177,12 +179,38 @@ def load_model(path: str | Path, *, device: torch.device | str = "cpu") -> FlowS
     Raises:
         CheckpointError: one line naming the file and the problem.
     """
+    if Path(path).is_dir() and (Path(path) / MANIFEST).is_file():
+        return load_onnx_folder(Path(path), str(device))
     file = read_model_file(path)
     if file.metadata or file.path.suffix.lower() == ".safetensors":
         model = _from_ours(file)
     else:
         model = load_original(file.tensors, source_name=str(file.path))
     return model.eval().to(device)
+
+
+def load_onnx_folder(folder: Path, device: str = "cpu") -> FlowSR:
+    """An ``srflow export-onnx`` folder as a model (:class:`~srflow.models.onnx_model.OnnxFlowSR`).
+
+    Raises:
+        CheckpointError: one line naming the folder and the problem.
+    """
+    try:
+        manifest = read_manifest(folder)
+    except (OSError, ValueError) as exc:  # json's errors are ValueErrors
+        raise CheckpointError(f"{folder}: {exc}") from None
+    options = {"format": FORMAT, "family": str(manifest["family"]),
+               "config": json.dumps(manifest["config"])}  # fmt: skip
+    config = _config_of(folder / MANIFEST, options)
+    try:
+        import onnxruntime  # noqa: F401
+    except ImportError:
+        raise CheckpointError(f"{folder}: an ONNX export needs onnxruntime "
+                              "(pip install 'srflow[onnx]')") from None  # fmt: skip
+    try:
+        return OnnxFlowSR(config, manifest, folder, providers_for(device)).eval()
+    except Exception as exc:  # onnxruntime reports a bad graph with its own exception types
+        raise CheckpointError(f"{folder}: {str(exc).splitlines()[0]}") from None
 
 
 def describe_model(model: FlowSR) -> str:

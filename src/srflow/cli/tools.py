@@ -1,4 +1,4 @@
-"""``srflow downscale``, ``srflow convert`` and ``srflow info``."""
+"""``srflow downscale``, ``srflow convert``, ``srflow info`` and ``srflow export-onnx``."""
 
 from __future__ import annotations
 
@@ -53,6 +53,15 @@ def add_parsers(subparsers: argparse._SubParsersAction) -> None:
     p = subparsers.add_parser("info", help="describe a model file")
     p.add_argument("model", nargs="?", help="model file (default: the embedded model)")
     p.set_defaults(run=run_info)
+
+    p = subparsers.add_parser(
+        "export-onnx", help="export a model to an ONNX folder that onnxruntime samples from "
+        "(docs/onnx.md); --model DIR then runs it"
+    )  # fmt: skip
+    p.add_argument("--model", default=None, help="model file (default: the embedded model)")
+    p.add_argument("-o", "--output", type=Path, required=True, help="the folder to write")
+    p.add_argument("--opset", type=int, default=17, help="ONNX opset (default 17)")
+    p.set_defaults(run=run_export_onnx)
 
 
 def _downscale_one(item: InputFile, out_dir: Path, scale: int, crop: bool) -> None:
@@ -133,4 +142,27 @@ def run_info(args: argparse.Namespace) -> int:
     print(f"{path}\nmodel: {describe_model(model)}")
     print(f"scale: {model.config.scale}x   parameters: {params:,}")
     print(dumps_yaml(model.config), end="")
+    return 0
+
+
+def run_export_onnx(args: argparse.Namespace) -> int:
+    """Export a model to an ONNX folder and check it against the model."""
+    from srflow.checkpoints import describe_model, load_model
+
+    path = resolve_model(args.model, "a model path: srflow export-onnx --model MODEL -o DIR")
+    try:
+        import onnx  # noqa: F401
+        import onnxruntime  # noqa: F401
+    except ImportError:
+        needs = "export-onnx needs onnx and onnxruntime: pip install 'srflow[onnx]'"
+        raise CliError(needs) from None
+    from srflow.checkpoints.onnx_export import export_onnx
+
+    try:
+        model = load_model(path)
+        folder = export_onnx(model, args.output, source=path, opset=args.opset)
+    except CheckpointError as exc:
+        raise CliError(str(exc)) from None
+    print(f"{path}: {describe_model(model)}\nwrote {folder} (conditioning.onnx, "
+          "sampling.onnx, manifest.json)")  # fmt: skip
     return 0

@@ -127,7 +127,8 @@ class SuperResolver:
         cls, path: str | Path, device: str = "auto", half: bool = False
     ) -> SuperResolver:
         """Load our ``.safetensors`` checkpoint or an original ``.pth``."""
-        return cls(load_model(path), pick_device(device), half)
+        where = pick_device(device)  # an ONNX folder picks its execution providers from it
+        return cls(load_model(path, device=where), where, half)
 
     @property
     def scale(self) -> int:

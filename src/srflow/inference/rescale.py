@@ -58,7 +58,8 @@ class Rescaler:
     @classmethod
     def from_path(cls, path: str | Path, device: str = "auto", half: bool = False) -> Rescaler:
         """Load our ``.safetensors`` or a published ``.pth`` (``Rescaling_DF2K_X4_HCFlow.pth``)."""
-        return cls(load_model(path), pick_device(device), half)
+        where = pick_device(device)  # an ONNX folder picks its execution providers from it
+        return cls(load_model(path, device=where), where, half)
 
     @property
     def scale(self) -> int:

@@ -36,11 +36,11 @@ m, s = manifest["size_multiple_lr"], manifest["scale"]
 lr = np.pad(lr, ((0, -h % m), (0, -w % m), (0, 0)), mode="reflect")
 lr = np.ascontiguousarray(lr.transpose(2, 0, 1)[None])
 
-# Once per image: the conditioning tensors.
-features = conditioning.run(None, {"lr": lr})
-feeds = {"lr": lr, **{f"feature{i}": f for i, f in enumerate(features)}}
-if manifest["noise_level"]:
-    feeds["noise_level"] = np.zeros((1, 1, 1, 1), np.float32)  # NCSR: the noise to assume
+# Once per image: the conditioning tensors (NCSR also takes the noise level to assume).
+inputs = {"lr": lr, "noise_level": np.zeros((1, 1, 1, 1), np.float32)}
+wanted = set(manifest["inputs"]["conditioning"])
+features = conditioning.run(None, {name: x for name, x in inputs.items() if name in wanted})
+feeds = {**inputs, **{f"feature{i}": f for i, f in enumerate(features)}}
 
 # Per sample: latents N(0, t^2) in the manifest's shapes, then the HR image.
 rng = np.random.default_rng(args.seed)

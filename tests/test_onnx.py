@@ -139,3 +139,23 @@ def test_the_torch_free_example_runs_without_torch(default_export: Path, tmp_pat
         assert hr.shape == (lr.shape[0] * 4, lr.shape[1] * 4, 3)
         down = hr.reshape(lr.shape[0], 4, lr.shape[1], 4, 3).mean(axis=(1, 3))
         assert np.abs(down - lr).mean() < 6  # a super-resolution of that image, not noise
+    ncsr = export_onnx(tiny("ncsr"), tmp_path / "ncsr")  # a noise level for both graphs
+    small = tmp_path / "small.png"
+    Image.open(EXAMPLE).crop((0, 0, 20, 14)).save(small)
+    script = [str(python), str(ROOT / "examples" / "onnx_sample.py")]
+    done = subprocess.run([*script, str(ncsr), str(small), str(tmp_path / "ncsr.png")],
+                          capture_output=True, text=True)  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    assert Image.open(tmp_path / "ncsr.png").size == (80, 56)
+
+
+def test_providers_are_chosen_by_name(default_export: Path, tmp_path: Path) -> None:
+    """``--provider`` names onnxruntime's providers; one this build lacks is one line."""
+    ok = _sr(["--model", str(default_export), "--provider", "CPUExecutionProvider"],
+             tmp_path / "cpu", "-n", "1")  # fmt: skip
+    assert len(ok) == 1
+    command = [sys.executable, "-m", "srflow", "sr", str(EXAMPLE), "--model", str(default_export),
+               "-o", str(tmp_path / "none"), "--provider", "NoSuchExecutionProvider"]  # fmt: skip
+    done = subprocess.run(command, capture_output=True, text=True)
+    assert done.returncode == 2 and "NoSuchExecutionProvider" in done.stderr
+    assert len(done.stderr.strip().splitlines()) == 1 and "Traceback" not in done.stderr

@@ -1,16 +1,19 @@
 """``srflow export-onnx``: any model to an ONNX folder that onnxruntime samples from.
 
 Two graphs keep the contract's "prepare once, sample many" split: ``conditioning.onnx`` maps
-the LR ``(B, 3, h, w)`` to the model's conditioning tensors (:meth:`FlowSR.prepare`), and
-``sampling.onnx`` maps the LR, those tensors and the latents (encode order) to the HR image,
-unclamped (:meth:`FlowSR.decode`). Batch and spatial sizes are dynamic. The latents are
-inputs: randomness stays with the caller. A model with an HR -> LR flow also gets
-``downscale.onnx``. ``manifest.json`` says what the folder is (:mod:`srflow.models.onnx_model`).
+the LR ``(B, 3, h, w)`` to everything that depends on it alone (the model's features, then
+every conditioning-only term its sampling twin keeps between decodes), and ``sampling.onnx``
+maps the LR, those tensors and the latents (encode order) to the HR image, unclamped.
+Batch and spatial sizes are dynamic. The latents are inputs: randomness stays with the
+caller. A model with an HR -> LR flow also gets ``downscale.onnx``. ``manifest.json`` says
+what the folder is (:mod:`srflow.models.onnx_model`).
 
-The graphs are traced from the reference math (``flows/``), not from the sampling twin,
-whose packed weights are CPU-only. Everything that depends on the weights alone (inverse 1x1
-convolutions, folded scales) is computed once at export and stored as constants: ONNX has no
-matrix inverse. Float32 only (docs/onnx.md says why).
+The graphs are traced from the model's sampling path (the twin where the family has one, in
+its plain layout: oneDNN weight packing applies to channels-last inputs only, and the two
+in-place shortcuts ONNX cannot express take their plain form while tracing). Everything that
+depends on the weights alone (inverse 1x1 convolutions, folded scales) is computed once at
+export and stored as constants: ONNX has no matrix inverse. The export is checked against
+the reference decode (:func:`verify_export`). Float32 only (docs/onnx.md says why).
 """
 
 from __future__ import annotations
@@ -64,25 +67,51 @@ def weights_as_constants(model: nn.Module) -> Iterator[None]:
 
 
 class _Conditioning(nn.Module):
-    def __init__(self, model: FlowSR) -> None:
-        super().__init__()
-        self.model = model
+    """LR (and a noise level, for a noise-conditioned family) -> the features, then every
+    conditioning-only term the model's sampling twin keeps between decodes (SRFlow's
+    injectors' shifts and scales, its couplings' conditioning parts), flattened; the order
+    and grouping of the terms is in :attr:`structure` after a call."""
 
-    def forward(self, lr: Tensor) -> tuple[Tensor, ...]:
-        return tuple(self.model.prepare(lr, keep=False).features)
+    def __init__(self, model: FlowSR, noise: bool) -> None:
+        super().__init__()
+        self.model, self.noise = model, noise
+        self.structure: list[tuple[tuple[int, str], int]] = []
+
+    def forward(self, lr: Tensor, *level: Tensor) -> tuple[Tensor, ...]:
+        sampler = self.model.sampling_twin()
+        prepared = sampler.prepare(lr, keep=True)
+        prepared.noise_level = level[0] if self.noise else None
+        if sampler is not self.model:  # a twin fills its cache on a decode; the image is unused
+            shapes = sampler.latent_shapes(lr, 1)
+            sampler.decode(prepared, [lr.new_zeros(shape) for shape in shapes], logdet=False)
+        self.structure, terms = [], []
+        for key, value in prepared.cache.items():
+            parts = value if isinstance(value, tuple) else (value,)
+            self.structure.append((key, len(parts) if isinstance(value, tuple) else 0))
+            terms.extend(parts)
+        return (*prepared.features, *terms)
 
 
 class _Sampling(nn.Module):
-    def __init__(self, model: FlowSR, n_features: int, noise: bool) -> None:
+    """The conditioning graph's outputs, the latents (and the noise level) -> the HR image,
+    decoded by the sampling twin from the given terms."""
+
+    def __init__(self, model: FlowSR, n_features: int,
+                 structure: list[tuple[tuple[int, str], int]], noise: bool) -> None:  # fmt: skip
         super().__init__()
-        self.model, self.n_features, self.noise = model, n_features, noise
+        self.model, self.n_features, self.structure, self.noise = (
+            model, n_features, structure, noise)  # fmt: skip
 
     def forward(self, lr: Tensor, *inputs: Tensor) -> Tensor:
-        features = list(inputs[: self.n_features])
-        rest = list(inputs[self.n_features :])
+        rest = list(inputs)
+        features = [rest.pop(0) for _ in range(self.n_features)]
+        cache: dict[tuple[int, str], object] = {}
+        for key, size in self.structure:
+            cache[key] = rest.pop(0) if size == 0 else tuple(rest.pop(0) for _ in range(size))
         level = rest.pop() if self.noise else None
-        conditioning = Conditioning(lr, features, keep=False, noise_level=level)
-        return self.model.decode(conditioning, rest, logdet=False)[0]
+        conditioning = Conditioning(lr, features, keep=True, noise_level=level)
+        conditioning.cache = cache
+        return self.model.sampling_twin().decode(conditioning, rest, logdet=False)[0]
 
 
 class _Downscale(nn.Module):
@@ -182,28 +211,29 @@ def export_onnx(
 def _write_graphs(model: FlowSR, staging: Path, opset: int) -> dict:
     lr = probe_lr(model)
     noise = bool(model.capabilities.noise_level)
+    level = [torch.full((1, 1, 1, 1), 0.1)] if noise else []
+    conditioning = _Conditioning(model, noise)
     with torch.no_grad():
-        features = model.prepare(lr, keep=False).features
+        outputs = conditioning(lr, *level)
         latents = model.sample_latents(model.latent_shapes(lr, 1), 0.5,
                                        torch.Generator().manual_seed(0))  # fmt: skip
-    feature_names = [f"feature{i}" for i in range(len(features))]
+    n_features = len(model.prepare(lr, keep=False).features)
+    sampling = _Sampling(model, n_features, conditioning.structure, noise)
+    output_names = [f"feature{i}" for i in range(len(outputs))]
     latent_names = [f"latent{i}" for i in range(len(latents))]
+    noise_names = ["noise_level"] if noise else []
     graphs = {"conditioning": "conditioning.onnx", "sampling": "sampling.onnx"}
     try:
-        with torch.no_grad():
-            _export(_Conditioning(model), (lr,), staging / graphs["conditioning"], ["lr"],
-                    feature_names, opset)  # fmt: skip
-            extra = [torch.zeros(1, 1, 1, 1)] if noise else []
-            with weights_as_constants(model):
-                _export(_Sampling(model, len(features), noise),
-                        (lr, *features, *latents, *extra), staging / graphs["sampling"],
-                        ["lr", *feature_names, *latent_names] + (["noise_level"] if noise else []),
-                        ["hr"], opset)  # fmt: skip
-                if model.capabilities.downscale:
-                    graphs["downscale"] = "downscale.onnx"
-                    hr = torch.nn.functional.interpolate(lr, scale_factor=model.config.scale)
-                    _export(_Downscale(model), (hr,), staging / graphs["downscale"], ["hr"],
-                            ["lr"], opset)  # fmt: skip
+        with torch.no_grad(), weights_as_constants(model):
+            _export(conditioning, (lr, *level), staging / graphs["conditioning"],
+                    ["lr", *noise_names], output_names, opset)  # fmt: skip
+            _export(sampling, (lr, *outputs, *latents, *level), staging / graphs["sampling"],
+                    ["lr", *output_names, *latent_names, *noise_names], ["hr"], opset)  # fmt: skip
+            if model.capabilities.downscale:
+                graphs["downscale"] = "downscale.onnx"
+                hr = torch.nn.functional.interpolate(lr, scale_factor=model.config.scale)
+                _export(_Downscale(model), (hr,), staging / graphs["downscale"], ["hr"],
+                        ["lr"], opset)  # fmt: skip
     except (RuntimeError, ValueError, TypeError) as exc:  # the exporter's own error types vary
         raise CheckpointError(f"ONNX export failed: {str(exc).splitlines()[0]}") from None
     return {
@@ -225,7 +255,7 @@ def _write_graphs(model: FlowSR, staging: Path, opset: int) -> dict:
         "rescaling": bool(model.capabilities.rescaling),
         "graphs": graphs,
         "inputs": {name: graph_inputs(staging / file) for name, file in graphs.items()},
-        "outputs": {"conditioning": feature_names, "sampling": ["hr"]},
+        "outputs": {"conditioning": output_names, "sampling": ["hr"]},
         "dtype": "float32",
         "opset": opset,
         "srflow_version": __version__,

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import os
 from pathlib import Path
 
 from srflow.checkpoints import CheckpointError
@@ -91,6 +92,10 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
                         "suggestion)")  # fmt: skip
     p.add_argument("--device", default="auto", help="cpu, cuda, cuda:N, mps or auto")
     p.add_argument("--half", action="store_true", help="float16 inference (GPU only)")
+    p.add_argument("--provider", nargs="+", default=None, metavar="NAME",
+                   help="for a --model folder of srflow export-onnx: onnxruntime execution "
+                        "providers, most preferred first (e.g. TensorrtExecutionProvider "
+                        "CUDAExecutionProvider; default: those of --device)")  # fmt: skip
     p.add_argument("--suffix", default="_sr",
                    help="added to each output name ('_' is put in front of a suffix that "
                         "starts with a letter or digit, as Real-ESRGAN does)")  # fmt: skip
@@ -263,6 +268,8 @@ def run(args: argparse.Namespace) -> int:
     worker = Worker.from_env()
     as_worker(worker.label, progress=worker.local_rank == 0)
     model_path = resolve_model(args.model)
+    if args.provider:  # read where an export folder is loaded (srflow.models.onnx_model)
+        os.environ["SRFLOW_ONNX_PROVIDERS"] = ",".join(args.provider)
     try:
         resolver = SuperResolver.from_path(model_path, device_for(worker, args.device),
                                            args.half)  # fmt: skip

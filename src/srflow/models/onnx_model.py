@@ -127,12 +127,16 @@ class OnnxFlowSR(FlowSR):
     def prepare(
         self, lr: Tensor, keep: bool = True, *, noise_level: float | None = None
     ) -> Conditioning:
+        """The conditioning graph's outputs: the features and the terms the sampling graph
+        would otherwise compute per sample (each image once)."""
         self.check_noise_level(noise_level)
-        features = [f.to(lr.device) for f in self.conditioning_graph({"lr": lr})]
         level = None
+        feeds = {"lr": lr}
         if self.capabilities.noise_level:
             level = 0.0 if noise_level is None else float(noise_level)
-        return Conditioning(lr, features, keep, noise_level=level)
+            feeds["noise_level"] = _level_tensor(level)
+        outputs = [f.to(lr.device) for f in self.conditioning_graph(feeds)]
+        return Conditioning(lr, outputs, keep, noise_level=level)
 
     def decode(
         self, conditioning: Conditioning | Tensor, latents: list[Tensor], *, logdet: bool = True
@@ -147,8 +151,8 @@ class OnnxFlowSR(FlowSR):
             feeds[f"feature{i}"] = feature.repeat(k, 1, 1, 1)
         feeds.update({f"latent{i}": z for i, z in enumerate(latents)})
         if self.capabilities.noise_level:
-            level = 0.0 if prepared.noise_level is None else prepared.noise_level
-            feeds["noise_level"] = torch.as_tensor(level, dtype=torch.float32).view(1, 1, 1, 1)
+            level = 0.0 if prepared.noise_level is None else float(prepared.noise_level)
+            feeds["noise_level"] = _level_tensor(level)
         (hr,) = self.sampling_graph(feeds)
         return hr.to(latents[0].device), None
 
@@ -160,6 +164,11 @@ class OnnxFlowSR(FlowSR):
             self.require("downscale", "downscaling")
         assert self.downscale_graph is not None
         return self.downscale_graph({"hr": hr})[0].to(hr.device)
+
+
+def _level_tensor(level: float) -> Tensor:
+    """A noise level as the graphs take it: a ``(1, 1, 1, 1)`` tensor."""
+    return torch.full((1, 1, 1, 1), level, dtype=torch.float32)
 
 
 def read_manifest(folder: Path) -> dict[str, Any]:

@@ -46,7 +46,7 @@ def add_relu_(x: Tensor, other: Tensor) -> Tensor:
         tensor([0.0000, 1.5000])
     """
     fused = x.device.type == "cpu" and x.dtype in _ADD_RELU_DTYPES and other.dtype == x.dtype
-    if _ADD_RELU_ is not None and fused:
+    if _ADD_RELU_ is not None and fused and not torch.jit.is_tracing():  # ONNX has no such op
         return _ADD_RELU_(x, other)
     return x.add_(other).relu_()
 
@@ -171,6 +171,8 @@ def coupling_inverse(layer: ConditionalAffineCoupling, y: Tensor, terms: LevelTe
     # the sigmoid of all channels: a contiguous tensor takes the vectorized kernel (a
     # strided half of a channels-last one ran 4x slower, for half the work)
     neg_shift, scale = h[:, :half], torch.sigmoid(h).add_(layer.eps)[:, half:]
+    if torch.jit.is_tracing():  # ONNX export: no addcdiv, and a write into a view is lost
+        return torch.cat([y1, neg_shift + y2 / scale], dim=1)
     x = torch.empty_like(y)  # both halves written in place: no concatenation copy
     x[:, :p] = y1
     torch.addcdiv(neg_shift, y2, scale, out=x[:, p:])

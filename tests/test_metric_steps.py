@@ -24,7 +24,7 @@ from srflow.metrics.niqe import (
     niqe_features,
     to_gray_255,
 )
-from srflow.metrics.ssim_matlab import _halve_box, combine_scales, ms_ssim_matlab
+from srflow.metrics.ssim_matlab import _halve_box, combine_scales, ms_ssim_matlab, weighted_sum
 from srflow.metrics.weights import MetricUnavailable
 
 
@@ -263,3 +263,13 @@ def test_ms_ssim_box_halving_is_the_2x2_mean_from_the_top_left() -> None:
     assert half.shape == (3, 4)
     assert half[0, 0] == (x[0, 0] + x[0, 1] + x[1, 0] + x[1, 1]) / 4
     assert half[2, 3] == x[4, 6]  # symmetric padding past the end repeats the last pixel
+
+
+def test_ms_ssim_weighted_sum_pools_with_normalised_weights() -> None:
+    """``'wtd_sum'``: the weights divided by their sum (1.0001), the last scale's SSIM mean;
+    a negative term simply lowers the sum (no complex numbers)."""
+    cs, last = [0.9, 0.8, -0.3, 0.7], 0.6
+    weights = np.array([0.0448, 0.2856, 0.3001, 0.2363, 0.1333])
+    expected = (np.dot(cs, weights[:4]) + last * weights[4]) / weights.sum()
+    assert weighted_sum(cs, last) == pytest.approx(expected, rel=1e-15)
+    assert weighted_sum([1.0] * 4, 1.0) == pytest.approx(1.0, rel=1e-15)

@@ -81,9 +81,9 @@ METRICS: dict[str, MetricSpec] = {spec.name: spec for spec in (
           summary="vs the ground truth, mean over samples"),
     _spec("ssim_matlab", "SSIM (MATLAB)", 4, True, True, "Wang's ssim_index.m on MATLAB rgb2gray"),
     _spec("ms_ssim", "MS-SSIM", 4, True, True,
-          "MATLAB MS-SSIM on rgb2gray, 5 scales, imresize halving"),
-    _spec("ms_ssim_box", "MS-SSIM (box)", 4, True, True,
-          "Wang's msssim.m on MATLAB rgb2gray (2x2-mean halving)"),
+          "Wang's msssim.m on MATLAB rgb2gray, 5 scales, weighted-sum pooling"),
+    _spec("ms_ssim_box", "MS-SSIM (product)", 4, True, True,
+          "Wang's msssim.m on MATLAB rgb2gray, product pooling (its default method)"),
     _spec("lr_psnr", "LR-PSNR", 2, True, True,
           "dB, bicubic(SR) vs bicubic(GT), uint8 (challenge), mean", per_image=False),
     _spec("lr_psnr_worst", "LR-PSNR min", 2, True, True, "dB, worst sample", per_image=False),
@@ -198,7 +198,7 @@ class MetricRunner:
             "ssim": lambda a, r: ssim(a, r),
             "ssim_matlab": lambda a, r: ssim_matlab(a, r),
             "ms_ssim": lambda a, r: ms_ssim_matlab(a, r),
-            "ms_ssim_box": lambda a, r: ms_ssim_matlab(a, r, downsample="box"),
+            "ms_ssim_box": lambda a, r: ms_ssim_matlab(a, r, pooling="product"),
             "lpips": lambda a, r: self._lpips_value(a, r, spatial=False),  # type: ignore[arg-type]
             "lpips_spatial": lambda a, r: self._lpips_value(a, r, spatial=True),  # type: ignore[arg-type]
             "lpips_vgg": lambda a, r: self._lpips_value(a, r, False, "vgg"),  # type: ignore[arg-type]

@@ -6,14 +6,15 @@ What many papers quote: the image is converted with MATLAB's ``rgb2gray`` (BT.60
 * SSIM (``ssim_index.m``): an 11x11 Gaussian window (sigma 1.5, normalised), ``K = (0.01,
   0.03)``, ``L = 255``, ``'valid'`` filtering (no padding), the mean of the SSIM map; without
   the automatic downsampling that later MATLAB ``ssim.m`` versions apply above 256 pixels;
-* MS-SSIM: five scales with weights ``(0.0448, 0.2856, 0.3001, 0.2363, 0.1333)``; the
-  product of the contrast-structure means of scales 1-4 and the SSIM mean of scale 5, each
-  raised to its weight. Between scales the image is halved with MATLAB's ``imresize(x,
-  0.5)`` (bicubic, antialiased, on the unrounded values): this reproduces the MATLAB values
-  of the reference pairs (``../shared/reference/iqa_tid2013``: 0.6737 / 0.9997 / 0.9998 vs
-  0.6733 / 0.9996 / 0.9998). ``downsample="box"`` is Wang's published ``msssim.m`` instead:
-  a 2x2 mean (``imfilter(ones(2)/4, 'symmetric')``) then every second pixel, which gives
-  0.0033 less on the first pair (0.6700), as IQA-PyTorch's port of that script does (0.6698).
+* MS-SSIM (``msssim.m``, ``ssim_index_new.m``): five scales with weights ``(0.0448, 0.2856,
+  0.3001, 0.2363, 0.1333)``, each scale's contrast-structure mean (SSIM mean at the last);
+  between scales a 2x2 mean (``imfilter(x, ones(2)/4, 'symmetric', 'same')``) and every second
+  pixel. The script pools the scales as a product of powers (``method = 'product'``, its
+  default) or as a weighted sum (``'wtd_sum'``, weights normalised to sum 1). The reference
+  values of ``../shared/reference/iqa_tid2013`` are the weighted sum's to all four printed
+  decimals (0.6733 / 0.9996 / 0.9998); the product gives 0.6700 on the first pair. So
+  ``ms_ssim_matlab`` pools with the weighted sum by default and with the product on request
+  (``srflow metrics --metric ms_ssim_box``); docs/metrics.md, "MS-SSIM".
 
 The default SSIM of ``srflow eval`` stays scikit-image's on RGB (SRFlow's protocol); this one
 is ``srflow metrics --metric ssim_matlab`` and ``--ssim matlab`` in evaluation.
@@ -25,7 +26,13 @@ import numpy as np
 
 from srflow.data.resize import imresize
 
-__all__ = ["combine_scales", "ms_ssim_matlab", "rgb2gray_matlab", "ssim_matlab"]
+__all__ = [
+    "combine_scales",
+    "ms_ssim_matlab",
+    "rgb2gray_matlab",
+    "ssim_matlab",
+    "weighted_sum",
+]
 
 GRAY_WEIGHTS = (0.298936021293775, 0.587043074451121, 0.114020904255103)
 MS_WEIGHTS = (0.0448, 0.2856, 0.3001, 0.2363, 0.1333)
@@ -94,17 +101,23 @@ def _halve_imresize(x: np.ndarray) -> np.ndarray:
 _HALVE = {"imresize": _halve_imresize, "box": _halve_box}
 
 
-def ms_ssim_matlab(a: np.ndarray, b: np.ndarray, downsample: str = "imresize") -> float:
-    """MS-SSIM of two uint8 images on ``rgb2gray`` input (module doc), the scales halved by
-    ``imresize`` (matches the reference values) or ``box`` (``msssim.m``).
+def ms_ssim_matlab(
+    a: np.ndarray, b: np.ndarray, downsample: str = "box", pooling: str = "sum"
+) -> float:
+    """MS-SSIM of two uint8 images on ``rgb2gray`` input (module doc): scales halved with
+    ``msssim.m``'s 2x2 mean (``box``; ``imresize``: MATLAB bicubic instead) and pooled as its
+    weighted sum (``sum``, what reproduces the reference values) or product of powers
+    (``product``, the script's default method).
 
     Raises:
         ValueError: if the coarsest scale is smaller than the 11x11 window (images under
-            176 pixels a side), or for an unknown ``downsample``.
+            176 pixels a side), or for an unknown ``downsample`` or ``pooling``.
     """
     halve = _HALVE.get(downsample)
     if halve is None:
         raise ValueError(f"unknown downsample {downsample!r} (one of {', '.join(_HALVE)})")
+    if pooling not in ("sum", "product"):
+        raise ValueError(f"unknown pooling {pooling!r} (sum or product)")
     x, y = _gray_pair(a, b)
     cs_values, ssim_last = [], 0.0
     for scale in range(len(MS_WEIGHTS)):
@@ -113,7 +126,16 @@ def ms_ssim_matlab(a: np.ndarray, b: np.ndarray, downsample: str = "imresize") -
         ssim_last = ssim_value
         if scale < len(MS_WEIGHTS) - 1:
             x, y = halve(x), halve(y)
+    if pooling == "sum":
+        return weighted_sum(cs_values[:-1], ssim_last)
     return combine_scales(cs_values[:-1], ssim_last)
+
+
+def weighted_sum(cs_values: list[float], ssim_last: float) -> float:
+    """``sum(mcs(1:4) .* w(1:4)) + mssim(5) * w(5)`` with ``w`` normalised to sum 1
+    (``msssim.m``'s ``'wtd_sum'``)."""
+    weights = np.asarray(MS_WEIGHTS) / sum(MS_WEIGHTS)
+    return float(np.dot(cs_values, weights[:-1]) + ssim_last * weights[-1])
 
 
 def combine_scales(cs_values: list[float], ssim_last: float) -> float:

@@ -69,12 +69,14 @@ def weights_as_constants(model: nn.Module) -> Iterator[None]:
 class _Conditioning(nn.Module):
     """LR (and a noise level, for a noise-conditioned family) -> the features, then every
     conditioning-only term the model's sampling twin keeps between decodes (SRFlow's
-    injectors' shifts and scales, its couplings' conditioning parts), flattened; the order
-    and grouping of the terms is in :attr:`structure` after a call."""
+    injectors' shifts and scales, its couplings' conditioning parts), flattened; after a call
+    :attr:`n_features` counts the features and :attr:`structure` gives each kept term's key
+    and how many tensors it holds (0: one tensor, not a tuple)."""
 
     def __init__(self, model: FlowSR, noise: bool) -> None:
         super().__init__()
         self.model, self.noise = model, noise
+        self.n_features = 0
         self.structure: list[tuple[tuple[int, str], int]] = []
 
     def forward(self, lr: Tensor, *level: Tensor) -> tuple[Tensor, ...]:
@@ -84,7 +86,7 @@ class _Conditioning(nn.Module):
         if sampler is not self.model:  # a twin fills its cache on a decode; the image is unused
             shapes = sampler.latent_shapes(lr, 1)
             sampler.decode(prepared, [lr.new_zeros(shape) for shape in shapes], logdet=False)
-        self.structure, terms = [], []
+        self.n_features, self.structure, terms = len(prepared.features), [], []
         for key, value in prepared.cache.items():
             parts = value if isinstance(value, tuple) else (value,)
             self.structure.append((key, len(parts) if isinstance(value, tuple) else 0))
@@ -217,8 +219,7 @@ def _write_graphs(model: FlowSR, staging: Path, opset: int) -> dict:
         outputs = conditioning(lr, *level)
         latents = model.sample_latents(model.latent_shapes(lr, 1), 0.5,
                                        torch.Generator().manual_seed(0))  # fmt: skip
-    n_features = len(model.prepare(lr, keep=False).features)
-    sampling = _Sampling(model, n_features, conditioning.structure, noise)
+    sampling = _Sampling(model, conditioning.n_features, conditioning.structure, noise)
     output_names = [f"feature{i}" for i in range(len(outputs))]
     latent_names = [f"latent{i}" for i in range(len(latents))]
     noise_names = ["noise_level"] if noise else []

@@ -159,3 +159,33 @@ def test_providers_are_chosen_by_name(default_export: Path, tmp_path: Path) -> N
     done = subprocess.run(command, capture_output=True, text=True)
     assert done.returncode == 2 and "NoSuchExecutionProvider" in done.stderr
     assert len(done.stderr.strip().splitlines()) == 1 and "Traceback" not in done.stderr
+
+
+def test_the_app_samples_and_explores_an_export(default_export: Path) -> None:
+    """The app's actions with a folder as the server's model: the same samples as the model
+    file, region redraws (decode only) work, what needs encoding is one line."""
+    from srflow.app import actions
+    from srflow.app.models import ModelStore, model_info
+    from srflow.app.session import AppError, Session
+    from srflow.data.image_io import image_from_pil
+    from srflow.inference.pipeline import SuperResolver
+
+    resolver = ModelStore(default_export, "cpu").get()
+    assert model_info(resolver, "onnx_default").family == "SRFlow"
+    photo = Image.open(EXAMPLE).convert("RGB").crop((0, 0, 32, 24))
+    session, reference = Session(image=image_from_pil(photo), name="p"), Session(
+        image=image_from_pil(photo), name="p")  # fmt: skip
+    quiet = lambda done, what: None  # noqa: E731
+    got = actions.draw_samples(session, resolver, 0.7, 2, 3, quiet)
+    torch_resolver = SuperResolver(load_model(ROOT / "src/srflow/weights/default_x4.safetensors"))
+    expected = actions.draw_samples(reference, torch_resolver, 0.7, 2, 3, quiet)
+    assert within_one_level(got.images, expected.images) >= 0.999
+    actions.start_exploring(session, resolver, 0)
+    mask = torch.zeros(96, 128, dtype=torch.bool)
+    mask[:32, :32] = True
+    image, region, _ = actions.redraw_region(session, resolver, mask, 0.7, 1)
+    assert image.shape == (3, 96, 128)
+    assert region is None  # no bound on what may change: the graphs do not tell
+    with pytest.raises((AppError, CapabilityError), match="ONNX export samples only") as refused:
+        actions.restore_image(resolver, image_from_pil(photo), 0.5, 2)
+    assert "\n" not in str(refused.value)

@@ -201,6 +201,16 @@ def test_brisque_feature_text_rounding_changes_the_score() -> None:
     assert score(0.3000006) != score(0.3)
 
 
+def test_brisque_fits_of_one_signed_or_constant_values_take_the_first_grid_shape() -> None:
+    """MATLAB's ``min`` over NaN distances returns the first entry: alpha 0.2, as in NIQE."""
+    assert release._ggd(np.zeros(50)) == (pytest.approx(0.2), 0.0)
+    positive = np.abs(np.random.default_rng(3).normal(size=200))
+    alpha, mean, left, right = release._aggd(positive)
+    assert alpha == pytest.approx(0.2) and math.isnan(mean) and math.isnan(left)
+    assert right == pytest.approx(np.mean(positive**2))
+    assert math.isnan(release.release_score(np.full(36, math.nan), _tiny_model()))
+
+
 def test_brisque_filter2_pads_with_zeros() -> None:
     """``filter2(w, I, 'same')``: at a corner only the in-image part of the window counts."""
     image = np.full((20, 20), 100.0)

@@ -103,29 +103,33 @@ def _ggd_ratios() -> np.ndarray:
 
 def _ggd(values: np.ndarray) -> tuple[float, float]:
     """``(alpha, sigma^2)`` of a generalised Gaussian (``estimateggdparam``: the shape whose
-    ``gamma(1/a) gamma(3/a) / gamma(2/a)^2`` is nearest ``E[x^2] / E[|x|]^2``; NaN alpha for a
-    constant input, as MATLAB's 0/0 is)."""
+    ``gamma(1/a) gamma(3/a) / gamma(2/a)^2`` is nearest ``E[x^2] / E[|x|]^2``). A constant
+    input makes that ratio 0/0, every distance NaN, and MATLAB's ``min`` returns the first grid
+    entry: alpha 0.2."""
     alphas, r_gam = _alpha_grid()[0], _ggd_ratios()
     mean_sq, mean_abs = float(np.mean(values * values)), float(np.mean(np.abs(values)))
     if mean_abs == 0.0:
-        return math.nan, mean_sq
+        return float(alphas[0]), mean_sq
     return float(alphas[np.argmin(np.abs(mean_sq / mean_abs**2 - r_gam))]), mean_sq
 
 
 def _aggd(values: np.ndarray) -> list[float]:
-    """``(alpha, mean, sigma_l^2, sigma_r^2)`` of an asymmetric one (``estimateaggdparam``)."""
+    """``(alpha, mean, sigma_l^2, sigma_r^2)`` of an asymmetric one (``estimateaggdparam``).
+    A side with no values has a NaN deviation (the mean of nothing), so alpha is the first
+    grid entry (0.2, as in :func:`srflow.metrics.niqe.aggd_fit`) and the mean is NaN."""
     alphas, r_gam = _alpha_grid()
     left, right = values[values < 0], values[values > 0]
-    if not (left.size and right.size):  # MATLAB: the mean of nothing, NaN
-        return [math.nan] * 4
-    left, right = math.sqrt(float(np.mean(left**2))), math.sqrt(float(np.mean(right**2)))
-    g = left / right
-    r_hat = float(np.mean(np.abs(values))) ** 2 / float(np.mean(values * values))
-    r_norm = r_hat * (g**3 + 1) * (g + 1) / (g**2 + 1) ** 2
-    a = float(alphas[np.argmin((r_gam - r_norm) ** 2)])
-    mean = (right - left) * math.gamma(2 / a) / math.gamma(1 / a) * math.sqrt(
+    left_sd = math.sqrt(float(np.mean(left**2))) if left.size else math.nan
+    right_sd = math.sqrt(float(np.mean(right**2))) if right.size else math.nan
+    a = float(alphas[0])
+    if left.size and right.size:
+        g = left_sd / right_sd
+        r_hat = float(np.mean(np.abs(values))) ** 2 / float(np.mean(values * values))
+        r_norm = r_hat * (g**3 + 1) * (g + 1) / (g**2 + 1) ** 2
+        a = float(alphas[np.argmin((r_gam - r_norm) ** 2)])
+    mean = (right_sd - left_sd) * math.gamma(2 / a) / math.gamma(1 / a) * math.sqrt(
         math.gamma(1 / a) / math.gamma(3 / a))  # fmt: skip
-    return [a, mean, left * left, right * right]
+    return [a, mean, left_sd * left_sd, right_sd * right_sd]
 
 
 def release_features(image: np.ndarray) -> np.ndarray:

@@ -28,7 +28,7 @@ import numpy as np
 
 from srflow.data.resize import imresize
 from srflow.metrics.brisque import BRISQUEModel, read_libsvm_text
-from srflow.metrics.niqe import _alpha_grid, to_gray_255
+from srflow.metrics.niqe import aggd_shape, alpha_grid, to_gray_255
 from srflow.metrics.weights import MetricUnavailable, brisque_release_text
 
 __all__ = [
@@ -97,7 +97,7 @@ def _mscn(gray: np.ndarray) -> np.ndarray:
 def _ggd_ratios() -> np.ndarray:
     """``gamma(1./a).*gamma(3./a) ./ gamma(2./a).^2`` on the grid, as ``estimateggdparam``."""
     gamma = np.vectorize(math.gamma)
-    alphas = _alpha_grid()[0]
+    alphas = alpha_grid()[0]
     return gamma(1 / alphas) * gamma(3 / alphas) / gamma(2 / alphas) ** 2
 
 
@@ -106,7 +106,7 @@ def _ggd(values: np.ndarray) -> tuple[float, float]:
     ``gamma(1/a) gamma(3/a) / gamma(2/a)^2`` is nearest ``E[x^2] / E[|x|]^2``). A constant
     input makes that ratio 0/0, every distance NaN, and MATLAB's ``min`` returns the first grid
     entry: alpha 0.2."""
-    alphas, r_gam = _alpha_grid()[0], _ggd_ratios()
+    alphas, r_gam = alpha_grid()[0], _ggd_ratios()
     mean_sq, mean_abs = float(np.mean(values * values)), float(np.mean(np.abs(values)))
     if mean_abs == 0.0:
         return float(alphas[0]), mean_sq
@@ -114,19 +114,10 @@ def _ggd(values: np.ndarray) -> tuple[float, float]:
 
 
 def _aggd(values: np.ndarray) -> list[float]:
-    """``(alpha, mean, sigma_l^2, sigma_r^2)`` of an asymmetric one (``estimateaggdparam``).
-    A side with no values has a NaN deviation (the mean of nothing), so alpha is the first
-    grid entry (0.2, as in :func:`srflow.metrics.niqe.aggd_fit`) and the mean is NaN."""
-    alphas, r_gam = _alpha_grid()
-    left, right = values[values < 0], values[values > 0]
-    left_sd = math.sqrt(float(np.mean(left**2))) if left.size else math.nan
-    right_sd = math.sqrt(float(np.mean(right**2))) if right.size else math.nan
-    a = float(alphas[0])
-    if left.size and right.size:
-        g = left_sd / right_sd
-        r_hat = float(np.mean(np.abs(values))) ** 2 / float(np.mean(values * values))
-        r_norm = r_hat * (g**3 + 1) * (g + 1) / (g**2 + 1) ** 2
-        a = float(alphas[np.argmin((r_gam - r_norm) ** 2)])
+    """``(alpha, mean, sigma_l^2, sigma_r^2)`` of an asymmetric one (``estimateaggdparam``,
+    :func:`~srflow.metrics.niqe.aggd_shape`; a side with no values gives alpha 0.2 and a NaN
+    mean)."""
+    a, left_sd, right_sd = aggd_shape(values)
     mean = (right_sd - left_sd) * math.gamma(2 / a) / math.gamma(1 / a) * math.sqrt(
         math.gamma(1 / a) / math.gamma(3 / a))  # fmt: skip
     return [a, mean, left_sd * left_sd, right_sd * right_sd]

@@ -41,6 +41,8 @@ __all__ = [
     "to_gray_255",
     "mscn",
     "aggd_fit",
+    "aggd_shape",
+    "alpha_grid",
     "mvg_distance",
 ]
 
@@ -123,33 +125,41 @@ def mscn(image: np.ndarray, window: np.ndarray, c: float = 1.0) -> tuple[np.ndar
 
 
 @functools.lru_cache(maxsize=1)
-def _alpha_grid() -> tuple[np.ndarray, np.ndarray]:
+def alpha_grid() -> tuple[np.ndarray, np.ndarray]:
     """MATLAB's grid ``0.2:0.001:10`` and ``gamma(2./a).^2 ./ (gamma(1./a).*gamma(3./a))`` on it,
-    evaluated as the release writes it (no overflow on this grid)."""
+    evaluated as the releases write it (no overflow on this grid)."""
     alphas = 0.2 + 0.001 * np.arange(9801)
     gamma = np.vectorize(math.gamma)
     return alphas, gamma(2 / alphas) ** 2 / (gamma(1 / alphas) * gamma(3 / alphas))
 
 
-def aggd_fit(values: np.ndarray) -> tuple[float, float, float]:
-    """Asymmetric generalised Gaussian fit ``(alpha, beta_l, beta_r)``, as ``estimateaggdparam``.
+def aggd_shape(values: np.ndarray) -> tuple[float, float, float]:
+    """``estimateaggdparam`` of the NIQE and BRISQUE releases: ``(alpha, left_std,
+    right_std)``, the deviations over the negative and the positive values (zeros belong to
+    neither side) and the grid shape nearest their moment ratio.
 
     A side with no values has a NaN deviation (MATLAB's mean of nothing); the shape is then
     NaN in every grid entry and MATLAB's ``min`` returns the first one, ``alpha = 0.2``, while
-    the other side's ``beta`` stays finite. A block of zeros gives ``(0.2, NaN, NaN)``.
+    the other side's deviation stays finite.
     """
     values = values.reshape(-1)
     left, right = values[values < 0], values[values > 0]
     left_std = math.sqrt(np.mean(left * left)) if left.size else math.nan
     right_std = math.sqrt(np.mean(right * right)) if right.size else math.nan
-    mean_sq = float(np.mean(values * values))
-    alphas, ratio = _alpha_grid()
-    r_norm = math.nan
-    if left.size and right.size:  # else some term is NaN, so r_norm is NaN (as 0/0 is)
-        gamma_hat = left_std / right_std
-        r_hat = float(np.mean(np.abs(values))) ** 2 / mean_sq
-        r_norm = r_hat * (gamma_hat**3 + 1) * (gamma_hat + 1) / (gamma_hat**2 + 1) ** 2
-    alpha = float(alphas[0 if math.isnan(r_norm) else np.argmin((ratio - r_norm) ** 2)])
+    alphas, ratio = alpha_grid()
+    if not (left.size and right.size):  # some term is NaN, so r_norm is NaN (as 0/0 is)
+        return float(alphas[0]), left_std, right_std
+    gamma_hat = left_std / right_std
+    r_hat = float(np.mean(np.abs(values))) ** 2 / float(np.mean(values * values))
+    r_norm = r_hat * (gamma_hat**3 + 1) * (gamma_hat + 1) / (gamma_hat**2 + 1) ** 2
+    return float(alphas[np.argmin((ratio - r_norm) ** 2)]), left_std, right_std
+
+
+def aggd_fit(values: np.ndarray) -> tuple[float, float, float]:
+    """NIQE's asymmetric generalised Gaussian fit ``(alpha, beta_l, beta_r)``: the
+    deviations of :func:`aggd_shape` scaled by ``sqrt(gamma(1/a) / gamma(3/a))``. A block of
+    zeros gives ``(0.2, NaN, NaN)``."""
+    alpha, left_std, right_std = aggd_shape(values)
     factor = math.exp(0.5 * (math.lgamma(1 / alpha) - math.lgamma(3 / alpha)))
     return alpha, left_std * factor, right_std * factor
 

@@ -152,22 +152,52 @@ def test_brisque_matches_the_authors_release(official: dict, brisque_release_mod
     assert value == pytest.approx(official["brisque"][name], rel=5e-3, abs=1e-6)
 
 
+@pytest.mark.parametrize("padding", ["zero", "replicate"])  # BRISQUE's filter2, NIQE's imfilter
 @pytest.mark.parametrize("level", [37.0, 200.0, 254.0])
-def test_brisque_release_mscn_is_exactly_zero_on_flat_neighbourhoods(level: float) -> None:
-    from srflow.metrics.brisque_release import _filter_zero, _mscn
+def test_release_mscn_settles_the_rounding_residue_of_flat_neighbourhoods(
+    level: float, padding: str
+) -> None:
+    from srflow.metrics.brisque_release import _window
+    from srflow.metrics.niqe import filter_window, release_mscn
 
     rng = np.random.default_rng(0)
     gray = np.round(rng.uniform(0, 255, (40, 40)))
     gray[8:30, 8:30] = level
     gray[20, 25] = level + 1  # a real difference of one level
-    plain = gray - _filter_zero(gray)
-    mscn = _mscn(gray)
+    plain = gray - filter_window(gray, _window(), padding)
+    mscn = release_mscn(gray, _window(), padding)
     interior = np.zeros_like(gray, dtype=bool)
     interior[11:27, 11:20] = True  # every 7x7 window inside the flat block, away from (20, 25)
-    assert np.any(plain[interior] != 0)  # the rounded mean leaves noise of either sign
+    assert np.any(plain[interior] != 0)  # the rounded mean leaves a residue
     assert np.all(mscn[interior] == 0)
     assert mscn[20, 25] > 0.1 and mscn[20, 22] < 0  # the level's difference is kept
     assert np.count_nonzero(mscn[~interior]) > 0.9 * np.count_nonzero(~interior)
+    signed = release_mscn(gray, _window(), padding, residue_signs={level: -1})
+    assert np.all(signed[interior] < 0) and np.all(signed[interior] > -1e-12)
+    differences = mscn != 0
+    assert np.array_equal(signed[differences], mscn[differences])
+
+
+def test_i06_differs_from_both_releases_only_by_matlabs_rounding_residue(
+    official: dict, brisque_release_model
+) -> None:
+    """I06's only flat neighbourhoods are of gray levels 248 and 249. Given the residue signs
+    that MATLAB's filters leave there (248: negative, 249: none), NIQE equals the release to
+    1e-12 and BRISQUE to all its printed digits: every other step is the release's arithmetic.
+    Neither sign pattern can be derived offline (docs/metrics.md, "the rounding residue")."""
+    from srflow.metrics.brisque_release import brisque_release
+    from srflow.metrics.niqe import niqe
+
+    image, signs = pair("I06")[0], {248.0: -1, 249.0: 0}
+    assert niqe(image, residue_signs=signs) == pytest.approx(official["niqe"]["I06"], rel=1e-12)
+    assert (
+        brisque_release(image, brisque_release_model, residue_signs=signs)
+        == official["brisque"]["I06"]
+    )
+    # the residue taken as 0 (the default), and the opposite sign at 248, are measurably off
+    assert niqe(image) != pytest.approx(official["niqe"]["I06"], rel=1e-5)
+    flipped = brisque_release(image, brisque_release_model, residue_signs={248.0: 1})
+    assert flipped != official["brisque"]["I06"]
 
 
 def test_the_brisque_release_model_is_read_from_the_sdist_without_unpacking(

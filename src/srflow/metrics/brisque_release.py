@@ -7,8 +7,8 @@ Own implementation of the release's steps; its trained model is the release's li
 
 * gray: MATLAB ``rgb2gray`` of the uint8 RGB image (rounded to uint8), on [0, 255];
 * MSCN ``(I - mu) / (sigma + 1)`` with a normalised 7x7 Gaussian (sigma 7/6), ``filter2``
-  ``'same'`` (zero padding), ``sigma = sqrt(|E[I^2] - mu^2|)``; where ``I - mu`` is rounding
-  noise (a flat neighbourhood: exactly 0 in exact arithmetic) it is 0 (:func:`_mscn`);
+  ``'same'`` (zero padding), ``sigma = sqrt(|E[I^2] - mu^2|)``; where ``I - mu`` is 0 in exact
+  arithmetic its rounding residue is 0 (:func:`~srflow.metrics.niqe.release_mscn`);
 * the MSCN's generalised Gaussian fit ``(alpha, sigma^2)``; for each neighbour product
   (``circshift`` by ``[0 1]``, ``[1 0]``, ``[1 1]``, ``[-1 1]``: wrapped) the asymmetric fit
   ``(alpha, mean, sigma_l^2, sigma_r^2)``; shapes on the grid ``0.2:0.001:10``;
@@ -28,7 +28,13 @@ import numpy as np
 
 from srflow.data.resize import imresize
 from srflow.metrics.brisque import BRISQUEModel, read_libsvm_text
-from srflow.metrics.niqe import aggd_shape, alpha_grid, to_gray_255
+from srflow.metrics.niqe import (
+    ResidueSigns,
+    aggd_shape,
+    alpha_grid,
+    release_mscn,
+    to_gray_255,
+)
 from srflow.metrics.weights import MetricUnavailable, brisque_release_text
 
 __all__ = [
@@ -61,36 +67,12 @@ def _window() -> np.ndarray:
     return g / g.sum()
 
 
-def _filter_zero(image: np.ndarray) -> np.ndarray:
-    window, (h, w) = _window(), image.shape
-    padded, out = np.pad(image, 3), np.zeros_like(image)
-    for i in range(7):
-        for j in range(7):
-            out += window[i, j] * padded[i : i + h, j : j + w]
-    return out
-
-
-#: ``|I - mu|`` at or below this fraction of ``max(|I|, 1)`` is rounding noise of the 49-term
-#: weighted mean (a few units in the last place, about 1e-13 at 255) and is taken as exactly 0.
-_NOISE = 1e-12
-
-
-def _mscn(gray: np.ndarray) -> np.ndarray:
-    """The MSCN coefficients, 0 where ``I - mu`` is only rounding noise.
-
-    A flat neighbourhood has ``mu == I`` in exact arithmetic, but the rounded weighted mean
-    leaves a difference of either sign, whose pattern depends on the order of summation
-    (ours is not MATLAB's). The products of neighbours then fall on either side of 0 and
-    move the asymmetric fits' left and right counts: on TID2013's I06 (1156 such pixels),
-    where the release gives 0.9929, the noise gave 1.0957 (1.0790 with its signs flipped).
-    As exact zeros they are left out of both sides (``vec < 0``, ``vec > 0``), as the release
-    leaves out its own exact zeros: 0.9912 (tests/test_reference_iqa.py).
-    """
-    mu = _filter_zero(gray)
-    sigma = np.sqrt(np.abs(_filter_zero(gray * gray) - mu * mu))
-    centred = gray - mu
-    centred[np.abs(centred) <= _NOISE * np.maximum(np.abs(gray), 1.0)] = 0.0
-    return centred / (sigma + 1)
+def _mscn(gray: np.ndarray, residue_signs: ResidueSigns | None = None) -> np.ndarray:
+    """``filter2``'s MSCN (zero padding), its rounding residue 0 or as ``residue_signs`` give
+    (:func:`~srflow.metrics.niqe.release_mscn`: on TID2013's I06 our summation's residue gave
+    1.0957 where the release gives 0.992889; residue 0: 0.991165; the release's own signs for
+    the image's two flat levels: 0.992889)."""
+    return release_mscn(gray, _window(), "zero", residue_signs)
 
 
 @functools.lru_cache(maxsize=1)
@@ -123,14 +105,15 @@ def _aggd(values: np.ndarray) -> list[float]:
     return [a, mean, left_sd * left_sd, right_sd * right_sd]
 
 
-def release_features(image: np.ndarray) -> np.ndarray:
-    """The release's 36 features of an ``(H, W)``/``(H, W, 3)`` uint8 (or [0, 1] float) image."""
+def release_features(image: np.ndarray, residue_signs: ResidueSigns | None = None) -> np.ndarray:
+    """The release's 36 features of an ``(H, W)``/``(H, W, 3)`` uint8 (or [0, 1] float) image
+    (``residue_signs``: :func:`~srflow.metrics.niqe.release_mscn`)."""
     gray = to_gray_255(image)
     if min(gray.shape) < 8:
         raise ValueError(f"BRISQUE: image too small ({gray.shape[1]}x{gray.shape[0]})")
     features: list[float] = []
     for _ in range(2):
-        mscn = _mscn(gray)
+        mscn = _mscn(gray, residue_signs)
         features += _ggd(mscn.ravel())
         for shift in _SHIFTS:
             features += _aggd((mscn * np.roll(mscn, shift, axis=(0, 1))).ravel())
@@ -156,9 +139,15 @@ def load_brisque_release(path: str | os.PathLike[str] | None = None) -> BRISQUEM
     return BRISQUEModel(svs, coefficients, gamma, rho, low, high)
 
 
-def brisque_release(image: np.ndarray, model: BRISQUEModel | None = None) -> float:
-    """BRISQUE of the authors' release (lower is better), its text roundings included."""
-    return release_score(release_features(image), model or load_brisque_release())
+def brisque_release(
+    image: np.ndarray,
+    model: BRISQUEModel | None = None,
+    residue_signs: ResidueSigns | None = None,
+) -> float:
+    """BRISQUE of the authors' release (lower is better), its text roundings included
+    (``residue_signs``: :func:`~srflow.metrics.niqe.release_mscn`)."""
+    model = model or load_brisque_release()
+    return release_score(release_features(image, residue_signs), model)
 
 
 def release_score(features: np.ndarray, model: BRISQUEModel) -> float:

@@ -8,7 +8,8 @@ authors' MATLAB release computes it (``computequality.m``, ``computefeature.m``,
 * Two scales; the second is MATLAB bicubic ``imresize(im, 0.5)`` (antialiased, unrounded)
   of the cropped image, cut in 48x48 blocks.
 * MSCN: ``(I - mu) / (sigma + 1)``, mu/sigma from the 7x7 Gaussian window (sigma 7/6, stored
-  in the parameter file) with replicate borders (``imfilter(..., 'replicate')``).
+  in the parameter file) with replicate borders (``imfilter(..., 'replicate')``); where
+  ``I - mu`` is 0 in exact arithmetic its rounding residue is 0 (:func:`release_mscn`).
 * Per block and scale, 18 features: AGGD fit of the MSCN block ``(alpha, (beta_l+beta_r)/2)``
   and, for the 4 products with the block ``circshift``-ed by ``[0 1]``, ``[1 0]``, ``[1 1]``,
   ``[1 -1]`` (wrapped inside the block), ``(alpha, mean, beta_l, beta_r)``; alpha by grid
@@ -27,6 +28,7 @@ from __future__ import annotations
 import functools
 import math
 import os
+from collections.abc import Mapping
 from dataclasses import dataclass
 
 import numpy as np
@@ -40,6 +42,9 @@ __all__ = [
     "niqe_features",
     "to_gray_255",
     "mscn",
+    "release_mscn",
+    "filter_window",
+    "ResidueSigns",
     "aggd_fit",
     "aggd_shape",
     "alpha_grid",
@@ -105,10 +110,12 @@ def to_gray_255(image: np.ndarray) -> np.ndarray:
     return values @ _RGB2GRAY if values.ndim == 3 else values
 
 
-def filter_replicate(image: np.ndarray, window: np.ndarray) -> np.ndarray:
-    """2-D correlation with a centred odd window and replicated borders (``imfilter``)."""
+def filter_window(image: np.ndarray, window: np.ndarray, padding: str = "replicate") -> np.ndarray:
+    """2-D correlation with a centred odd window, borders ``"replicate"``-d (``imfilter(...,
+    'replicate')``, NIQE) or ``"zero"``-padded (``filter2(..., 'same')``, BRISQUE)."""
     kh, kw = window.shape
-    padded = np.pad(image, ((kh // 2, kh // 2), (kw // 2, kw // 2)), mode="edge")
+    mode = {"replicate": "edge", "zero": "constant"}[padding]
+    padded = np.pad(image, ((kh // 2, kh // 2), (kw // 2, kw // 2)), mode=mode)
     out = np.zeros_like(image, dtype=np.float64)
     height, width = image.shape
     for i in range(kh):
@@ -117,11 +124,53 @@ def filter_replicate(image: np.ndarray, window: np.ndarray) -> np.ndarray:
     return out
 
 
+def filter_replicate(image: np.ndarray, window: np.ndarray) -> np.ndarray:
+    """:func:`filter_window` with replicated borders (``imfilter(..., 'replicate')``)."""
+    return filter_window(image, window, "replicate")
+
+
 def mscn(image: np.ndarray, window: np.ndarray, c: float = 1.0) -> tuple[np.ndarray, np.ndarray]:
     """Mean-subtracted contrast-normalised coefficients and the local deviation ``sigma``."""
     mu = filter_replicate(image, window)
     sigma = np.sqrt(np.abs(filter_replicate(image * image, window) - mu * mu))
     return (image - mu) / (sigma + c), sigma
+
+
+#: ``|I - mu|`` at or below this fraction of ``max(|I|, 1)`` is the rounding residue of the
+#: 49-term weighted mean (a few units in the last place, about 1e-13 at 255), not a difference.
+RESIDUE = 1e-12
+
+#: Signs of MATLAB's rounding residue ``I - mu`` per gray level (-1, 0 or 1); see
+#: :func:`release_mscn`.
+ResidueSigns = Mapping[float, int]
+
+
+def release_mscn(
+    image: np.ndarray,
+    window: np.ndarray,
+    padding: str = "replicate",
+    residue_signs: ResidueSigns | None = None,
+) -> np.ndarray:
+    """The MSCN of the NIQE and BRISQUE releases, ``(I - mu) / (sigma + 1)``, with their
+    rounding residue settled.
+
+    Where ``I - mu`` is 0 in exact arithmetic (a flat 7x7 neighbourhood, or one whose weighted
+    differences cancel), floating point leaves a residue of a few units in the last place. Its
+    sign decides which side of the asymmetric fits the pixel and its neighbour products fall
+    on, and it depends on how the filter sums: MATLAB's pattern is not ours and cannot be
+    derived (docs/metrics.md, "the rounding residue"). It is taken as 0 here, or, where
+    ``residue_signs`` gives a sign for the pixel's gray level, as one unit in the last place of
+    that sign (to replay a MATLAB run whose signs are known).
+    """
+    mu = filter_window(image, window, padding)
+    sigma = np.sqrt(np.abs(filter_window(image * image, window, padding) - mu * mu))
+    centred = image - mu
+    residue = np.abs(centred) <= RESIDUE * np.maximum(np.abs(image), 1.0)
+    centred[residue] = 0.0
+    for level, sign in (residue_signs or {}).items():
+        at_level = residue & (image == level)
+        centred[at_level] = sign * np.spacing(max(abs(level), 1.0))
+    return centred / (sigma + 1)
 
 
 @functools.lru_cache(maxsize=1)
@@ -176,8 +225,14 @@ def _block_features(block: np.ndarray) -> list[float]:
     return features
 
 
-def niqe_features(gray: np.ndarray, window: np.ndarray, block_size: int = 96) -> np.ndarray:
-    """Per-block NIQE features ``(n_blocks, 36)`` of a gray [0, 255] float image."""
+def niqe_features(
+    gray: np.ndarray,
+    window: np.ndarray,
+    block_size: int = 96,
+    residue_signs: ResidueSigns | None = None,
+) -> np.ndarray:
+    """Per-block NIQE features ``(n_blocks, 36)`` of a gray [0, 255] float image
+    (``residue_signs``: :func:`release_mscn`)."""
     from srflow.data.resize import imresize
 
     rows, cols = gray.shape[0] // block_size, gray.shape[1] // block_size
@@ -186,7 +241,7 @@ def niqe_features(gray: np.ndarray, window: np.ndarray, block_size: int = 96) ->
     image = gray[: rows * block_size, : cols * block_size].astype(np.float64)
     per_scale = []
     for scale in (1, 2):
-        coefficients, _ = mscn(image, window)
+        coefficients = release_mscn(image, window, "replicate", residue_signs)
         size = block_size // scale
         per_scale.append(
             np.array(
@@ -208,6 +263,7 @@ def niqe(
     image: np.ndarray,
     params: NIQEParams | None = None,
     params_path: str | os.PathLike[str] | None = None,
+    residue_signs: ResidueSigns | None = None,
 ) -> float:
     """NIQE score (lower = more natural).
 
@@ -215,6 +271,8 @@ def niqe(
         image: ``(H, W)`` or ``(H, W, 3)`` RGB, uint8 or float in [0, 1]; at least 96x96.
         params: Preloaded parameters (else loaded via ``params_path``/the search order).
         params_path: Explicit path of ``niqe_pris_params.npz``.
+        residue_signs: MATLAB's rounding residue signs per gray level (:func:`release_mscn`;
+            by default the residue is 0).
 
     Returns:
         The score; NaN when a feature is undefined in every block (e.g. a constant image).
@@ -224,7 +282,7 @@ def niqe(
         ValueError: On a bad image shape/dtype.
     """
     params = params if params is not None else load_niqe_params(params_path)
-    features = niqe_features(to_gray_255(image), params.window)
+    features = niqe_features(to_gray_255(image), params.window, residue_signs=residue_signs)
     return mvg_distance(params, features)
 
 

@@ -124,15 +124,18 @@ def filter_window(image: np.ndarray, window: np.ndarray, padding: str = "replica
     return out
 
 
-def filter_replicate(image: np.ndarray, window: np.ndarray) -> np.ndarray:
-    """:func:`filter_window` with replicated borders (``imfilter(..., 'replicate')``)."""
-    return filter_window(image, window, "replicate")
+def local_mean_and_deviation(
+    image: np.ndarray, window: np.ndarray, padding: str = "replicate"
+) -> tuple[np.ndarray, np.ndarray]:
+    """``mu`` and ``sigma = sqrt(|E[I^2] - mu^2|)`` over the window (:func:`filter_window`)."""
+    mu = filter_window(image, window, padding)
+    return mu, np.sqrt(np.abs(filter_window(image * image, window, padding) - mu * mu))
 
 
 def mscn(image: np.ndarray, window: np.ndarray, c: float = 1.0) -> tuple[np.ndarray, np.ndarray]:
-    """Mean-subtracted contrast-normalised coefficients and the local deviation ``sigma``."""
-    mu = filter_replicate(image, window)
-    sigma = np.sqrt(np.abs(filter_replicate(image * image, window) - mu * mu))
+    """Mean-subtracted contrast-normalised coefficients and the local deviation ``sigma``
+    (replicated borders, the residue as computed: PIQE's convention)."""
+    mu, sigma = local_mean_and_deviation(image, window)
     return (image - mu) / (sigma + c), sigma
 
 
@@ -162,8 +165,7 @@ def release_mscn(
     ``residue_signs`` gives a sign for the pixel's gray level, as one unit in the last place of
     that sign (to replay a MATLAB run whose signs are known).
     """
-    mu = filter_window(image, window, padding)
-    sigma = np.sqrt(np.abs(filter_window(image * image, window, padding) - mu * mu))
+    mu, sigma = local_mean_and_deviation(image, window, padding)
     centred = image - mu
     residue = np.abs(centred) <= RESIDUE * np.maximum(np.abs(image), 1.0)
     centred[residue] = 0.0

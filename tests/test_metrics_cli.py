@@ -53,6 +53,23 @@ def test_text_output_and_no_reference_defaults(pairs: tuple[Path, Path],
     assert out.startswith(str(sr / "I04.png")) and "niqe=3.65" in out and "piqe=" in out
 
 
+def test_niqe_notes_images_with_flat_areas_of_a_nonzero_level(
+    pairs: tuple[Path, Path], capsys: pytest.CaptureFixture
+) -> None:
+    """I03 has 2.2 % of its pixels in flat neighbourhoods of nonzero levels (the MATLAB
+    releases' rounding residue there is unknown), I04 none: only I03 gets the note, and only
+    with NIQE or BRISQUE."""
+    from srflow.metrics.niqe import residue_share
+
+    sr, gt = pairs
+    assert main(["metrics", str(sr), "--metric", "niqe"]) == 0
+    lines = [x for x in capsys.readouterr().err.splitlines() if "flat neighbourhoods" in x]
+    assert len(lines) == 1 and "I03.png: 2.2% of the pixels" in lines[0]
+    assert residue_share(np.asarray(Image.open(sr / "I04.png"))) == 0.0
+    assert main(["metrics", str(sr), "--ref", str(gt), "--metric", "psnr"]) == 0
+    assert "flat neighbourhoods" not in capsys.readouterr().err
+
+
 def test_errors(pairs: tuple[Path, Path], tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
     sr, gt = pairs
     assert main(["metrics", str(sr), "--metric", "psnr"]) == 2

@@ -157,22 +157,21 @@ def test_brisque_matches_the_authors_release(official: dict, brisque_release_mod
 def test_release_mscn_settles_the_rounding_residue_of_flat_neighbourhoods(
     level: float, padding: str
 ) -> None:
-    from srflow.metrics.brisque_release import _window
-    from srflow.metrics.niqe import filter_window, release_mscn
+    from srflow.metrics.niqe import filter_window, gaussian_window_7, release_mscn
 
     rng = np.random.default_rng(0)
     gray = np.round(rng.uniform(0, 255, (40, 40)))
     gray[8:30, 8:30] = level
     gray[20, 25] = level + 1  # a real difference of one level
-    plain = gray - filter_window(gray, _window(), padding)
-    mscn = release_mscn(gray, _window(), padding)
+    plain = gray - filter_window(gray, gaussian_window_7(), padding)
+    mscn = release_mscn(gray, gaussian_window_7(), padding)
     interior = np.zeros_like(gray, dtype=bool)
     interior[11:27, 11:20] = True  # every 7x7 window inside the flat block, away from (20, 25)
     assert np.any(plain[interior] != 0)  # the rounded mean leaves a residue
     assert np.all(mscn[interior] == 0)
     assert mscn[20, 25] > 0.1 and mscn[20, 22] < 0  # the level's difference is kept
     assert np.count_nonzero(mscn[~interior]) > 0.9 * np.count_nonzero(~interior)
-    signed = release_mscn(gray, _window(), padding, residue_signs={level: -1})
+    signed = release_mscn(gray, gaussian_window_7(), padding, residue_signs={level: -1})
     assert np.all(signed[interior] < 0) and np.all(signed[interior] > -1e-12)
     differences = mscn != 0
     assert np.array_equal(signed[differences], mscn[differences])

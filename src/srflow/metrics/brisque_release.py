@@ -32,6 +32,7 @@ from srflow.metrics.niqe import (
     ResidueSigns,
     aggd_shape,
     alpha_grid,
+    gaussian_window_7,
     release_mscn,
     to_gray_255,
 )
@@ -60,19 +61,12 @@ RELEASE_RANGES = np.array([
 _SHIFTS = ((0, 1), (1, 0), (1, 1), (-1, 1))
 
 
-@functools.lru_cache(maxsize=1)
-def _window() -> np.ndarray:
-    x = np.arange(-3, 4)
-    g = np.exp(-(x[:, None] ** 2 + x[None, :] ** 2) / (2 * (7 / 6) ** 2))
-    return g / g.sum()
-
-
 def _mscn(gray: np.ndarray, residue_signs: ResidueSigns | None = None) -> np.ndarray:
     """``filter2``'s MSCN (zero padding), its rounding residue 0 or as ``residue_signs`` give
     (:func:`~srflow.metrics.niqe.release_mscn`: on TID2013's I06 our summation's residue gave
     1.0957 where the release gives 0.992889; residue 0: 0.991165; the release's own signs for
     the image's two flat levels: 0.992889)."""
-    return release_mscn(gray, _window(), "zero", residue_signs)
+    return release_mscn(gray, gaussian_window_7(), "zero", residue_signs)
 
 
 @functools.lru_cache(maxsize=1)

@@ -43,6 +43,8 @@ __all__ = [
     "to_gray_255",
     "mscn",
     "release_mscn",
+    "residue_share",
+    "gaussian_window_7",
     "filter_window",
     "ResidueSigns",
     "aggd_fit",
@@ -173,6 +175,25 @@ def release_mscn(
         at_level = residue & (image == level)
         centred[at_level] = sign * np.spacing(max(abs(level), 1.0))
     return centred / (sigma + 1)
+
+
+@functools.lru_cache(maxsize=1)
+def gaussian_window_7() -> np.ndarray:
+    """The releases' window, ``fspecial('gaussian', 7, 7/6)`` normalised (BRISQUE's; NIQE's
+    parameter file stores the same window)."""
+    x = np.arange(-3, 4)
+    g = np.exp(-(x[:, None] ** 2 + x[None, :] ** 2) / (2 * (7 / 6) ** 2))
+    return g / g.sum()
+
+
+def residue_share(image: np.ndarray) -> float:
+    """Share of the pixels whose ``I - mu`` is 0 in exact arithmetic at a gray level other
+    than 0 (level 0 is exact in any arithmetic): where NIQE and BRISQUE may differ from the
+    MATLAB releases by the rounding residue's unknown sign (:func:`release_mscn`)."""
+    gray = to_gray_255(image)
+    centred = gray - filter_window(gray, gaussian_window_7(), "replicate")
+    residue = np.abs(centred) <= RESIDUE * np.maximum(np.abs(gray), 1.0)
+    return float(np.mean(residue & (gray != 0)))
 
 
 @functools.lru_cache(maxsize=1)

@@ -150,6 +150,11 @@ RESIDUE = 1e-12
 ResidueSigns = Mapping[float, int]
 
 
+def _is_residue(image: np.ndarray, centred: np.ndarray) -> np.ndarray:
+    """Where ``I - mu`` is only the rounding residue (:data:`RESIDUE`)."""
+    return np.abs(centred) <= RESIDUE * np.maximum(np.abs(image), 1.0)
+
+
 def release_mscn(
     image: np.ndarray,
     window: np.ndarray,
@@ -169,7 +174,7 @@ def release_mscn(
     """
     mu, sigma = local_mean_and_deviation(image, window, padding)
     centred = image - mu
-    residue = np.abs(centred) <= RESIDUE * np.maximum(np.abs(image), 1.0)
+    residue = _is_residue(image, centred)
     centred[residue] = 0.0
     for level, sign in (residue_signs or {}).items():
         at_level = residue & (image == level)
@@ -180,7 +185,7 @@ def release_mscn(
 @functools.lru_cache(maxsize=1)
 def gaussian_window_7() -> np.ndarray:
     """The releases' window, ``fspecial('gaussian', 7, 7/6)`` normalised (BRISQUE's; NIQE's
-    parameter file stores the same window)."""
+    parameter file stores it to 1e-16)."""
     x = np.arange(-3, 4)
     g = np.exp(-(x[:, None] ** 2 + x[None, :] ** 2) / (2 * (7 / 6) ** 2))
     return g / g.sum()
@@ -192,8 +197,7 @@ def residue_share(image: np.ndarray) -> float:
     MATLAB releases by the rounding residue's unknown sign (:func:`release_mscn`)."""
     gray = to_gray_255(image)
     centred = gray - filter_window(gray, gaussian_window_7(), "replicate")
-    residue = np.abs(centred) <= RESIDUE * np.maximum(np.abs(gray), 1.0)
-    return float(np.mean(residue & (gray != 0)))
+    return float(np.mean(_is_residue(gray, centred) & (gray != 0)))
 
 
 @functools.lru_cache(maxsize=1)

@@ -13,17 +13,15 @@ from skimage import data as skdata
 from srflow.data.resize import imresize
 from srflow.metrics import brisque_release as release
 from srflow.metrics.brisque import BRISQUEModel
+from srflow.metrics.mscn import filter_window, gaussian_window_7, release_mscn
 from srflow.metrics.niqe import (
     _block_features,
     _pinv_matlab,
     aggd_fit,
-    filter_window,
-    gaussian_window_7,
     load_niqe_params,
     mvg_distance,
     niqe,
     niqe_features,
-    release_mscn,
     to_gray_255,
 )
 from srflow.metrics.ssim_matlab import _halve_box, combine_scales, ms_ssim_matlab, weighted_sum

@@ -157,7 +157,7 @@ def test_brisque_matches_the_authors_release(official: dict, brisque_release_mod
 def test_release_mscn_settles_the_rounding_residue_of_flat_neighbourhoods(
     level: float, padding: str
 ) -> None:
-    from srflow.metrics.niqe import filter_window, gaussian_window_7, release_mscn
+    from srflow.metrics.mscn import filter_window, gaussian_window_7, release_mscn
 
     rng = np.random.default_rng(0)
     gray = np.round(rng.uniform(0, 255, (40, 40)))

@@ -8,7 +8,7 @@ Own implementation of the release's steps; its trained model is the release's li
 * gray: MATLAB ``rgb2gray`` of the uint8 RGB image (rounded to uint8), on [0, 255];
 * MSCN ``(I - mu) / (sigma + 1)`` with a normalised 7x7 Gaussian (sigma 7/6), ``filter2``
   ``'same'`` (zero padding), ``sigma = sqrt(|E[I^2] - mu^2|)``; where ``I - mu`` is 0 in exact
-  arithmetic its rounding residue is 0 (:func:`~srflow.metrics.niqe.release_mscn`);
+  arithmetic its rounding residue is 0 (:func:`~srflow.metrics.mscn.release_mscn`);
 * the MSCN's generalised Gaussian fit ``(alpha, sigma^2)``; for each neighbour product
   (``circshift`` by ``[0 1]``, ``[1 0]``, ``[1 1]``, ``[-1 1]``: wrapped) the asymmetric fit
   ``(alpha, mean, sigma_l^2, sigma_r^2)``; shapes on the grid ``0.2:0.001:10``;
@@ -28,14 +28,8 @@ import numpy as np
 
 from srflow.data.resize import imresize
 from srflow.metrics.brisque import BRISQUEModel, read_libsvm_text
-from srflow.metrics.niqe import (
-    ResidueSigns,
-    aggd_shape,
-    alpha_grid,
-    gaussian_window_7,
-    release_mscn,
-    to_gray_255,
-)
+from srflow.metrics.mscn import ResidueSigns, gaussian_window_7, release_mscn
+from srflow.metrics.niqe import aggd_shape, alpha_grid, to_gray_255
 from srflow.metrics.weights import MetricUnavailable, brisque_release_text
 
 __all__ = [
@@ -63,7 +57,7 @@ _SHIFTS = ((0, 1), (1, 0), (1, 1), (-1, 1))
 
 def _mscn(gray: np.ndarray, residue_signs: ResidueSigns | None = None) -> np.ndarray:
     """``filter2``'s MSCN (zero padding), its rounding residue 0 or as ``residue_signs`` give
-    (:func:`~srflow.metrics.niqe.release_mscn`: on TID2013's I06 our summation's residue gave
+    (:func:`~srflow.metrics.mscn.release_mscn`: on TID2013's I06 our summation's residue gave
     1.0957 where the release gives 0.992889; residue 0: 0.991165; the release's own signs for
     the image's two flat levels: 0.992889)."""
     return release_mscn(gray, gaussian_window_7(), "zero", residue_signs)
@@ -101,7 +95,7 @@ def _aggd(values: np.ndarray) -> list[float]:
 
 def release_features(image: np.ndarray, residue_signs: ResidueSigns | None = None) -> np.ndarray:
     """The release's 36 features of an ``(H, W)``/``(H, W, 3)`` uint8 (or [0, 1] float) image
-    (``residue_signs``: :func:`~srflow.metrics.niqe.release_mscn`)."""
+    (``residue_signs``: :func:`~srflow.metrics.mscn.release_mscn`)."""
     gray = to_gray_255(image)
     if min(gray.shape) < 8:
         raise ValueError(f"BRISQUE: image too small ({gray.shape[1]}x{gray.shape[0]})")
@@ -139,7 +133,7 @@ def brisque_release(
     residue_signs: ResidueSigns | None = None,
 ) -> float:
     """BRISQUE of the authors' release (lower is better), its text roundings included
-    (``residue_signs``: :func:`~srflow.metrics.niqe.release_mscn`)."""
+    (``residue_signs``: :func:`~srflow.metrics.mscn.release_mscn`)."""
     model = model or load_brisque_release()
     return release_score(release_features(image, residue_signs), model)
 

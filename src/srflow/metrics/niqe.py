@@ -9,7 +9,8 @@ authors' MATLAB release computes it (``computequality.m``, ``computefeature.m``,
   of the cropped image, cut in 48x48 blocks.
 * MSCN: ``(I - mu) / (sigma + 1)``, mu/sigma from the 7x7 Gaussian window (sigma 7/6, stored
   in the parameter file) with replicate borders (``imfilter(..., 'replicate')``); where
-  ``I - mu`` is 0 in exact arithmetic its rounding residue is 0 (:func:`release_mscn`).
+  ``I - mu`` is 0 in exact arithmetic its rounding residue is 0
+  (:func:`~srflow.metrics.mscn.release_mscn`).
 * Per block and scale, 18 features: AGGD fit of the MSCN block ``(alpha, (beta_l+beta_r)/2)``
   and, for the 4 products with the block ``circshift``-ed by ``[0 1]``, ``[1 0]``, ``[1 1]``,
   ``[1 -1]`` (wrapped inside the block), ``(alpha, mean, beta_l, beta_r)``; alpha by grid
@@ -28,11 +29,17 @@ from __future__ import annotations
 import functools
 import math
 import os
-from collections.abc import Mapping
 from dataclasses import dataclass
 
 import numpy as np
 
+from srflow.metrics.mscn import (
+    ResidueSigns,
+    filter_window,
+    gaussian_window_7,
+    is_residue,
+    release_mscn,
+)
 from srflow.metrics.weights import MetricUnavailable, niqe_params_path
 
 __all__ = [
@@ -41,12 +48,7 @@ __all__ = [
     "niqe",
     "niqe_features",
     "to_gray_255",
-    "mscn",
-    "release_mscn",
     "residue_share",
-    "gaussian_window_7",
-    "filter_window",
-    "ResidueSigns",
     "aggd_fit",
     "aggd_shape",
     "alpha_grid",
@@ -112,92 +114,14 @@ def to_gray_255(image: np.ndarray) -> np.ndarray:
     return values @ _RGB2GRAY if values.ndim == 3 else values
 
 
-def filter_window(image: np.ndarray, window: np.ndarray, padding: str = "replicate") -> np.ndarray:
-    """2-D correlation with a centred odd window, borders ``"replicate"``-d (``imfilter(...,
-    'replicate')``, NIQE) or ``"zero"``-padded (``filter2(..., 'same')``, BRISQUE)."""
-    kh, kw = window.shape
-    mode = {"replicate": "edge", "zero": "constant"}[padding]
-    padded = np.pad(image, ((kh // 2, kh // 2), (kw // 2, kw // 2)), mode=mode)
-    out = np.zeros_like(image, dtype=np.float64)
-    height, width = image.shape
-    for i in range(kh):
-        for j in range(kw):
-            out += window[i, j] * padded[i : i + height, j : j + width]
-    return out
-
-
-def local_mean_and_deviation(
-    image: np.ndarray, window: np.ndarray, padding: str = "replicate"
-) -> tuple[np.ndarray, np.ndarray]:
-    """``mu`` and ``sigma = sqrt(|E[I^2] - mu^2|)`` over the window (:func:`filter_window`)."""
-    mu = filter_window(image, window, padding)
-    return mu, np.sqrt(np.abs(filter_window(image * image, window, padding) - mu * mu))
-
-
-def mscn(image: np.ndarray, window: np.ndarray, c: float = 1.0) -> tuple[np.ndarray, np.ndarray]:
-    """Mean-subtracted contrast-normalised coefficients and the local deviation ``sigma``
-    (replicated borders, the residue as computed: PIQE's convention)."""
-    mu, sigma = local_mean_and_deviation(image, window)
-    return (image - mu) / (sigma + c), sigma
-
-
-#: ``|I - mu|`` at or below this fraction of ``max(|I|, 1)`` is the rounding residue of the
-#: 49-term weighted mean (a few units in the last place, about 1e-13 at 255), not a difference.
-RESIDUE = 1e-12
-
-#: Signs of MATLAB's rounding residue ``I - mu`` per gray level (-1, 0 or 1); see
-#: :func:`release_mscn`.
-ResidueSigns = Mapping[float, int]
-
-
-def _is_residue(image: np.ndarray, centred: np.ndarray) -> np.ndarray:
-    """Where ``I - mu`` is only the rounding residue (:data:`RESIDUE`)."""
-    return np.abs(centred) <= RESIDUE * np.maximum(np.abs(image), 1.0)
-
-
-def release_mscn(
-    image: np.ndarray,
-    window: np.ndarray,
-    padding: str = "replicate",
-    residue_signs: ResidueSigns | None = None,
-) -> np.ndarray:
-    """The MSCN of the NIQE and BRISQUE releases, ``(I - mu) / (sigma + 1)``, with their
-    rounding residue settled.
-
-    Where ``I - mu`` is 0 in exact arithmetic (a flat 7x7 neighbourhood, or one whose weighted
-    differences cancel), floating point leaves a residue of a few units in the last place. Its
-    sign decides which side of the asymmetric fits the pixel and its neighbour products fall
-    on, and it depends on how the filter sums: MATLAB's pattern is not ours and cannot be
-    derived (docs/metrics.md, "the rounding residue"). It is taken as 0 here, or, where
-    ``residue_signs`` gives a sign for the pixel's gray level, as one unit in the last place of
-    that sign (to replay a MATLAB run whose signs are known).
-    """
-    mu, sigma = local_mean_and_deviation(image, window, padding)
-    centred = image - mu
-    residue = _is_residue(image, centred)
-    centred[residue] = 0.0
-    for level, sign in (residue_signs or {}).items():
-        at_level = residue & (image == level)
-        centred[at_level] = sign * np.spacing(max(abs(level), 1.0))
-    return centred / (sigma + 1)
-
-
-@functools.lru_cache(maxsize=1)
-def gaussian_window_7() -> np.ndarray:
-    """The releases' window, ``fspecial('gaussian', 7, 7/6)`` normalised (BRISQUE's; NIQE's
-    parameter file stores it to 1e-16)."""
-    x = np.arange(-3, 4)
-    g = np.exp(-(x[:, None] ** 2 + x[None, :] ** 2) / (2 * (7 / 6) ** 2))
-    return g / g.sum()
-
-
 def residue_share(image: np.ndarray) -> float:
     """Share of the pixels whose ``I - mu`` is 0 in exact arithmetic at a gray level other
     than 0 (level 0 is exact in any arithmetic): where NIQE and BRISQUE may differ from the
-    MATLAB releases by the rounding residue's unknown sign (:func:`release_mscn`)."""
+    MATLAB releases by the rounding residue's unknown sign
+    (:func:`~srflow.metrics.mscn.release_mscn`)."""
     gray = to_gray_255(image)
     centred = gray - filter_window(gray, gaussian_window_7(), "replicate")
-    return float(np.mean(_is_residue(gray, centred) & (gray != 0)))
+    return float(np.mean(is_residue(gray, centred) & (gray != 0)))
 
 
 @functools.lru_cache(maxsize=1)
@@ -259,7 +183,7 @@ def niqe_features(
     residue_signs: ResidueSigns | None = None,
 ) -> np.ndarray:
     """Per-block NIQE features ``(n_blocks, 36)`` of a gray [0, 255] float image
-    (``residue_signs``: :func:`release_mscn`)."""
+    (``residue_signs``: :func:`~srflow.metrics.mscn.release_mscn`)."""
     from srflow.data.resize import imresize
 
     rows, cols = gray.shape[0] // block_size, gray.shape[1] // block_size
@@ -298,8 +222,8 @@ def niqe(
         image: ``(H, W)`` or ``(H, W, 3)`` RGB, uint8 or float in [0, 1]; at least 96x96.
         params: Preloaded parameters (else loaded via ``params_path``/the search order).
         params_path: Explicit path of ``niqe_pris_params.npz``.
-        residue_signs: MATLAB's rounding residue signs per gray level (:func:`release_mscn`;
-            by default the residue is 0).
+        residue_signs: MATLAB's rounding residue signs per gray level
+            (:func:`~srflow.metrics.mscn.release_mscn`; by default the residue is 0).
 
     Returns:
         The score; NaN when a feature is undefined in every block (e.g. a constant image).

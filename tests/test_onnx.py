@@ -79,6 +79,7 @@ def default_export(tmp_path_factory: pytest.TempPathFactory) -> Path:
                           capture_output=True, text=True)  # fmt: skip
     assert done.returncode == 0, done.stderr
     assert "wrote" in done.stdout
+    assert "(conditioning.onnx, manifest.json, sampling.onnx)" in done.stdout
     return folder
 
 

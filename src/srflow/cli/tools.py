@@ -163,6 +163,6 @@ def run_export_onnx(args: argparse.Namespace) -> int:
         folder = export_onnx(model, args.output, source=path, opset=args.opset)
     except CheckpointError as exc:
         raise CliError(str(exc)) from None
-    print(f"{path}: {describe_model(model)}\nwrote {folder} (conditioning.onnx, "
-          "sampling.onnx, manifest.json)")  # fmt: skip
+    written = ", ".join(sorted(p.name for p in folder.iterdir()))
+    print(f"{path}: {describe_model(model)}\nwrote {folder} ({written})")
     return 0

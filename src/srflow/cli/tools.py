@@ -8,6 +8,7 @@ from pathlib import Path
 import torch
 
 from srflow.checkpoints import CheckpointError
+from srflow.checkpoints.onnx_export import OPSET
 from srflow.cli.common import (
     CliError,
     InputError,
@@ -60,7 +61,7 @@ def add_parsers(subparsers: argparse._SubParsersAction) -> None:
     )  # fmt: skip
     p.add_argument("--model", default=None, help="model file (default: the embedded model)")
     p.add_argument("-o", "--output", type=Path, required=True, help="the folder to write")
-    p.add_argument("--opset", type=int, default=17, help="ONNX opset (default 17)")
+    p.add_argument("--opset", type=int, default=OPSET, help=f"ONNX opset (default {OPSET})")
     p.set_defaults(run=run_export_onnx)
 
 

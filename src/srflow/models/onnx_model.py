@@ -130,11 +130,8 @@ class OnnxFlowSR(FlowSR):
         """The conditioning graph's outputs: the features and the terms the sampling graph
         would otherwise compute per sample (each image once)."""
         self.check_noise_level(noise_level)
-        level = None
-        feeds = {"lr": lr}
-        if self.capabilities.noise_level:
-            level = 0.0 if noise_level is None else float(noise_level)
-            feeds["noise_level"] = _level_tensor(level)
+        level = float(noise_level or 0.0) if self.capabilities.noise_level else None
+        feeds = {"lr": lr, **self._level_feed(level)}
         outputs = [f.to(lr.device) for f in self.conditioning_graph(feeds)]
         return Conditioning(lr, outputs, keep, noise_level=level)
 
@@ -150,11 +147,16 @@ class OnnxFlowSR(FlowSR):
         for i, feature in enumerate(prepared.features):
             feeds[f"feature{i}"] = feature.repeat(k, 1, 1, 1)
         feeds.update({f"latent{i}": z for i, z in enumerate(latents)})
-        if self.capabilities.noise_level:
-            level = 0.0 if prepared.noise_level is None else float(prepared.noise_level)
-            feeds["noise_level"] = _level_tensor(level)
+        feeds.update(self._level_feed(prepared.noise_level))
         (hr,) = self.sampling_graph(feeds)
         return hr.to(latents[0].device), None
+
+    def _level_feed(self, level: float | None) -> dict[str, Tensor]:
+        """The graphs' noise-level input, a ``(1, 1, 1, 1)`` tensor (none given: 0), for a
+        noise-conditioned family; nothing for the others."""
+        if not self.capabilities.noise_level:
+            return {}
+        return {"noise_level": torch.full((1, 1, 1, 1), float(level or 0.0))}
 
     def encode(self, hr: Tensor, lr: Tensor) -> Any:
         raise CapabilityError(f"encoding: {_DECODE_ONLY}")
@@ -164,11 +166,6 @@ class OnnxFlowSR(FlowSR):
             self.require("downscale", "downscaling")
         assert self.downscale_graph is not None
         return self.downscale_graph({"hr": hr})[0].to(hr.device)
-
-
-def _level_tensor(level: float) -> Tensor:
-    """A noise level as the graphs take it: a ``(1, 1, 1, 1)`` tensor."""
-    return torch.full((1, 1, 1, 1), level, dtype=torch.float32)
 
 
 def read_manifest(folder: Path) -> dict[str, Any]:

@@ -13,6 +13,7 @@ from skimage import data as skdata
 from srflow.data.resize import imresize
 from srflow.metrics import brisque_release as release
 from srflow.metrics.brisque import BRISQUEModel
+from srflow.metrics.gray import RGB2GRAY_WEIGHTS, to_gray_255
 from srflow.metrics.mscn import filter_window, gaussian_window_7, release_mscn
 from srflow.metrics.niqe import (
     _block_features,
@@ -22,7 +23,6 @@ from srflow.metrics.niqe import (
     mvg_distance,
     niqe,
     niqe_features,
-    to_gray_255,
 )
 from srflow.metrics.ssim_matlab import _halve_box, combine_scales, ms_ssim_matlab, weighted_sum
 from srflow.metrics.weights import MetricUnavailable
@@ -36,6 +36,23 @@ def params():  # noqa: ANN201 (NIQEParams)
 @pytest.fixture(scope="module")
 def gray() -> np.ndarray:
     return to_gray_255(skdata.astronaut())
+
+
+def test_rgb2gray_rounds_every_color_as_exact_arithmetic_does() -> None:
+    """All 2^24 colors: the uint8 gray equals the exact weighted sum rounded half up, and no
+    exact sum lies within 1e-9 of a half, so MATLAB's order of the three additions cannot
+    change a gray value (extended precision holds the 63-bit products and sums exactly)."""
+    weights = RGB2GRAY_WEIGHTS.astype(np.longdouble)
+    assert np.finfo(np.longdouble).nmant >= 63, "needs x87 extended precision"
+    levels = np.arange(256)
+    for red in range(256):
+        colors = np.stack(np.broadcast_arrays(red, levels[:, None], levels[None, :]), axis=-1)
+        exact = colors.astype(np.longdouble) @ weights
+        assert np.abs(exact - np.floor(exact) - 0.5).min() > 1e-9
+        assert np.array_equal(to_gray_255(colors.astype(np.uint8)), np.floor(exact + 0.5))
+    # (0, 3, 217): 26.504 with MATLAB's weights, 26.496 with the rounded (0.299, 0.587, 0.114)
+    gray = to_gray_255(np.array([[[255, 255, 255], [0, 0, 0], [0, 3, 217]]], np.uint8))
+    assert gray.tolist() == [[255.0, 0.0, 27.0]]
 
 
 # ---------------------------------------------------------------- NIQE

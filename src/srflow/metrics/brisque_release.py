@@ -28,8 +28,9 @@ import numpy as np
 
 from srflow.data.resize import imresize
 from srflow.metrics.brisque import BRISQUEModel, read_libsvm_text
+from srflow.metrics.gray import to_gray_255
 from srflow.metrics.mscn import ResidueSigns, gaussian_window_7, release_mscn
-from srflow.metrics.niqe import aggd_shape, alpha_grid, to_gray_255
+from srflow.metrics.niqe import aggd_shape, alpha_grid
 from srflow.metrics.weights import MetricUnavailable, brisque_release_text
 
 __all__ = [

@@ -33,6 +33,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from srflow.metrics.gray import to_gray_255
 from srflow.metrics.mscn import (
     ResidueSigns,
     filter_window,
@@ -47,7 +48,6 @@ __all__ = [
     "load_niqe_params",
     "niqe",
     "niqe_features",
-    "to_gray_255",
     "residue_share",
     "aggd_fit",
     "aggd_shape",
@@ -55,7 +55,6 @@ __all__ = [
     "mvg_distance",
 ]
 
-_RGB2GRAY = np.array([0.298936021293775, 0.587043074451121, 0.114020904255103])
 _SHIFTS = ((0, 1), (1, 0), (1, 1), (1, -1))
 
 
@@ -87,31 +86,6 @@ def load_niqe_params(path: str | os.PathLike[str] | None = None) -> NIQEParams:
     if params.mu.shape != (36,) or params.cov.shape != (36, 36):
         raise MetricUnavailable(f"NIQE parameter file {file}: unexpected array shapes")
     return params
-
-
-def to_gray_255(image: np.ndarray) -> np.ndarray:
-    """Float64 gray image on the [0, 255] scale (MATLAB ``rgb2gray`` for RGB input).
-
-    Args:
-        image: ``(H, W)`` or ``(H, W, 3)``; uint8, or float in [0, 1].
-
-    Returns:
-        ``(H, W)`` float64. uint8 RGB gives the rounded uint8 gray values, as MATLAB does.
-    """
-    image = np.asarray(image)
-    if image.ndim == 3 and image.shape[2] == 1:
-        image = image[..., 0]
-    if image.ndim not in (2, 3) or (image.ndim == 3 and image.shape[2] != 3):
-        raise ValueError(f"expected an (H, W) or (H, W, 3) image, got shape {image.shape}")
-    if image.dtype == np.uint8:
-        values = image.astype(np.float64)
-        if values.ndim == 3:
-            values = np.floor(values @ _RGB2GRAY + 0.5)
-        return values
-    if not np.issubdtype(image.dtype, np.floating):
-        raise ValueError(f"expected a uint8 or float image, got dtype {image.dtype}")
-    values = image.astype(np.float64) * 255.0
-    return values @ _RGB2GRAY if values.ndim == 3 else values
 
 
 def residue_share(image: np.ndarray) -> float:

@@ -27,8 +27,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from srflow.metrics.gray import to_gray_255
 from srflow.metrics.mscn import mscn
-from srflow.metrics.niqe import to_gray_255
 
 __all__ = ["PIQEResult", "piqe", "piqe_details"]
 

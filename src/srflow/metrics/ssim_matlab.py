@@ -25,28 +25,17 @@ from __future__ import annotations
 import numpy as np
 
 from srflow.data.resize import imresize
+from srflow.metrics.gray import to_gray_255
 
 __all__ = [
     "combine_scales",
     "ms_ssim_matlab",
-    "rgb2gray_matlab",
     "ssim_matlab",
     "weighted_sum",
 ]
 
-GRAY_WEIGHTS = (0.298936021293775, 0.587043074451121, 0.114020904255103)
 MS_WEIGHTS = (0.0448, 0.2856, 0.3001, 0.2363, 0.1333)
 _C1, _C2 = (0.01 * 255) ** 2, (0.03 * 255) ** 2
-
-
-def rgb2gray_matlab(image: np.ndarray) -> np.ndarray:
-    """MATLAB ``rgb2gray`` of a uint8 ``(H, W, 3)`` image: float64 ``(H, W)`` of the rounded
-    (half away from zero) uint8 values; a ``(H, W)`` input is returned as float64."""
-    image = np.asarray(image)
-    if image.ndim == 2:
-        return image.astype(np.float64)
-    gray = image[..., :3].astype(np.float64) @ np.asarray(GRAY_WEIGHTS)
-    return np.floor(gray + 0.5).clip(0, 255)
 
 
 def _gaussian(size: int = 11, sigma: float = 1.5) -> np.ndarray:
@@ -78,7 +67,7 @@ def _ssim_and_cs(a: np.ndarray, b: np.ndarray) -> tuple[float, float]:
 def _gray_pair(a: np.ndarray, b: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     if np.shape(a) != np.shape(b):
         raise ValueError(f"images differ in shape: {np.shape(a)} vs {np.shape(b)}")
-    return rgb2gray_matlab(a), rgb2gray_matlab(b)
+    return to_gray_255(a), to_gray_255(b)
 
 
 def ssim_matlab(a: np.ndarray, b: np.ndarray) -> float:

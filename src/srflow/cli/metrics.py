@@ -127,6 +127,11 @@ def run(args: argparse.Namespace) -> int:
                 raise InputError(f"{item.path}: {exc}") from None
         if {"niqe", "brisque"} & values.keys():
             _note_residue(item.path, image)
+        undefined = [name for name, value in values.items() if math.isnan(value)]
+        if undefined:
+            note(f"{item.path}: {', '.join(undefined)} undefined (nan): the image is too flat for "
+                 "the fits (no values on one side of the local mean); the MATLAB releases give "
+                 "nan too")  # fmt: skip
         if args.json:
             record = {"image": str(item.path), **{k: _json(v) for k, v in values.items()}}
             line = json.dumps(record)

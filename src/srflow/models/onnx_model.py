@@ -156,7 +156,7 @@ class OnnxFlowSR(FlowSR):
         noise-conditioned family; nothing for the others."""
         if not self.capabilities.noise_level:
             return {}
-        return {"noise_level": torch.full((1, 1, 1, 1), float(level or 0.0))}
+        return {"noise_level": torch.full((1, 1, 1, 1), float(level or 0.0), dtype=torch.float32)}
 
     def encode(self, hr: Tensor, lr: Tensor) -> Any:
         raise CapabilityError(f"encoding: {_DECODE_ONLY}")

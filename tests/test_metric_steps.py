@@ -240,7 +240,7 @@ def test_brisque_filter2_pads_with_zeros() -> None:
 def test_brisque_second_scale_is_imresize_half(gray: np.ndarray) -> None:
     features = release.release_features(gray.astype(np.uint8))
     half = np.asarray(imresize(gray, 0.5), dtype=np.float64)
-    coefficients = release._mscn(half)
+    coefficients = release_mscn(half, gaussian_window_7(), "zero")
     assert features[18:20] == pytest.approx(release._ggd(coefficients.ravel()), rel=1e-12)
 
 

@@ -27,6 +27,7 @@ from pathlib import Path
 
 import numpy as np
 
+from srflow.metrics.mscn import gaussian_window_7, mscn
 from srflow.metrics.weights import MetricUnavailable, brisque_model_dir
 
 __all__ = ["BRISQUEModel", "load_brisque_model", "brisque", "brisque_features"]
@@ -140,28 +141,6 @@ def _gray01(image: np.ndarray) -> np.ndarray:
     return values.astype(np.float64) @ _SKIMAGE_GRAY if values.ndim == 3 else values
 
 
-def _filter_zero(image: np.ndarray, window: np.ndarray) -> np.ndarray:
-    """Zero-padded ``'same'`` correlation with a centred odd window."""
-    k = window.shape[0] // 2
-    padded = np.pad(image, k)
-    out = np.zeros_like(image)
-    height, width = image.shape
-    for i in range(window.shape[0]):
-        for j in range(window.shape[1]):
-            out += window[i, j] * padded[i : i + height, j : j + width]
-    return out
-
-
-def _mscn(image: np.ndarray) -> np.ndarray:
-    """MSCN coefficients with the 7x7, sigma 7/6 Gaussian and ``C = 1/255``."""
-    offsets = np.arange(7) - 3
-    window = np.exp(-(offsets[:, None] ** 2 + offsets[None, :] ** 2) / (2 * (7 / 6) ** 2))
-    window /= window.sum()
-    mu = _filter_zero(image, window)
-    sigma = np.sqrt(np.abs(mu * mu - _filter_zero(image * image, window)))
-    return (image - mu) / (sigma + 1.0 / 255.0)
-
-
 def _shape_ratio(alpha: float) -> float:
     """``Gamma(2/a)^2 / (Gamma(1/a) Gamma(3/a))``, increasing from 0 to 3/4."""
     return math.exp(2 * math.lgamma(2 / alpha) - math.lgamma(1 / alpha) - math.lgamma(3 / alpha))
@@ -191,7 +170,7 @@ def _aggd(values: np.ndarray) -> tuple[float, float, float, float]:
 
 def _scale_features(gray: np.ndarray) -> list[float]:
     """The 18 features of one scale."""
-    c = _mscn(gray)
+    c, _ = mscn(gray, gaussian_window_7(), 1.0 / 255.0, "zero")  # the package's C = 1/255
     alpha, _, sigma_l, sigma_r = _aggd(c)
     features = [alpha, (sigma_l**2 + sigma_r**2) / 2]
     products = (

@@ -56,14 +56,6 @@ RELEASE_RANGES = np.array([
 _SHIFTS = ((0, 1), (1, 0), (1, 1), (-1, 1))
 
 
-def _mscn(gray: np.ndarray, residue_signs: ResidueSigns | None = None) -> np.ndarray:
-    """``filter2``'s MSCN (zero padding), its rounding residue 0 or as ``residue_signs`` give
-    (:func:`~srflow.metrics.mscn.release_mscn`: on TID2013's I06 our summation's residue gave
-    1.0957 where the release gives 0.992889; residue 0: 0.991165; the release's own signs for
-    the image's two flat levels: 0.992889)."""
-    return release_mscn(gray, gaussian_window_7(), "zero", residue_signs)
-
-
 @functools.lru_cache(maxsize=1)
 def _ggd_ratios() -> np.ndarray:
     """``gamma(1./a).*gamma(3./a) ./ gamma(2./a).^2`` on the grid, as ``estimateggdparam``."""
@@ -102,7 +94,7 @@ def release_features(image: np.ndarray, residue_signs: ResidueSigns | None = Non
         raise ValueError(f"BRISQUE: image too small ({gray.shape[1]}x{gray.shape[0]})")
     features: list[float] = []
     for _ in range(2):
-        mscn = _mscn(gray, residue_signs)
+        mscn = release_mscn(gray, gaussian_window_7(), "zero", residue_signs)
         features += _ggd(mscn.ravel())
         for shift in _SHIFTS:
             features += _aggd((mscn * np.roll(mscn, shift, axis=(0, 1))).ravel())

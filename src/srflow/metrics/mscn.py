@@ -44,10 +44,13 @@ def local_mean_and_deviation(
     return mu, np.sqrt(np.abs(filter_window(image * image, window, padding) - mu * mu))
 
 
-def mscn(image: np.ndarray, window: np.ndarray, c: float = 1.0) -> tuple[np.ndarray, np.ndarray]:
-    """Mean-subtracted contrast-normalised coefficients and the local deviation ``sigma``
-    (replicated borders, the residue as computed: PIQE's convention)."""
-    mu, sigma = local_mean_and_deviation(image, window)
+def mscn(
+    image: np.ndarray, window: np.ndarray, c: float = 1.0, padding: str = "replicate"
+) -> tuple[np.ndarray, np.ndarray]:
+    """Mean-subtracted contrast-normalised coefficients and the local deviation ``sigma``,
+    the residue as computed (PIQE's convention; the ``brisque`` package's with zero padding
+    and ``c = 1/255``)."""
+    mu, sigma = local_mean_and_deviation(image, window, padding)
     return (image - mu) / (sigma + c), sigma
 
 

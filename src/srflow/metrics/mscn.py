@@ -97,8 +97,8 @@ def release_mscn(
 
 @functools.lru_cache(maxsize=1)
 def gaussian_window_7() -> np.ndarray:
-    """The releases' window, ``fspecial('gaussian', 7, 7/6)`` normalised (BRISQUE's; NIQE's
-    parameter file stores it to 1e-16)."""
+    """``fspecial('gaussian', 7, 7/6)`` normalised: the window of the BRISQUE release, PIQE
+    and the ``brisque`` package (NIQE's parameter file stores it to 1e-16)."""
     x = np.arange(-3, 4)
     g = np.exp(-(x[:, None] ** 2 + x[None, :] ** 2) / (2 * (7 / 6) ** 2))
     return g / g.sum()

@@ -28,7 +28,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from srflow.metrics.gray import to_gray_255
-from srflow.metrics.mscn import mscn
+from srflow.metrics.mscn import gaussian_window_7, mscn
 
 __all__ = ["PIQEResult", "piqe", "piqe_details"]
 
@@ -46,13 +46,6 @@ class PIQEResult:
     activity_mask: np.ndarray  # bool: spatially active blocks
     artifact_mask: np.ndarray  # float: block variance where a noticeable distortion was found
     noise_mask: np.ndarray  # float: block variance where noise was found
-
-
-def _gaussian_window(size: int = 7, sigma: float = 7 / 6) -> np.ndarray:
-    """Normalised 2-D Gaussian (MATLAB ``fspecial('gaussian', size, sigma)``)."""
-    offsets = np.arange(size) - (size - 1) / 2
-    window = np.exp(-(offsets[:, None] ** 2 + offsets[None, :] ** 2) / (2 * sigma**2))
-    return window / window.sum()
 
 
 def _edge_segments_std(edges: np.ndarray) -> np.ndarray:
@@ -79,7 +72,7 @@ def piqe_details(image: np.ndarray) -> PIQEResult:
         raise ValueError(f"PIQE needs an image of at least {BLOCK}x{BLOCK}, got {gray.shape}")
     pad_h, pad_w = (-height) % BLOCK, (-width) % BLOCK
     gray = np.pad(gray, ((0, pad_h), (0, pad_w)), mode="edge")
-    coefficients, _ = mscn(gray, _gaussian_window())
+    coefficients, _ = mscn(gray, gaussian_window_7())
     rows, cols = gray.shape[0] // BLOCK, gray.shape[1] // BLOCK
     blocks = coefficients.reshape(rows, BLOCK, cols, BLOCK).transpose(0, 2, 1, 3)
 
